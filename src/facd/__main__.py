@@ -1,0 +1,3 @@
+from facd.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,75 @@
+"""``facd degrade HR_DIR OUT_DIR --scale S [S ...]``: MATLAB-bicubic LR images from HR images.
+
+For every image ``<name>.<ext>`` in HR_DIR and every scale S, writes
+``OUT_DIR/X<S>/<name>x<S>.png`` = MATLAB ``imresize(modcrop(HR, S), 1/S, 'bicubic')``, the EDSR
+``LR_bicubic`` layout and naming. Images keep their stored channel count (a single-channel HR
+gives a single-channel LR, as in the reference benchmark files).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from facd.errors import DataError
+
+HELP = "make MATLAB-bicubic LR images from a folder of HR images"
+
+
+def _scale(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"scale must be an integer, got {text!r}") from None
+    if not 2 <= value <= 16:
+        raise argparse.ArgumentTypeError(f"scale must be between 2 and 16, got {value}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("hr_dir", metavar="HR_DIR", type=Path, help="folder of HR images")
+    parser.add_argument(
+        "out_dir",
+        metavar="OUT_DIR",
+        type=Path,
+        help="output folder; LR images go to OUT_DIR/X<S>/<name>x<S>.png",
+    )
+    parser.add_argument(
+        "--scale",
+        "-s",
+        type=_scale,
+        nargs="+",
+        required=True,
+        metavar="S",
+        help="downscaling factor(s), e.g. --scale 2 3 4",
+    )
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from facd.data.image_io import list_images, read_image_raw, write_image
+    from facd.data.imresize import bicubic_downsample
+
+    files = list_images(args.hr_dir)
+    scales = sorted(set(args.scale))
+    if Path(args.out_dir).resolve() == Path(args.hr_dir).resolve():
+        raise DataError(f"{args.out_dir}: output folder must differ from the HR folder")
+    written = 0
+    bar = tqdm(files, desc="degrade", unit="img", file=sys.stderr, disable=args.quiet)
+    for path in bar:
+        hr = read_image_raw(path)
+        for s in scales:
+            if hr.shape[0] < s or hr.shape[1] < s:
+                raise DataError(
+                    f"{path}: image of size {hr.shape[1]}x{hr.shape[0]} is smaller than scale {s}"
+                )
+            lr = bicubic_downsample(hr, s)
+            write_image(Path(args.out_dir) / f"X{s}" / f"{path.stem}x{s}.png", lr)
+            written += 1
+    if not args.quiet:
+        where = ", ".join(str(Path(args.out_dir) / f"X{s}") for s in scales)
+        print(f"wrote {written} images to {where}", file=sys.stderr)
+    return 0
