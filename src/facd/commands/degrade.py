@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="+",
         required=True,
         metavar="S",
-        help="downscaling factor(s), e.g. --scale 2 3 4",
+        help="downscaling factor(s), e.g. HR_DIR OUT_DIR --scale 2 3 4 (after the folders)",
     )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
 

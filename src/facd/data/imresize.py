@@ -54,10 +54,8 @@ def contributions(in_len: int, out_len: int, scale: float) -> tuple[np.ndarray, 
     Output pixel ``i`` is ``sum_k weights[i, k] * input[indices[i, k]]``. The arrays are cached
     and read-only.
     """
-    if scale < 1:  # antialiasing: h(x) = scale * cubic(scale * x), kernel widened by 1/scale
-        width = _KERNEL_WIDTH / scale
-    else:
-        width = _KERNEL_WIDTH
+    # Antialiasing when shrinking: h(x) = scale * cubic(scale * x), kernel widened by 1/scale.
+    width = _KERNEL_WIDTH / scale if scale < 1 else _KERNEL_WIDTH
     x = np.arange(1, out_len + 1, dtype=np.float64)
     u = x / scale + 0.5 * (1.0 - 1.0 / scale)
     left = np.floor(u - width / 2.0)
@@ -77,27 +75,54 @@ def contributions(in_len: int, out_len: int, scale: float) -> tuple[np.ndarray, 
     return weights, indices
 
 
-def _round_uint8(x: np.ndarray) -> np.ndarray:
-    """Round half up (MATLAB rounds half away from zero) and clip to uint8."""
-    return np.clip(np.floor(x + 0.5), 0, 255).astype(np.uint8)
+_CHUNK_VALUES = 1 << 16  # float64 values per working buffer (512 KiB): keeps them in cache
 
 
-def _resize_axis0(x: np.ndarray, weights: np.ndarray, indices: np.ndarray) -> np.ndarray:
-    """Resize along axis 0 in float64: one vectorised gather + multiply-add per kernel tap."""
-    extra = (None,) * (x.ndim - 1)
-    out = np.zeros((weights.shape[0],) + x.shape[1:], dtype=np.float64)
-    src = x.astype(np.float64, copy=False)
-    for k in range(weights.shape[1]):  # taps in order, as MATLAB accumulates
-        out += weights[(slice(None), k) + extra] * src[indices[:, k]]
-    return out
+def _resize_axis0(
+    src: np.ndarray, weights: np.ndarray, indices: np.ndarray, to_uint8: bool
+) -> np.ndarray:
+    """Resize along axis 0 in float64, one block of output rows at a time.
+
+    Each output value is accumulated tap by tap, in tap order (``acc += w_k * x_k``), with no
+    fused multiply-add, so results do not depend on the block size. With ``to_uint8`` each block
+    is rounded half up and clipped to uint8; otherwise the float64 result is returned.
+    """
+    n_out, taps = weights.shape
+    flat = src.reshape(src.shape[0], -1)
+    width = flat.shape[1]
+    out = np.empty((n_out, width), dtype=np.uint8 if to_uint8 else np.float64)
+    block = max(1, min(n_out, _CHUNK_VALUES // max(width, 1)))
+    acc_buf = np.empty((block, width), dtype=np.float64)
+    tmp_buf = np.empty((block, width), dtype=np.float64)
+    gather_buf = np.empty((block, width), dtype=flat.dtype)
+    for start in range(0, n_out, block):
+        stop = min(start + block, n_out)
+        n = stop - start
+        acc, tmp, gathered = acc_buf[:n], tmp_buf[:n], gather_buf[:n]
+        w, idx = weights[start:stop], indices[start:stop]
+        np.take(flat, idx[:, 0], axis=0, out=gathered)
+        np.multiply(gathered, w[:, 0:1], out=acc)
+        for k in range(1, taps):
+            np.take(flat, idx[:, k], axis=0, out=gathered)
+            np.multiply(gathered, w[:, k : k + 1], out=tmp)
+            np.add(acc, tmp, out=acc)
+        if to_uint8:  # MATLAB rounds half away from zero; negatives clip to 0 anyway
+            np.add(acc, 0.5, out=acc)
+            np.floor(acc, out=acc)
+            np.clip(acc, 0, 255, out=acc)
+        out[start:stop] = acc
+    return out.reshape((n_out,) + src.shape[1:])
 
 
-def _resize_axis(x: np.ndarray, axis: int, out_len: int, scale: float) -> np.ndarray:
+def _resize_axis(
+    x: np.ndarray, axis: int, out_len: int, scale: float, to_uint8: bool
+) -> np.ndarray:
+    """Resize ``x`` along ``axis`` (0 or 1); axis 1 is moved to the front and back."""
     weights, indices = contributions(x.shape[axis], out_len, scale)
     if axis == 0:
-        return _resize_axis0(x, weights, indices)
-    moved = np.ascontiguousarray(np.moveaxis(x, axis, 0))
-    return np.moveaxis(_resize_axis0(moved, weights, indices), 0, axis)
+        return _resize_axis0(x, weights, indices, to_uint8)
+    moved = np.ascontiguousarray(np.swapaxes(x, 0, 1))
+    return np.ascontiguousarray(np.swapaxes(_resize_axis0(moved, weights, indices, to_uint8), 0, 1))
 
 
 def _ceil_size(n: int, scale: float) -> int:
@@ -143,14 +168,10 @@ def imresize(
         raise DataError(f"image of size {in_shape[0]}x{in_shape[1]} is too small for scale {scale}")
 
     order = sorted((0, 1), key=lambda a: scales[a])  # stable: axis 0 first on ties
-    out: np.ndarray = img
+    out: np.ndarray = img if is_uint8 else img.astype(np.float64, copy=False)
     for axis in order:
-        out = _resize_axis(out, axis, out_shape[axis], scales[axis])
-        if is_uint8:
-            out = _round_uint8(out)
-    if is_uint8:
-        return out
-    return out.astype(img.dtype, copy=False)
+        out = _resize_axis(out, axis, out_shape[axis], scales[axis], is_uint8)
+    return out if is_uint8 else out.astype(img.dtype, copy=False)
 
 
 def modcrop(img: np.ndarray, scale: int) -> np.ndarray:
