@@ -1,0 +1,213 @@
+"""The one place that lists which loss terms each method adds, at which weights.
+
+Every method trains the same student from the same teacher, with the same taps, data, seed
+handling and schedule; only the ``loss`` options below differ. Weights are given as in each
+method's paper or code (``paper_weights``) together with the pixel range that code used; the
+resolved options are in [0, 1] units. Pixel losses are 255x larger on [0, 255] images, so a
+non-pixel weight tuned there is divided by 255 here: the balance between terms is unchanged.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+from facd.distill.options import LossOptions
+from facd.errors import ConfigError
+from facd.typedconfig import from_dict, merge, to_dict
+
+PIXEL_WEIGHT_KEYS = {("pixel", "gt_weight"), ("pixel", "teacher_weight")}
+
+
+@dataclass(frozen=True)
+class MethodDef:
+    name: str
+    summary: str
+    paper_weights: dict = field(default_factory=dict)  # {section: {option: value}}
+    paper_range: int = 255  # pixel range the paper's weights were tuned for
+    needs_teacher: bool = True
+    source: str = ""
+
+    def loss_options(self) -> LossOptions:
+        return from_dict(LossOptions, self.resolved_dict(), f"method {self.name}")
+
+    def resolved_dict(self) -> dict:
+        """The method's options in [0, 1] units (non-pixel weights divided by paper_range)."""
+        out = copy.deepcopy(self.paper_weights)
+        for section, opts in out.items():
+            if "weight" in opts and (section, "weight") not in PIXEL_WEIGHT_KEYS:
+                opts["weight"] = opts["weight"] / self.paper_range
+        base = to_dict(LossOptions())
+        # Sections a method does not name are switched off, whatever their defaults.
+        for section in base:
+            if section not in out:
+                out[section] = {"gt_weight": 0.0} if section == "pixel" else {"weight": 0.0}
+        return merge(base, out)
+
+
+_HALF = {"gt_weight": 0.5, "teacher_weight": 0.5}
+_FCD = {"weight": 4.0, "adaptive": False}
+
+METHODS: dict[str, MethodDef] = {}
+
+
+def _add(m: MethodDef) -> None:
+    METHODS[m.name] = m
+
+
+_add(
+    MethodDef(
+        "scratch",
+        "plain L1 to GT (the student row; also how teachers are trained)",
+        {"pixel": {"gt_weight": 1.0}},
+        needs_teacher=False,
+    )
+)
+_add(
+    MethodDef(
+        "ts",
+        "teacher supervision: 0.5 L1_GT + 0.5 L1_T",
+        {"pixel": dict(_HALF)},
+        source="FAKD code/loss.py alpha=0.5",
+    )
+)
+_add(
+    MethodDef(
+        "fakd",
+        "FAKD: spatial-affinity L1 at three taps, weight 10 ([0,255])",
+        {"pixel": dict(_HALF), "fakd": {"weight": 10.0}},
+        source="FAKD scripts 10*SA",
+    )
+)
+_add(
+    MethodDef(
+        "lfd",
+        "LFD: local 1x1 deep regressors, L1 feature loss",
+        {"pixel": {"gt_weight": 1.0}, "lfd": {"weight": 1.0, "attention": "none"}},
+        source="reconstruction; see METHODS.md",
+    )
+)
+_add(
+    MethodDef(
+        "lsfd",
+        "LSFD: LFD with teacher-student-difference soft attention",
+        {"pixel": {"gt_weight": 1.0}, "lfd": {"weight": 1.0, "attention": "teacher_student"}},
+        source="reconstruction; see METHODS.md",
+    )
+)
+_add(
+    MethodDef(
+        "csd",
+        "CSD contrastive loss on VGG19 features, teacher -> student",
+        {"pixel": {"gt_weight": 1.0}, "csd": {"weight": 200.0}},
+        source="CSD README",
+    )
+)
+_add(
+    MethodDef(
+        "pisr",
+        "PISR: VID (Laplace) from a teacher with an HR encoder",
+        {"pixel": {"gt_weight": 1.0}, "vid": {"weight": 1e-6}},
+        paper_range=1,
+        source="PISR step2.yml",
+    )
+)
+_add(
+    MethodDef(
+        "fcd",
+        "FCD: feature contrastive distillation, no adaptive indicator",
+        {"pixel": dict(_HALF), "contrast": dict(_FCD)},
+    )
+)
+_add(
+    MethodDef(
+        "facd",
+        "FACD: adaptive image loss (Eq. 2) + adaptive feature contrast (Eq. 4, 6)",
+        {"pixel": {**_HALF, "adaptive": True}, "contrast": {"weight": 4.0, "adaptive": True}},
+    )
+)
+_add(
+    MethodDef(
+        "facd-eq7",
+        "FACD with the indicator dropped from the feature term (Eq. 7)",
+        {"pixel": {**_HALF, "adaptive": True}, "contrast": {"weight": 4.0, "adaptive": False}},
+    )
+)
+_add(
+    MethodDef(
+        "icd",
+        "ICD: the contrastive ratio on output images",
+        {"pixel": dict(_HALF), "contrast": {**_FCD, "domain": "image"}},
+    )
+)
+_add(
+    MethodDef(
+        "fcd-sa",
+        "FCD(SA): the contrastive ratio on spatial-affinity matrices",
+        {"pixel": dict(_HALF), "contrast": {**_FCD, "domain": "affinity"}},
+    )
+)
+_add(
+    MethodDef(
+        "fcd-infonce",
+        "FCD(InfoNCE): dot-product similarity with temperature 0.07",
+        {"pixel": dict(_HALF), "contrast": {**_FCD, "similarity": "infonce"}},
+    )
+)
+for _name, _w in {
+    "faa": [1 / 3, 1 / 3, 1 / 3],
+    "fab": [0.2, 0.3, 0.5],
+    "fat": [0.5, 0.3, 0.2],
+}.items():
+    _add(
+        MethodDef(
+            f"facd-{_name}",
+            f"FACD with tap weights {_name.upper()} {[round(w, 3) for w in _w]}",
+            {
+                "pixel": {**_HALF, "adaptive": True},
+                "contrast": {"weight": 4.0, "adaptive": True, "tap_weights": _w},
+            },
+        )
+    )
+_add(
+    MethodDef(
+        "gt-fcd",
+        "Table 8: L1_GT + FCD (no teacher output loss)",
+        {"pixel": {"gt_weight": 1.0}, "contrast": dict(_FCD)},
+    )
+)
+_add(
+    MethodDef(
+        "t-fcd",
+        "Table 8: L1_T + FCD (no GT loss)",
+        {"pixel": {"gt_weight": 0.0, "teacher_weight": 1.0}, "contrast": dict(_FCD)},
+    )
+)
+
+
+def get_method(name: str) -> MethodDef:
+    if name not in METHODS:
+        raise ConfigError(f"unknown method {name!r}; known methods: {', '.join(METHODS)}")
+    return METHODS[name]
+
+
+def resolve_loss(method: str, overrides: dict | None) -> LossOptions:
+    """The method's options with a config's ``loss:`` overrides on top (strictly checked)."""
+    data = get_method(method).resolved_dict()
+    if overrides:
+        data = merge(data, overrides)
+    return from_dict(LossOptions, data, "loss")
+
+
+def active_terms(opts: LossOptions) -> list[tuple[str, float]]:
+    """(term name, weight) for every term with a non-zero weight, in a fixed order."""
+    terms: list[tuple[str, float]] = []
+    if opts.pixel.gt_weight:
+        terms.append(("l1_gt", opts.pixel.gt_weight))
+    if opts.pixel.teacher_weight:
+        terms.append(("l1_t", opts.pixel.teacher_weight))
+    for section in ("contrast", "fakd", "lfd", "csd", "vid"):
+        weight = getattr(opts, section).weight
+        if weight:
+            terms.append((section, weight))
+    return terms

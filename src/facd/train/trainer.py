@@ -1,0 +1,367 @@
+"""The training loop: one step = frozen teacher forward, student forward, named loss terms.
+
+The trainer is deliberately split: ``DistillModel`` is the trained part (student + loss modules,
+what DDP wraps); ``Trainer`` owns the optimizer, schedule, checkpoints and logging.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from facd.archs import build_model
+from facd.archs.io import check_spec_matches, load_model, load_weights, read_checkpoint, save_model
+from facd.archs.spec import ArchSpec
+from facd.distill.methods import active_terms, get_method
+from facd.distill.pixel import adaptive_indicator
+from facd.distill.taps import FeatureTaps, default_taps, tap_channels
+from facd.distill.terms import LossTerm, StepContext, TermEnv, build_term
+from facd.errors import CheckpointError, ConfigError, FacdError
+from facd.train.config import ResolvedConfig
+from facd.train.distributed import DistContext, any_rank
+from facd.train.state import capture_rng, latest_state_path, load_state, restore_rng, save_state
+
+
+class TrainingDiverged(FacdError):
+    exit_code = 3
+
+
+class DistillModel(nn.Module):
+    """Student plus loss-term modules; ``forward`` returns the weighted total and each term."""
+
+    def __init__(
+        self,
+        student: nn.Module,
+        terms: dict[str, LossTerm],
+        weights: dict[str, float],
+        student_taps: list[str] | None,
+    ) -> None:
+        super().__init__()
+        self.student = student
+        self.terms = nn.ModuleDict(terms)
+        self.weights = dict(weights)
+        self.taps = FeatureTaps(student, student_taps) if student_taps else None
+
+    def forward(
+        self,
+        lr: torch.Tensor,
+        hr: torch.Tensor,
+        sr_t: torch.Tensor | None,
+        feats_t: list[torch.Tensor] | None,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor | None]:
+        sr_s = self.student(lr)
+        alpha = adaptive_indicator(sr_s, sr_t, hr) if sr_t is not None else None
+        ctx = StepContext(
+            lr=lr,
+            hr=hr,
+            sr_s=sr_s,
+            sr_t=sr_t,
+            feats_s=self.taps.features if self.taps else None,
+            feats_t=feats_t,
+            alpha=alpha,
+        )
+        values = {name: term(ctx) for name, term in self.terms.items()}
+        total = sum(self.weights[n] * v.float() for n, v in values.items())
+        return total, values, alpha
+
+
+def resolve_device(pref: str, dist_ctx: DistContext) -> torch.device:
+    if pref == "auto":
+        pref = "cuda" if torch.cuda.is_available() else "cpu"
+    if pref.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"train.device is {pref!r} but CUDA is not available")
+        return torch.device("cuda", dist_ctx.local_rank) if dist_ctx.enabled else torch.device(pref)
+    return torch.device(pref)
+
+
+class Trainer:
+    def __init__(
+        self,
+        rcfg: ResolvedConfig,
+        run_dir: Path,
+        dist_ctx: DistContext | None = None,
+        log: Any = print,
+    ) -> None:
+        self.rcfg, self.cfg, self.loss_opts = rcfg, rcfg.config, rcfg.loss
+        self.run_dir = Path(run_dir)
+        self.dist = dist_ctx or DistContext()
+        self.log = log if self.dist.is_main else (lambda *a, **k: None)
+        cfg = self.cfg
+        if cfg.train.batch_size % self.dist.world_size:
+            raise ConfigError(
+                f"'train.batch_size' {cfg.train.batch_size} is not divisible by {self.dist.world_size} processes"
+            )
+        self.device = resolve_device(cfg.train.device, self.dist)
+        self.method = get_method(cfg.method)
+        torch.manual_seed(cfg.seed)
+        self.student_spec = cfg.student.spec(cfg.scale)
+        student = build_model(self.student_spec)
+        if cfg.student.weights:
+            _, found = self._load_into(student, cfg.student.weights, self.student_spec, "student")
+        self.terms_used = active_terms(self.loss_opts)
+        if not self.terms_used:
+            raise ConfigError("no loss term has a non-zero weight; check 'method' and 'loss'")
+        self.teacher, self.teacher_spec, self.teacher_taps = self._build_teacher()
+        needs_feats = self._needs_features()
+        s_taps = (cfg.student.taps or default_taps(self.student_spec)) if needs_feats else None
+        env = TermEnv(
+            student=self.student_spec,
+            teacher=self.teacher_spec,
+            student_channels=tap_channels(student, s_taps) if s_taps else [],
+            teacher_channels=(
+                tap_channels(self.teacher, self.teacher_taps.paths) if self.teacher_taps else []
+            ),
+        )
+        terms = {name: build_term(name, self.loss_opts, env) for name, _ in self.terms_used}
+        self.model = DistillModel(student, terms, dict(self.terms_used), s_taps).to(self.device)
+        self.student_tap_paths = s_taps
+        for term in terms.values():
+            term.on_setup(self)
+        if cfg.train.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+            if self.teacher is not None:
+                self.teacher.to(memory_format=torch.channels_last)
+        self.train_module: nn.Module = self.model
+        if self.dist.enabled:
+            self.train_module = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(params, lr=cfg.train.lr)
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
+            self.optimizer, milestones=cfg.train.milestone_iterations, gamma=cfg.train.lr_gamma
+        )
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.train.precision == "fp16")
+        self.iteration = 0
+        self.best_psnr = -math.inf
+        self.alpha_counts = [0.0, 0.0]  # samples with alpha = 0, samples seen, in this epoch
+        self.skipped = 0
+        self._stop_signal: int | None = None
+
+    # -- set-up ---------------------------------------------------------------------------
+    def _load_into(
+        self, model: nn.Module, path: str, expect: ArchSpec, role: str
+    ) -> tuple[nn.Module, ArchSpec]:
+        p = Path(path)
+        if not p.is_file():
+            raise CheckpointError(f"{role} weights not found: {p} (set '{role}.weights')")
+        loaded, found = load_model(p, expect=expect)
+        model.load_state_dict(loaded.state_dict())
+        return model, found
+
+    def _build_teacher(self) -> tuple[nn.Module | None, ArchSpec | None, FeatureTaps | None]:
+        cfg = self.cfg
+        needs = self.method.needs_teacher or any(
+            n in ("l1_t", "contrast", "fakd", "lfd", "csd", "vid") for n, _ in self.terms_used
+        )
+        if not needs:
+            return None, None, None
+        if cfg.teacher is None:
+            raise ConfigError(f"method {cfg.method!r} needs a 'teacher' section")
+        spec = cfg.teacher.spec(cfg.scale)
+        if not cfg.teacher.weights:
+            raise ConfigError(
+                "'teacher.weights' is not set: a distillation run needs a trained teacher"
+            )
+        sd, meta = (
+            read_checkpoint(Path(cfg.teacher.weights))
+            if Path(cfg.teacher.weights).is_file()
+            else (None, None)
+        )
+        if sd is None:
+            raise CheckpointError(f"teacher weights not found: {cfg.teacher.weights}")
+        from facd.archs.io import spec_from_checkpoint
+
+        found = spec_from_checkpoint(sd, meta, cfg.teacher.weights)
+        check_spec_matches(found, spec, cfg.teacher.weights)
+        teacher = build_model(found)
+        load_weights(teacher, sd, cfg.teacher.weights)
+        teacher.eval().requires_grad_(False).to(self.device)
+        taps = None
+        if self._needs_features():
+            taps = FeatureTaps(teacher, cfg.teacher.taps or default_taps(found))
+        return teacher, found, taps
+
+    def _needs_features(self) -> bool:
+        o = self.loss_opts
+        return any(
+            (n == "contrast" and o.contrast.domain != "image") or n in ("fakd", "lfd", "vid")
+            for n, _ in self.terms_used
+        )
+
+    def describe(self) -> list[str]:
+        lines = [
+            f"method: {self.cfg.method} ({self.method.summary})",
+            f"student: {self.student_spec.describe()} "
+            f"({sum(p.numel() for p in self.model.student.parameters()):,} parameters)",
+        ]
+        if self.teacher_spec is not None:
+            lines.append(
+                f"teacher: {self.teacher_spec.describe()} "
+                f"({sum(p.numel() for p in self.teacher.parameters()):,} parameters, frozen)"
+            )
+        if self.student_tap_paths:
+            lines.append(
+                f"taps: student {self.student_tap_paths}, teacher {self.teacher_taps.paths}"
+            )
+        terms = ", ".join(f"{w:.4g} x {self.model.terms[n].describe()}" for n, w in self.terms_used)
+        lines.append(f"loss: {terms}")
+        extra = sum(p.numel() for p in self.model.terms.parameters())
+        if extra:
+            lines.append(f"trained loss modules: {extra:,} parameters")
+        lines.append(
+            f"device: {self.device}, precision {self.cfg.train.precision}, "
+            f"world size {self.dist.world_size}"
+        )
+        return lines
+
+    # -- one step -------------------------------------------------------------------------
+    def autocast(self):
+        prec = self.cfg.train.precision
+        if prec == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if prec == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def train_step(self, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, float] | None:
+        """One optimisation step. Returns the term values, or None if the batch was skipped."""
+        fmt = torch.channels_last if self.cfg.train.channels_last else torch.contiguous_format
+        lr = lr.to(self.device, non_blocking=True).contiguous(memory_format=fmt)
+        hr = hr.to(self.device, non_blocking=True)
+        self.model.train()
+        with self.autocast():
+            sr_t, feats_t = None, None
+            if self.teacher is not None:
+                with torch.no_grad():
+                    t_in = lr
+                    for term in self.model.terms.values():
+                        t_in = term.teacher_input(lr, hr, t_in)
+                    sr_t = self.teacher(t_in).float()
+                    feats_t = (
+                        [f.detach() for f in self.teacher_taps.features]
+                        if self.teacher_taps
+                        else None
+                    )
+            total, values, alpha = self.train_module(lr, hr, sr_t, feats_t)
+        finite = bool(torch.isfinite(total).item())
+        if any_rank(not finite, self.dist, self.device):
+            return self._non_finite(values)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        if self.cfg.train.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        out = {name: float(v.detach()) for name, v in values.items()}
+        out["loss"] = float(total.detach())
+        if alpha is not None:
+            zeros = float((alpha == 0).sum())
+            self.alpha_counts[0] += zeros
+            self.alpha_counts[1] += alpha.numel()
+            out["alpha0"] = zeros / alpha.numel()
+        return out
+
+    def _non_finite(self, values: dict[str, torch.Tensor]) -> None:
+        bad = [n for n, v in values.items() if not torch.isfinite(v).all()] or ["total"]
+        step = self.iteration + 1
+        msg = f"non-finite loss at iteration {step}: term '{bad[0]}' is {float(values.get(bad[0], torch.tensor(float('nan'))))}"
+        if self.cfg.train.nan_policy == "skip" and self.skipped < self.cfg.train.max_skips:
+            self.skipped += 1
+            self.log(f"warning: {msg}; batch skipped ({self.skipped}/{self.cfg.train.max_skips})")
+            return None
+        last = latest_state_path(self.run_dir)
+        where = (
+            f"the last good checkpoint is {last.name}" if last else "no checkpoint was written yet"
+        )
+        raise TrainingDiverged(f"{msg}; {where}; the weights were not updated with this batch")
+
+    # -- state ----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "iteration": self.iteration,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": capture_rng(),
+            "sampler": {"seed": self.cfg.seed, "next_iteration": self.iteration},
+            "best_psnr": self.best_psnr,
+            "alpha_counts": list(self.alpha_counts),
+            "skipped": self.skipped,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        restore_rng(state["rng"])
+        self.iteration = int(state["iteration"])
+        self.best_psnr = float(state["best_psnr"])
+        self.alpha_counts = [float(x) for x in state["alpha_counts"]]
+        self.skipped = int(state.get("skipped", 0))
+
+    def resume(self) -> bool:
+        path = latest_state_path(self.run_dir)
+        if path is None:
+            return False
+        self.load_state_dict(load_state(path))
+        return True
+
+    def save(self) -> None:
+        if not self.dist.is_main:
+            return
+        save_state(self.run_dir, self.iteration, self.state_dict(), self.cfg.train.keep_checkpoints)
+        save_model(
+            self.run_dir / "last.safetensors",
+            self.model.student,
+            self.student_spec,
+            {"iteration": self.iteration, "method": self.cfg.method},
+        )
+
+    # -- validation -----------------------------------------------------------------------
+    def validate(self) -> dict[str, dict[str, float]]:
+        from facd.data.benchmark import BenchmarkSet
+        from facd.evaluate import validate
+
+        v = self.cfg.val
+        if not hasattr(self, "_benches"):
+            self._benches = []
+            for name in v.sets:
+                bench = BenchmarkSet(Path(v.data_root), name, self.cfg.scale)
+                if v.max_images:
+                    bench.hr_paths = bench.hr_paths[: v.max_images]
+                self._benches.append(bench)
+        results = {b.name: validate(self.model.student, b, self.device) for b in self._benches}
+        self.model.train()
+        return results
+
+    # -- signals --------------------------------------------------------------------------
+    def install_signal_handlers(self) -> None:
+        def handler(signum: int, _frame: Any) -> None:
+            self._stop_signal = signum
+
+        for sig in (signal.SIGTERM, signal.SIGUSR1):
+            with contextlib.suppress(ValueError, OSError):
+                signal.signal(sig, handler)
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop_signal is not None
+
+    def epoch_of(self, iteration: int) -> float:
+        return iteration / self.cfg.train.iters_per_epoch
+
+    def throughput_note(self, started: float, steps: int) -> str:
+        dt = time.perf_counter() - started
+        return f"{steps / dt:.2f} it/s" if dt > 0 else ""
