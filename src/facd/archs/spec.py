@@ -89,7 +89,7 @@ PRESETS: dict[str, dict] = {
     "rcan-s": dict(arch="rcan", n_groups=10, n_blocks=6, n_feats=64, reduction=16),
     # Small networks for CPU work and tests.
     "edsr-tiny-t": dict(arch="edsr", n_blocks=6, n_feats=32, res_scale=1.0),
-    "edsr-tiny-s": dict(arch="edsr", n_blocks=3, n_feats=8, res_scale=1.0),
+    "edsr-tiny-s": dict(arch="edsr", n_blocks=4, n_feats=16, res_scale=1.0),
     "rcan-tiny-t": dict(arch="rcan", n_groups=3, n_blocks=3, n_feats=32, reduction=8),
     "rcan-tiny-s": dict(arch="rcan", n_groups=3, n_blocks=1, n_feats=16, reduction=8),
 }

@@ -11,6 +11,7 @@ distributed runs see exactly the batches of an uninterrupted single-process run.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from pathlib import Path
@@ -66,6 +67,7 @@ class TrainPatches(torch.utils.data.Dataset):
         augment: bool = True,
         sample_slice: slice | None = None,
         use_cache: bool = True,
+        small_images: str = "error",
     ) -> None:
         self.paths: list[Path] = []
         for d in dirs:
@@ -75,14 +77,24 @@ class TrainPatches(torch.utils.data.Dataset):
         self.scale, self.patch, self.batch_size = scale, patch_size, batch_size
         self.iterations, self.seed, self.augment = iterations, seed, augment
         self.sample_slice = sample_slice or slice(0, batch_size)
-        self.pairs = [load_pair(p, scale, use_cache) for p in self.paths]
-        for path, (hr, _) in zip(self.paths, self.pairs, strict=True):
-            need = patch_size * scale
-            if hr.shape[0] < need or hr.shape[1] < need:
+        pairs = [load_pair(p, scale, use_cache) for p in self.paths]
+        need = patch_size * scale
+        kept = []
+        for path, pair in zip(self.paths, pairs, strict=True):
+            hr = pair[0]
+            if hr.shape[0] >= need and hr.shape[1] >= need:
+                kept.append((path, pair))
+            elif small_images == "error":
                 raise DataError(
                     f"{path}: image is {hr.shape[1]}x{hr.shape[0]}, smaller than the HR patch "
-                    f"{need}x{need} (data.patch_size {patch_size} x scale {scale}); remove it or lower data.patch_size"
+                    f"{need}x{need} (data.patch_size {patch_size} x scale {scale}); remove it, "
+                    "lower data.patch_size or set data.small_images=skip"
                 )
+        if not kept:
+            raise DataError(f"no training image is at least {need}x{need} pixels in {', '.join(map(str, dirs))}")
+        self.skipped = len(self.paths) - len(kept)
+        self.paths = [k[0] for k in kept]
+        self.pairs = [k[1] for k in kept]
 
     def __len__(self) -> int:
         return self.iterations

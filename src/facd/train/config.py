@@ -65,6 +65,9 @@ class DataConfig:
     patch_size: int = field(48, "LR patch size (HR patch = patch_size * scale)")
     augment: bool = field(True, "random flips and 90-degree rotations")
     num_workers: int = field(0, "data-loading processes")
+    small_images: Literal["error", "skip"] = field(
+        "error", "images smaller than the HR patch: stop with an error naming the file, or skip them"
+    )
 
     def validate(self, where: str) -> None:
         if not self.train_dirs:

@@ -1,12 +1,23 @@
-"""torch.distributed set-up for runs launched by torchrun (or ``facd train --nproc K``)."""
+"""torch.distributed set-up for runs launched by torchrun (or ``facd train --nproc K``).
+
+Rank ``r`` of ``K`` trains on samples ``[r*B/K, (r+1)*B/K)`` of every global batch of ``B``
+(sampling is a pure function of seed, iteration and sample index), DDP averages the gradients,
+so the run follows the single-process run with the same global batch up to float rounding.
+Only rank 0 writes to the run directory, logs and validates; the other ranks wait for it at
+their next collective (gradient all-reduce or barrier). ``FACD_DIST_TIMEOUT_MIN`` (default 60)
+bounds that wait, so set it above the time one validation takes.
+"""
 
 from __future__ import annotations
 
+import datetime
 import os
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+
+from facd.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -31,17 +42,43 @@ class DistContext:
 
 def init_distributed(device_pref: str = "auto") -> DistContext:
     """Join the process group when torchrun's environment variables are set."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = _env_int("WORLD_SIZE", 1)
     if world <= 1:
         return DistContext()
-    rank = int(os.environ["RANK"])
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    rank = _env_int("RANK", None)
+    local_rank = _env_int("LOCAL_RANK", 0)
+    if not 0 <= rank < world:
+        raise ConfigError(f"environment variable RANK={rank} is outside 0..{world - 1}")
     use_cuda = torch.cuda.is_available() and device_pref != "cpu"
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    if use_cuda and local_rank >= torch.cuda.device_count():
+        raise ConfigError(
+            f"LOCAL_RANK={local_rank} but only {torch.cuda.device_count()} CUDA device(s) are "
+            "visible; lower --nproc_per_node"
+        )
     if use_cuda:
         torch.cuda.set_device(local_rank)
+    if not dist.is_initialized():
+        minutes = _env_int("FACD_DIST_TIMEOUT_MIN", 60)
+        dist.init_process_group(
+            backend="nccl" if use_cuda else "gloo",
+            timeout=datetime.timedelta(minutes=minutes),
+        )
     return DistContext(rank=rank, world_size=world, local_rank=local_rank)
+
+
+def _env_int(name: str, default: int | None) -> int:
+    raw = os.environ.get(name)
+    if raw is None:
+        if default is None:
+            raise ConfigError(
+                f"environment variable {name} is not set; launch with torchrun, which sets "
+                "RANK, LOCAL_RANK and WORLD_SIZE"
+            )
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"environment variable {name}={raw!r} is not an integer") from None
 
 
 def all_reduce_mean(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
 import time
 from collections import defaultdict
@@ -12,9 +14,11 @@ from tqdm import tqdm
 
 from facd.archs.io import save_model
 from facd.data.patches import TrainPatches
+from facd.fileio import atomic_write_text
 from facd.train.config import ResolvedConfig
-from facd.train.distributed import DistContext, all_reduce_mean, barrier
+from facd.train.distributed import DistContext, all_reduce_mean, any_rank, barrier
 from facd.train.logger import RunLogger
+from facd.train.state import remove_stale_temps, storage_errors
 from facd.train.trainer import Trainer
 
 
@@ -28,8 +32,28 @@ def run_training(
 ) -> dict:
     """Train until ``train.iterations`` (or ``stop_after`` more steps). Returns a summary."""
     dist_ctx = dist_ctx or DistContext()
-    cfg = rcfg.config
+    if dist_ctx.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(rcfg, run_dir, dist_ctx, log=lambda m: print(m, file=sys.stderr))
+    with contextlib.ExitStack() as cleanup:
+        trainer.install_signal_handlers()
+        cleanup.callback(trainer.restore_signal_handlers)
+        return _run(trainer, rcfg, run_dir, resume, dist_ctx, progress, stop_after, cleanup)
+
+
+def _run(
+    trainer: Trainer,
+    rcfg: ResolvedConfig,
+    run_dir: Path,
+    resume: bool,
+    dist_ctx: DistContext,
+    progress: bool,
+    stop_after: int | None,
+    cleanup: contextlib.ExitStack,
+) -> dict:
+    cfg = rcfg.config
+    if dist_ctx.is_main:
+        remove_stale_temps(run_dir)  # left by a write that a crash interrupted
     resumed = trainer.resume() if resume else False
     if dist_ctx.is_main:
         for line in trainer.describe():
@@ -48,7 +72,18 @@ def run_training(
         seed=cfg.seed,
         augment=cfg.data.augment,
         sample_slice=dist_ctx.sample_slice(cfg.train.batch_size),
+        small_images=cfg.data.small_images,
     )
+    if dataset.skipped and dist_ctx.is_main:
+        print(
+            f"data: skipped {dataset.skipped} image(s) smaller than the HR patch "
+            f"({len(dataset.paths)} used)",
+            file=sys.stderr,
+        )
+    if dist_ctx.is_main:
+        trainer.prepare_validation()  # a wrong set name fails here, before anything is written
+        with storage_errors(run_dir / "config.yaml"):
+            atomic_write_text(run_dir / "config.yaml", rcfg.to_yaml())
     loader = torch.utils.data.DataLoader(
         dataset,
         batch_size=None,
@@ -56,11 +91,14 @@ def run_training(
         num_workers=cfg.data.num_workers,
         pin_memory=trainer.device.type == "cuda",
         persistent_workers=False,
+        worker_init_fn=_worker_init if cfg.data.num_workers else None,
     )
-    logger = (
-        RunLogger(run_dir, resume_from=start if resumed else None) if dist_ctx.is_main else None
-    )
-    trainer.install_signal_handlers()
+    # lines logged after the state we start from (a crash, or a fresh start) are dropped
+    logger = None
+    if dist_ctx.is_main:
+        with storage_errors(run_dir / "metrics.jsonl"):
+            logger = RunLogger(run_dir, resume_from=start)
+        cleanup.callback(logger.close)  # also when training fails
     bar = tqdm(
         total=total,
         initial=start,
@@ -69,11 +107,16 @@ def run_training(
         desc="train",
         file=sys.stderr,
     )
+    cleanup.callback(bar.close)
     sums: dict[str, float] = defaultdict(float)
     count = 0
     t0 = time.perf_counter()
     last_val: dict = {}
+    stopped = False
     for lr, hr in loader:
+        stopped = _stop_requested(trainer, dist_ctx)
+        if stopped:
+            break
         out = trainer.train_step(lr, hr)
         trainer.iteration += 1
         it = trainer.iteration
@@ -93,8 +136,7 @@ def run_training(
                 **means,
                 "it_per_s": count / max(time.perf_counter() - t0, 1e-9),
             }
-            if logger:
-                logger.log(record)
+            _log(logger, record)
             bar.set_postfix(_postfix(means), refresh=False)
             sums.clear()
             count = 0
@@ -105,29 +147,25 @@ def run_training(
                 dist_ctx,
                 trainer.device,
             )
-            if logger:
-                logger.log(
-                    {
-                        "iteration": it,
-                        "epoch": it // cfg.train.iters_per_epoch,
-                        "alpha0_frac_epoch": counts["z"] / counts["n"],
-                    }
-                )
+            _log(
+                logger,
+                {
+                    "iteration": it,
+                    "epoch": it // cfg.train.iters_per_epoch,
+                    "alpha0_frac_epoch": counts["z"] / counts["n"],
+                },
+            )
             trainer.alpha_counts = [0.0, 0.0]
         if cfg.val.every and it % cfg.val.every == 0 and it != end:
             last_val = _validate(trainer, logger, it, dist_ctx)
         if it % cfg.train.save_every == 0 and it != end:
             trainer.save()
-        if trainer.stop_requested:
-            break
     bar.close()
     if trainer.iteration == end and end > start:
         last_val = _validate(trainer, logger, trainer.iteration, dist_ctx)
     trainer.save()
     barrier(dist_ctx)
-    if logger:
-        logger.close()
-    if trainer.stop_requested and dist_ctx.is_main:
+    if stopped and dist_ctx.is_main:
         print(
             f"stopped by signal at iteration {trainer.iteration}; checkpoint saved, "
             "continue with --resume",
@@ -137,7 +175,7 @@ def run_training(
         "iteration": trainer.iteration,
         "val": last_val,
         "best_psnr": trainer.best_psnr,
-        "stopped_by_signal": trainer.stop_requested,
+        "stopped_by_signal": stopped,
     }
 
 
@@ -146,17 +184,34 @@ def _validate(trainer: Trainer, logger: RunLogger | None, it: int, dist_ctx: Dis
         return {}
     results = trainer.validate()
     first = results[trainer.cfg.val.sets[0]]["psnr_y"]
-    if logger:
-        logger.log({"iteration": it, "val": results})
+    _log(logger, {"iteration": it, "val": results})
     if first > trainer.best_psnr:
         trainer.best_psnr = first
-        save_model(
-            trainer.run_dir / "best.safetensors",
-            trainer.model.student,
-            trainer.student_spec,
-            {"iteration": it, "method": trainer.cfg.method, "val_psnr_y": first},
-        )
+        best = trainer.run_dir / "best.safetensors"
+        with storage_errors(best):
+            save_model(
+                best,
+                trainer.model.student,
+                trainer.student_spec,
+                {"iteration": it, "method": trainer.cfg.method, "val_psnr_y": first},
+            )
     return results
+
+
+def _log(logger: RunLogger | None, record: dict) -> None:
+    if logger is not None:
+        with storage_errors(logger.path):
+            logger.log(record)
+
+
+def _stop_requested(trainer: Trainer, dist_ctx: DistContext) -> bool:
+    """A pre-emption signal on any rank stops every rank at the same iteration."""
+    return any_rank(trainer.stop_requested, dist_ctx, trainer.device)
+
+
+def _worker_init(_worker_id: int) -> None:
+    """Data workers ignore SIGTERM: the main process saves a checkpoint and stops them."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _postfix(means: dict[str, float]) -> dict[str, str]:

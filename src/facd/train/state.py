@@ -11,20 +11,26 @@ Layout of a run directory::
 
 Each file is written to a temporary name, fsynced and renamed, and the pointer is updated only
 after its state file is complete, so a crash at any moment leaves a loadable latest state.
+On resume the newest state file that loads is used; the pointer is only a hint for other tools
+(a crash between the state's rename and the pointer's update leaves it one state behind).
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import pickle
 import random
+import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from facd.errors import CheckpointError
+from facd.errors import CheckpointError, FacdError
 from facd.fileio import atomic_write_bytes, atomic_write_text
 
 STATE_DIR = "checkpoints"
@@ -68,37 +74,156 @@ def restore_rng(rng: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(rng["cuda"])
 
 
+class StorageError(FacdError):
+    """Writing to the run directory failed (disk full, read-only, quota)."""
+
+    exit_code = 4
+
+
+STATE_RE = re.compile(r"state-(\d+)\.pt")
+REQUIRED_KEYS = ("iteration", "model", "optimizer", "scheduler", "scaler", "rng")
+
+
+@contextlib.contextmanager
+def storage_errors(path: Path, note: str = "") -> Iterator[None]:
+    """Turn an ``OSError`` while writing ``path`` into a one-line :class:`StorageError`."""
+    try:
+        yield
+    except OSError as err:
+        reason = err.strerror or str(err) or type(err).__name__
+        raise StorageError(f"cannot write {path}: {reason}{note}") from None
+
+
 def save_state(run_dir: Path, iteration: int, state: dict[str, Any], keep: int) -> Path:
-    """Write ``state`` as ``checkpoints/state-<iteration>.pt``, then move the pointer to it."""
+    """Write ``state`` as ``checkpoints/state-<iteration>.pt``, then move the pointer to it.
+
+    Older states are pruned only after the new one and the pointer are on disk. A failed write
+    raises :class:`StorageError` and leaves the previous states untouched.
+    """
     folder = run_dir / STATE_DIR
     path = folder / f"state-{iteration:08d}.pt"
     buf = io.BytesIO()
     torch.save(state, buf)
-    atomic_write_bytes(path, buf.getvalue())
-    atomic_write_text(folder / POINTER, json.dumps({"iteration": iteration, "state": path.name}))
-    for old in sorted(folder.glob("state-*.pt"))[:-keep]:
+    previous = latest_state_path(run_dir)
+    kept = f"; the previous state {previous.name} is intact" if previous else ""
+    with storage_errors(path, kept):
+        atomic_write_bytes(path, buf.getvalue())
+    with storage_errors(folder / POINTER, kept):
+        atomic_write_text(
+            folder / POINTER, json.dumps({"iteration": iteration, "state": path.name})
+        )
+    for old in state_files(run_dir)[keep:]:
         old.unlink(missing_ok=True)
     return path
 
 
+def state_files(run_dir: Path) -> list[Path]:
+    """The complete state files of a run, newest (highest iteration) first.
+
+    Files appear under their final name only once fully written (temp + fsync + rename), so
+    every file listed here was complete when it was written.
+    """
+    folder = run_dir / STATE_DIR
+    if not folder.is_dir():
+        return []
+    found = []
+    for p in folder.iterdir():
+        m = STATE_RE.fullmatch(p.name)
+        if m and p.is_file():
+            found.append((int(m.group(1)), p))
+    return [p for _, p in sorted(found, reverse=True)]
+
+
+def has_state(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds any training state (a state file or a pointer)."""
+    return bool(state_files(run_dir)) or (run_dir / STATE_DIR / POINTER).exists()
+
+
 def latest_state_path(run_dir: Path) -> Path | None:
+    """The newest state file, or None. The pointer is not trusted: it may be missing or stale."""
+    files = state_files(run_dir)
+    return files[0] if files else None
+
+
+def find_resumable_state(
+    run_dir: Path, warn: Callable[[str], None] = lambda _m: None, quarantine: bool = False
+) -> tuple[Path, dict[str, Any]] | None:
+    """The newest state that loads, with its contents; None if the run has no state file.
+
+    A state that cannot be read is skipped with a warning (and, with ``quarantine``, renamed to
+    ``*.unreadable`` so that later saves and resumes ignore it); if none can be read, a
+    :class:`CheckpointError` names the folder (never a silent restart from scratch).
+    """
+    files = state_files(run_dir)
     pointer = run_dir / STATE_DIR / POINTER
-    if not pointer.is_file():
-        return None
+    if files and not _pointer_ok(pointer):
+        warn(f"warning: {pointer} is missing or damaged; using the newest loadable state file")
+    skipped: list[tuple[Path, CheckpointError]] = []
+    for path in files:
+        try:
+            state = load_state(path)
+        except CheckpointError as err:
+            skipped.append((path, err))
+            warn(f"warning: skipping {path.name}: {err}")
+            continue
+        if quarantine:
+            for bad, _ in skipped:
+                with contextlib.suppress(OSError):
+                    bad.rename(bad.with_name(bad.name + ".unreadable"))
+        return path, state
+    if skipped:  # nothing is renamed: the user decides what to do with the files
+        raise CheckpointError(
+            f"{run_dir / STATE_DIR}: none of the {len(files)} state files can be loaded "
+            f"(newest: {skipped[0][1]})"
+        )
+    if pointer.exists():
+        raise CheckpointError(f"{pointer} exists but {pointer.parent} holds no state-*.pt file")
+    return None
+
+
+def _pointer_ok(pointer: Path) -> bool:
     try:
         name = json.loads(pointer.read_text())["state"]
-    except (ValueError, KeyError):
-        raise CheckpointError(f"{pointer}: damaged pointer file") from None
-    path = run_dir / STATE_DIR / Path(name).name
-    if not path.is_file():
-        raise CheckpointError(f"{pointer} points at {path.name}, which does not exist")
-    return path
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return isinstance(name, str) and (pointer.parent / Path(name).name).is_file()
 
 
 def load_state(path: Path) -> dict[str, Any]:
+    """Read a state file with ``torch.load(weights_only=True)``: tensors and plain data only."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any failure means the file is unusable
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
         raise CheckpointError(
-            f"{path}: cannot read training state ({str(err).splitlines()[0][:160]})"
+            f"{path}: refused to load: it holds pickled objects other than tensors "
+            f"({_unpickling_reason(err)})"
         ) from None
+    except Exception as err:  # noqa: BLE001 - torch raises many types for a damaged zip
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise CheckpointError(f"{path}: cannot read training state ({first[:160]})") from None
+    missing = [k for k in REQUIRED_KEYS if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise CheckpointError(f"{path}: not a facd training state (missing {', '.join(missing)})")
+    return state
+
+
+def _unpickling_reason(err: Exception) -> str:
+    """The informative line of torch's weights-only refusal (e.g. 'Unsupported global: ...')."""
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    for ln in lines:
+        if "Unsupported" in ln or "global" in ln.lower():
+            return ln[:160]
+    return (lines or ["unpickling refused"])[0][:160]
+
+
+def remove_stale_temps(run_dir: Path) -> int:
+    """Delete temporary files left by writes that a crash interrupted; returns their count."""
+    count = 0
+    for folder in (run_dir, run_dir / STATE_DIR):
+        if not folder.is_dir():
+            continue
+        for p in folder.glob(".*.tmp"):
+            with contextlib.suppress(OSError):
+                p.unlink()
+                count += 1
+    return count

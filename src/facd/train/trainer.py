@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import signal
 import time
 from pathlib import Path
@@ -26,7 +27,14 @@ from facd.distill.terms import LossTerm, StepContext, TermEnv, build_term
 from facd.errors import CheckpointError, ConfigError, FacdError
 from facd.train.config import ResolvedConfig
 from facd.train.distributed import DistContext, any_rank
-from facd.train.state import capture_rng, latest_state_path, load_state, restore_rng, save_state
+from facd.train.state import (
+    capture_rng,
+    find_resumable_state,
+    latest_state_path,
+    restore_rng,
+    save_state,
+    storage_errors,
+)
 
 
 class TrainingDiverged(FacdError):
@@ -75,11 +83,15 @@ class DistillModel(nn.Module):
 def resolve_device(pref: str, dist_ctx: DistContext) -> torch.device:
     if pref == "auto":
         pref = "cuda" if torch.cuda.is_available() else "cpu"
-    if pref.startswith("cuda"):
+    try:
+        device = torch.device(pref)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"'train.device' is {pref!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ConfigError(f"train.device is {pref!r} but CUDA is not available")
-        return torch.device("cuda", dist_ctx.local_rank) if dist_ctx.enabled else torch.device(pref)
-    return torch.device(pref)
+        return torch.device("cuda", dist_ctx.local_rank) if dist_ctx.enabled else device
+    return device
 
 
 class Trainer:
@@ -129,6 +141,8 @@ class Trainer:
             self.model.to(memory_format=torch.channels_last)
             if self.teacher is not None:
                 self.teacher.to(memory_format=torch.channels_last)
+        if cfg.train.compile:
+            self._compile_student()
         self.train_module: nn.Module = self.model
         if self.dist.enabled:
             self.train_module = nn.parallel.DistributedDataParallel(
@@ -145,6 +159,9 @@ class Trainer:
         self.alpha_counts = [0.0, 0.0]  # samples with alpha = 0, samples seen, in this epoch
         self.skipped = 0
         self._stop_signal: int | None = None
+        self._old_handlers: dict[int, Any] = {}
+        self._compile_checked = not cfg.train.compile
+        self.resumed_from: Path | None = None
 
     # -- set-up ---------------------------------------------------------------------------
     def _load_into(
@@ -157,10 +174,23 @@ class Trainer:
         model.load_state_dict(loaded.state_dict())
         return model, found
 
+    def _compile_student(self) -> None:
+        """``torch.compile`` the student in place (state-dict keys and tap hooks unchanged).
+
+        The backend is ``inductor`` unless ``FACD_COMPILE_BACKEND`` names another one.
+        """
+        backend = os.environ.get("FACD_COMPILE_BACKEND", "inductor")
+        try:
+            self.model.student.compile(backend=backend)
+        except Exception as err:  # noqa: BLE001 - reported as a config problem, with the cause
+            raise ConfigError(_compile_message(backend, err)) from None
+
     def _build_teacher(self) -> tuple[nn.Module | None, ArchSpec | None, FeatureTaps | None]:
         cfg = self.cfg
         needs = self.method.needs_teacher or any(
-            n in ("l1_t", "contrast", "fakd", "lfd", "csd", "vid") for n, _ in self.terms_used
+            n in ("l1_t", "contrast", "fakd", "lfd", "csd")
+            or (n == "vid" and self.loss_opts.vid.mode == "distill")  # not PISR's teacher stage
+            for n, _ in self.terms_used
         )
         if not needs:
             return None, None, None
@@ -193,7 +223,9 @@ class Trainer:
     def _needs_features(self) -> bool:
         o = self.loss_opts
         return any(
-            (n == "contrast" and o.contrast.domain != "image") or n in ("fakd", "lfd", "vid")
+            (n == "contrast" and o.contrast.domain != "image")
+            or n in ("fakd", "lfd")
+            or (n == "vid" and o.vid.mode == "distill")
             for n, _ in self.terms_used
         )
 
@@ -233,6 +265,10 @@ class Trainer:
 
     def train_step(self, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, float] | None:
         """One optimisation step. Returns the term values, or None if the batch was skipped."""
+        with self._first_compile_guard():
+            return self._train_step(lr, hr)
+
+    def _train_step(self, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, float] | None:
         fmt = torch.channels_last if self.cfg.train.channels_last else torch.contiguous_format
         lr = lr.to(self.device, non_blocking=True).contiguous(memory_format=fmt)
         hr = hr.to(self.device, non_blocking=True)
@@ -253,7 +289,7 @@ class Trainer:
             total, values, alpha = self.train_module(lr, hr, sr_t, feats_t)
         finite = bool(torch.isfinite(total).item())
         if any_rank(not finite, self.dist, self.device):
-            return self._non_finite(values)
+            return self._non_finite(values, local=not finite)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
         if self.cfg.train.grad_clip > 0:
@@ -271,17 +307,42 @@ class Trainer:
             out["alpha0"] = zeros / alpha.numel()
         return out
 
-    def _non_finite(self, values: dict[str, torch.Tensor]) -> None:
-        bad = [n for n, v in values.items() if not torch.isfinite(v).all()] or ["total"]
+    @contextlib.contextmanager
+    def _first_compile_guard(self):
+        """torch.compile fails lazily (first forward/backward): report it as a one-line error."""
+        if self._compile_checked:
+            yield
+            return
+        backend = os.environ.get("FACD_COMPILE_BACKEND", "inductor")
+        try:
+            yield
+        except _compile_errors() as err:
+            raise ConfigError(_compile_message(backend, err)) from None
+        self._compile_checked = True
+
+    def _non_finite(self, values: dict[str, torch.Tensor], local: bool = True) -> None:
+        """Skip the batch (``nan_policy: skip``) or stop, naming the iteration and the term."""
+        bad = [n for n, v in values.items() if not torch.isfinite(v).all()]
         step = self.iteration + 1
-        msg = f"non-finite loss at iteration {step}: term '{bad[0]}' is {float(values.get(bad[0], torch.tensor(float('nan'))))}"
-        if self.cfg.train.nan_policy == "skip" and self.skipped < self.cfg.train.max_skips:
-            self.skipped += 1
-            self.log(f"warning: {msg}; batch skipped ({self.skipped}/{self.cfg.train.max_skips})")
-            return None
+        if bad:
+            shown = ", ".join(f"'{n}' is {float(values[n].detach().float())}" for n in bad)
+            msg = f"non-finite loss at iteration {step}: term {shown}"
+        elif local:
+            msg = f"non-finite loss at iteration {step}: the weighted total is not finite"
+        else:
+            msg = f"non-finite loss at iteration {step} in another process"
+        limit = self.cfg.train.max_skips
+        if self.cfg.train.nan_policy == "skip":
+            if self.skipped < limit:
+                self.skipped += 1
+                self.log(f"warning: {msg}; batch skipped ({self.skipped}/{limit})")
+                return None
+            msg += f" ({limit} batches skipped already: train.max_skips)"
         last = latest_state_path(self.run_dir)
         where = (
-            f"the last good checkpoint is {last.name}" if last else "no checkpoint was written yet"
+            f"the last good checkpoint is {last} (resume with --resume)"
+            if last
+            else "no checkpoint was written yet"
         )
         raise TrainingDiverged(f"{msg}; {where}; the weights were not updated with this batch")
 
@@ -304,7 +365,8 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
+        if state["scaler"] and self.scaler.is_enabled():
+            self.scaler.load_state_dict(state["scaler"])
         restore_rng(state["rng"])
         self.iteration = int(state["iteration"])
         self.best_psnr = float(state["best_psnr"])
@@ -312,48 +374,83 @@ class Trainer:
         self.skipped = int(state.get("skipped", 0))
 
     def resume(self) -> bool:
-        path = latest_state_path(self.run_dir)
-        if path is None:
+        """Load the newest loadable state of the run directory; False if there is none."""
+        found = find_resumable_state(self.run_dir, self.log, quarantine=self.dist.is_main)
+        if found is None:
             return False
-        self.load_state_dict(load_state(path))
+        path, state = found
+        _check_state_fits(state["model"], self.model.state_dict(), path)
+        try:
+            self.load_state_dict(state)
+        except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as err:
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise CheckpointError(
+                f"{path}: training state does not fit this config ({first[:200]})"
+            ) from None
+        self.resumed_from = path
         return True
 
     def save(self) -> None:
         if not self.dist.is_main:
             return
-        save_state(self.run_dir, self.iteration, self.state_dict(), self.cfg.train.keep_checkpoints)
-        save_model(
-            self.run_dir / "last.safetensors",
-            self.model.student,
-            self.student_spec,
-            {"iteration": self.iteration, "method": self.cfg.method},
+        state = save_state(
+            self.run_dir, self.iteration, self.state_dict(), self.cfg.train.keep_checkpoints
         )
+        last = self.run_dir / "last.safetensors"
+        with storage_errors(last, f"; the training state {state.name} was saved"):
+            save_model(
+                last,
+                self.model.student,
+                self.student_spec,
+                {"iteration": self.iteration, "method": self.cfg.method},
+            )
 
     # -- validation -----------------------------------------------------------------------
-    def validate(self) -> dict[str, dict[str, float]]:
+    def prepare_validation(self) -> None:
+        """Open the validation sets now, so that a wrong name fails before any training."""
         from facd.data.benchmark import BenchmarkSet
-        from facd.evaluate import validate
 
         v = self.cfg.val
-        if not hasattr(self, "_benches"):
-            self._benches = []
-            for name in v.sets:
-                bench = BenchmarkSet(Path(v.data_root), name, self.cfg.scale)
-                if v.max_images:
-                    bench.hr_paths = bench.hr_paths[: v.max_images]
-                self._benches.append(bench)
-        results = {b.name: validate(self.model.student, b, self.device) for b in self._benches}
+        if hasattr(self, "_benches"):
+            return
+        self._benches = []
+        for name in v.sets:
+            bench = BenchmarkSet(Path(v.data_root), name, self.cfg.scale)
+            if v.max_images:
+                bench.hr_paths = bench.hr_paths[: v.max_images]
+            self._benches.append(bench)
+
+    def validate(self) -> dict[str, dict[str, float]]:
+        from facd.evaluate import validate
+
+        self.prepare_validation()
+        # a compiled student would recompile for every image size: validate it eagerly
+        eager = (
+            torch.compiler.set_stance("force_eager")
+            if self.cfg.train.compile
+            else contextlib.nullcontext()
+        )
+        with eager:
+            results = {b.name: validate(self.model.student, b, self.device) for b in self._benches}
         self.model.train()
         return results
 
     # -- signals --------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
+        """SIGTERM/SIGUSR1 (pre-emption) ask for a checkpoint and a clean stop."""
+
         def handler(signum: int, _frame: Any) -> None:
             self._stop_signal = signum
 
         for sig in (signal.SIGTERM, signal.SIGUSR1):
             with contextlib.suppress(ValueError, OSError):
-                signal.signal(sig, handler)
+                self._old_handlers[sig] = signal.signal(sig, handler)
+
+    def restore_signal_handlers(self) -> None:
+        for sig, old in self._old_handlers.items():
+            with contextlib.suppress(ValueError, OSError, TypeError):
+                signal.signal(sig, old)
+        self._old_handlers.clear()
 
     @property
     def stop_requested(self) -> bool:
@@ -365,3 +462,47 @@ class Trainer:
     def throughput_note(self, started: float, steps: int) -> str:
         dt = time.perf_counter() - started
         return f"{steps / dt:.2f} it/s" if dt > 0 else ""
+
+
+def _check_state_fits(saved: dict, own: dict, path: Path) -> None:
+    """One-line error when a saved model state does not match the networks of this config."""
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"{path}: 'model' is not a state dict")
+    missing = sorted(set(own) - set(saved))
+    unexpected = sorted(set(saved) - set(own))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{path}: training state does not fit this config: missing {missing[:3]}, "
+            f"unexpected {unexpected[:3]} (was the run started with another student or method?)"
+        )
+    for key, value in own.items():
+        found = saved[key]
+        if not isinstance(found, torch.Tensor) or found.shape != value.shape:
+            shape = tuple(found.shape) if isinstance(found, torch.Tensor) else type(found).__name__
+            raise CheckpointError(
+                f"{path}: training state does not fit this config: {key!r} expected "
+                f"{tuple(value.shape)}, found {shape}"
+            )
+
+
+def _compile_errors() -> tuple[type[BaseException], ...]:
+    """Exception types raised by a failing torch.compile backend."""
+    errors: list[type[BaseException]] = []
+    with contextlib.suppress(ImportError):
+        from torch._dynamo.exc import TorchDynamoException
+
+        errors.append(TorchDynamoException)
+    with contextlib.suppress(ImportError):
+        from torch._inductor.exc import InductorError
+
+        errors.append(InductorError)
+    return tuple(errors) or (RuntimeError,)
+
+
+def _compile_message(backend: str, err: BaseException) -> str:
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    cause = lines[0][:200] if lines else type(err).__name__
+    return (
+        f"'train.compile': torch.compile with backend {backend!r} failed ({cause}); "
+        "set train.compile=false (inductor on CPU needs a working C++ compiler)"
+    )
