@@ -1,0 +1,266 @@
+"""Benchmark evaluation: Y-PSNR / SSIM of a network (or the bicubic baseline) on test sets.
+
+Protocol (the EDSR/RCAN convention, see ``docs/evaluation.md``):
+
+* LR input: the stored ``LR_bicubic`` file, or MATLAB bicubic of the modcropped HR.
+* The network runs per image in fp32 under ``torch.inference_mode``; its output is clamped to
+  [0, 1] and quantised to uint8 (``round(x * 255)``) before measuring.
+* ``"bicubic"`` is MATLAB ``imresize(LR, s, 'bicubic')`` of the uint8 RGB LR image.
+* PSNR and SSIM on Y (``facd.metrics``), ``shave = scale`` pixels off every border;
+  single-channel HR images follow ``gray`` (``"native"``: their own grey values).
+* A set's score is the mean over its images.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from facd.data.benchmark import BenchmarkItem, BenchmarkSet
+from facd.errors import FacdError
+from facd.metrics import GrayMode, psnr_y, psnr_y_torch, ssim_y, ssim_y_torch
+
+__all__ = [
+    "BICUBIC",
+    "evaluate",
+    "forward_x8",
+    "resolve_device",
+    "super_resolve",
+    "validate",
+]
+
+#: The name that selects the bicubic baseline instead of a network.
+BICUBIC = "bicubic"
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> CUDA if available else CPU; asking for an absent CUDA is an error."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise FacdError(f"unknown device {device!r}; use auto, cpu or cuda") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise FacdError("device 'cuda' was asked for, but CUDA is not available here")
+    return dev
+
+
+def forward_x8(model: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """x8 geometric self-ensemble: the mean of the model over the 8 flips/transposes of ``x``.
+
+    Each transformed input is run separately (memory of a single forward) and its output is
+    mapped back before averaging. Outputs are averaged unclamped, as in EDSR-PyTorch.
+    """
+    total: Tensor | None = None
+    for transpose in (False, True):
+        for flip in ((), (-1,), (-2,), (-2, -1)):
+            t = x.transpose(-2, -1) if transpose else x
+            t = t.flip(flip) if flip else t
+            y = model(t.contiguous())
+            y = y.flip(flip) if flip else y
+            y = y.transpose(-2, -1) if transpose else y
+            total = y if total is None else total + y
+    assert total is not None
+    return total / 8.0
+
+
+def _to_tensor(img: np.ndarray, device: torch.device) -> Tensor:
+    """uint8 HxWx3 -> float32 (1, 3, H, W) in [0, 1] on ``device``."""
+    t = torch.tensor(img, device=device)
+    return t.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+
+
+def _quantise(y: Tensor) -> Tensor:
+    """Float (B, 3, H, W) in [0, 1] -> uint8, clamped, ``round(x * 255)`` half to even."""
+    return (y.float().clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
+
+
+def super_resolve(
+    model: nn.Module | str, lr: np.ndarray, scale: int, device: torch.device, x8: bool = False
+) -> Tensor:
+    """SR of one uint8 HxWx3 LR image as a uint8 (1, 3, sH, sW) tensor on ``device``."""
+    if isinstance(model, str):
+        from facd.data.imresize import bicubic_upsample
+
+        sr = bicubic_upsample(lr, scale)
+        return torch.tensor(sr, device=device).permute(2, 0, 1).unsqueeze(0)
+    x = _to_tensor(lr, device)
+    with torch.inference_mode():
+        y = forward_x8(model, x) if x8 else model(x)
+    expect = (x.shape[2] * scale, x.shape[3] * scale)
+    if tuple(y.shape[2:]) != expect or y.shape[1] != 3:
+        raise FacdError(
+            f"model output is {tuple(y.shape)} for input {tuple(x.shape)}; expected "
+            f"3 channels at {expect[0]}x{expect[1]} (is the model really x{scale}?)"
+        )
+    return _quantise(y)
+
+
+def _score(
+    sr: Tensor,
+    items: Sequence[BenchmarkItem],
+    scale: int,
+    gray: GrayMode,
+    use_torch: bool | None = None,
+) -> list[tuple[float, float]]:
+    """(PSNR, SSIM) of each image of a uint8 (B, 3, H, W) SR batch against its item's HR.
+
+    By default the numpy metrics are used on CPU (float64 convolutions are slow in torch on
+    CPU) and the batched torch twins elsewhere; both implement the same definitions.
+    """
+    if use_torch is None:
+        use_torch = sr.device.type != "cpu"
+    if not use_torch:
+        out = []
+        for img, item in zip(sr.cpu().permute(0, 2, 3, 1).numpy(), items, strict=True):
+            out.append((psnr_y(img, item.hr, scale, gray), ssim_y(img, item.hr, scale, gray)))
+        return out
+    hr = torch.tensor(np.stack([_rgb(it.hr) for it in items]), device=sr.device)
+    hr = hr.permute(0, 3, 1, 2)
+    mask = torch.tensor([it.hr_is_gray for it in items], device=sr.device)
+    psnr = psnr_y_torch(sr, hr, scale, hr_is_gray=mask, gray=gray).tolist()
+    ssim = ssim_y_torch(sr, hr, scale, hr_is_gray=mask, gray=gray).tolist()
+    return list(zip(psnr, ssim, strict=True))
+
+
+def _save(folder: Path, set_name: str, scale: int, name: str, sr: Tensor) -> None:
+    from facd.data.image_io import write_image
+
+    img = sr[0].permute(1, 2, 0).cpu().numpy()
+    write_image(folder / set_name / f"X{scale}" / f"{name}.png", img)
+
+
+def _model_name(model: nn.Module | str) -> str:
+    if isinstance(model, str):
+        return model
+    spec = getattr(model, "spec", None)
+    return spec.describe() if spec is not None else type(model).__name__
+
+
+def evaluate(
+    model_or_bicubic: nn.Module | str,
+    sets: Sequence[str],
+    scale: int,
+    data_root: str | Path,
+    device: str | torch.device = "auto",
+    self_ensemble: bool = False,
+    save_images: str | Path | None = None,
+    progress: bool = True,
+    gray: GrayMode = "native",
+    model_name: str | None = None,
+) -> dict[str, Any]:
+    """Mean Y-PSNR/SSIM of a network (or ``"bicubic"``) on each set, in the ``facd eval`` JSON form.
+
+    Returns ``{"scale", "model", "gray", "self_ensemble", "sets": {set: {"psnr_y", "ssim_y",
+    "images", "per_image": {name: {"psnr_y", "ssim_y"}}}}}``. All sets are opened (and checked)
+    before any image is processed. A network is moved to ``device``; its train/eval mode is
+    restored afterwards.
+    """
+    from tqdm import tqdm
+
+    if gray not in ("native", "y"):
+        raise FacdError(f"gray must be 'native' or 'y', got {gray!r}")
+    is_bicubic = isinstance(model_or_bicubic, str)
+    if is_bicubic and model_or_bicubic != BICUBIC:
+        raise FacdError(f"model must be a network or {BICUBIC!r}, got {model_or_bicubic!r}")
+    if not sets:
+        raise FacdError("no benchmark set given")
+    dev = resolve_device(device)
+    benches = [BenchmarkSet(data_root, name, scale) for name in sets]
+    model = model_or_bicubic
+    was_training = False
+    if isinstance(model, nn.Module):
+        was_training = model.training
+        model = model.to(dev).eval()
+    out_dir = Path(save_images) if save_images is not None else None
+    total = sum(len(b) for b in benches)
+    bar = tqdm(
+        total=total, desc=f"eval x{scale}", unit="img", file=sys.stderr, disable=not progress
+    )
+    results: dict[str, Any] = {}
+    try:
+        for bench in benches:
+            per_image: dict[str, dict[str, float]] = {}
+            for item in bench:
+                bar.set_postfix_str(f"{bench.name}/{item.name}", refresh=False)
+                sr = super_resolve(model, item.lr, scale, dev, x8=self_ensemble and not is_bicubic)
+                ((psnr, ssim),) = _score(sr, [item], scale, gray)
+                per_image[item.name] = {"psnr_y": psnr, "ssim_y": ssim}
+                if out_dir is not None:
+                    _save(out_dir, bench.name, scale, item.name, sr)
+                bar.update(1)
+            results[bench.name] = {
+                "psnr_y": _mean(v["psnr_y"] for v in per_image.values()),
+                "ssim_y": _mean(v["ssim_y"] for v in per_image.values()),
+                "images": len(per_image),
+                "per_image": per_image,
+            }
+    finally:
+        bar.close()
+        if isinstance(model, nn.Module) and was_training:
+            model.train()
+    return {
+        "scale": int(scale),
+        "model": model_name or _model_name(model_or_bicubic),
+        "gray": gray,
+        "self_ensemble": bool(self_ensemble and not is_bicubic),
+        "sets": results,
+    }
+
+
+def _mean(values) -> float:
+    vals = list(values)
+    return math.fsum(vals) / len(vals)
+
+
+def validate(
+    model: nn.Module,
+    bench: BenchmarkSet,
+    device: str | torch.device = "auto",
+    batch_size: int = 16,
+    gray: GrayMode = "native",
+) -> dict[str, float]:
+    """Mean Y-PSNR/SSIM of ``model`` on one set, for validation during training.
+
+    Images of equal size are run as one batch (up to ``batch_size``); the numbers are those of
+    :func:`evaluate` for the set (up to float rounding of batched convolutions). The model's
+    train/eval mode is restored afterwards.
+    """
+    dev = resolve_device(device)
+    scale = bench.scale
+    items = list(bench)
+    groups: dict[tuple[int, ...], list[BenchmarkItem]] = {}
+    for item in items:
+        groups.setdefault(item.lr.shape, []).append(item)
+    psnrs: list[float] = []
+    ssims: list[float] = []
+    was_training = model.training
+    model.eval()
+    try:
+        for group in groups.values():
+            for i in range(0, len(group), batch_size):
+                chunk = group[i : i + batch_size]
+                lr = torch.tensor(np.stack([it.lr for it in chunk]), device=dev)
+                x = lr.permute(0, 3, 1, 2).float().div_(255.0)
+                with torch.inference_mode():
+                    sr = _quantise(model(x))
+                for psnr, ssim in _score(sr, chunk, scale, gray):
+                    psnrs.append(psnr)
+                    ssims.append(ssim)
+    finally:
+        model.train(was_training)
+    return {"psnr_y": _mean(psnrs), "ssim_y": _mean(ssims)}
+
+
+def _rgb(img: np.ndarray) -> np.ndarray:
+    return img if img.ndim == 3 else np.repeat(img[:, :, None], 3, axis=2)
