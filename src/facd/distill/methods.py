@@ -68,48 +68,58 @@ _add(
         "ts",
         "teacher supervision: 0.5 L1_GT + 0.5 L1_T",
         {"pixel": dict(_HALF)},
-        source="FAKD code/loss.py alpha=0.5",
+        source="FAKD code/loss.py, alpha = 0.5",
     )
 )
 _add(
     MethodDef(
         "fakd",
-        "FAKD: spatial-affinity L1 at three taps, weight 10 ([0,255])",
+        "FAKD: TS + spatial-affinity L1 at three taps, beta = 10 ([0,255])",
         {"pixel": dict(_HALF), "fakd": {"weight": 10.0}},
-        source="FAKD scripts 10*SA",
+        source="FAKD code/scripts/*_SA_*.sh: 10*SA",
     )
 )
 _add(
     MethodDef(
         "lfd",
-        "LFD: local 1x1 deep regressors, L1 feature loss",
+        "LFD: L1_GT + local 1x1 regressors, L1 feature loss at three taps",
         {"pixel": {"gt_weight": 1.0}, "lfd": {"weight": 1.0, "attention": "none"}},
-        source="reconstruction; see METHODS.md",
+        source="reconstruction, unverified (docs/methods-baselines.md); lambda_FD = 1 assumed",
     )
 )
 _add(
     MethodDef(
         "lsfd",
-        "LSFD: LFD with teacher-student-difference soft attention",
+        "LSFD: LFD with |T - S| soft attention (h*w*softmax(D/tau)) on the feature loss",
         {"pixel": {"gt_weight": 1.0}, "lfd": {"weight": 1.0, "attention": "teacher_student"}},
-        source="reconstruction; see METHODS.md",
+        source="reconstruction, unverified (docs/methods-baselines.md); lambda_FD = 1 assumed",
     )
 )
 _add(
     MethodDef(
         "csd",
-        "CSD contrastive loss on VGG19 features, teacher -> student",
-        {"pixel": {"gt_weight": 1.0}, "csd": {"weight": 200.0}},
-        source="CSD README",
+        "CSD: L1_GT + 200 x VGG19 contrastive ratio, teacher -> student, K = 10 ([0,255])",
+        {"pixel": {"gt_weight": 1.0}, "csd": {"weight": 200.0, "negatives": 10}},
+        source="CSD README: contra_lambda 200, neg_num 10",
+    )
+)
+_add(
+    MethodDef(
+        "pisr-teacher",
+        "PISR stage 1: train the teacher on E(Y) with L1_GT + 1e-4 imitation |E(Y) - x|",
+        {"pixel": {"gt_weight": 1.0}, "vid": {"weight": 1e-4, "mode": "teacher"}},
+        paper_range=1,
+        needs_teacher=False,
+        source="PISR configs/fsrcnn/step1.yml (teacher_LR_constraint_loss)",
     )
 )
 _add(
     MethodDef(
         "pisr",
-        "PISR: VID (Laplace) from a teacher with an HR encoder",
-        {"pixel": {"gt_weight": 1.0}, "vid": {"weight": 1e-6}},
+        "PISR: L1_GT + 1e-6 Laplace VID at tap 3; the teacher sees E(Y)",
+        {"pixel": {"gt_weight": 1.0}, "vid": {"weight": 1e-6, "mode": "distill"}},
         paper_range=1,
-        source="PISR step2.yml",
+        source="PISR configs/fsrcnn/step2.yml",
     )
 )
 _add(

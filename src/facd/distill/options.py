@@ -74,36 +74,53 @@ class ContrastOptions:
 
 @dataclass
 class FAKDOptions:
-    """FAKD spatial-affinity distillation (He et al., ICIP 2020)."""
+    """FAKD spatial-affinity distillation (He et al., ICIP 2020); see docs/methods-baselines.md."""
 
     weight: float = field(
         0.0, "beta; FAKD's scripts use 10 with [0,255] pixel losses, i.e. 10/255 here"
     )
-    pool: int = field(1, "max-pool kernel before the affinity (FAKD's PSA variant); 1 = none")
+    pool: int = field(1, "pooling kernel (= stride) before the affinity (FAKD's PSA); 1 = none")
+    pool_type: Literal["max", "avg"] = field("max", "pooling of the PSA variant")
     memory_budget_gb: float = field(
-        8.0, "refuse to start when the affinity matrices would exceed this"
+        8.0, "refuse to start when the affinity matrices (forward + backward) would exceed this"
     )
 
     def validate(self, where: str) -> None:
         _check(self.weight >= 0, f"{where}.weight", "must be >= 0")
         _check(self.pool >= 1, f"{where}.pool", "must be >= 1")
+        _check(self.memory_budget_gb > 0, f"{where}.memory_budget_gb", "must be > 0")
 
 
 @dataclass
 class LFDOptions:
-    """LFD / LSFD (Park & Kwak): local 1x1 regressors, optionally with difference attention."""
+    """LFD / LSFD (Park & Kwak): local 1x1 regressors, optionally with difference attention.
+
+    Everything but the idea is a reconstruction (METHODS.md section 3); the defaults are
+    documented in docs/methods-baselines.md.
+    """
 
     weight: float = field(0.0, "lambda_FD")
-    regressor_layers: int = field(5, "1x1 convs in the local regressor")
+    regressor_layers: int = field(5, "1x1 convs in the local regressor (PReLU between)")
+    regressor_width: int = field(0, "hidden width of the regressor; 0 = teacher channels")
     attention: Literal["none", "teacher_student", "student_gt"] = field(
         "none", "LSFD soft attention source: |T - S| (default reconstruction) or |S - GT|"
     )
-    attention_norm: Literal["softmax", "max", "mean"] = field("softmax", "spatial normalisation")
-    tau: float = field(1.0, "softmax temperature of the attention")
+    attention_resize: Literal["avgpool", "bicubic"] = field(
+        "avgpool", "how the HR-size difference map is brought to the LR feature size"
+    )
+    attention_norm: Literal["softmax", "max", "mean"] = field(
+        "softmax",
+        "softmax: h*w*softmax(D/tau); max: D/max(D); mean: D/mean(D) (per image)",
+    )
+    tau: float = field(
+        0.05, "softmax temperature, in [0,1] pixel units (x255 for a [0,255] code base)"
+    )
     distance: Literal["l1", "l2"] = field("l1", "feature distance")
 
     def validate(self, where: str) -> None:
         _check(self.weight >= 0, f"{where}.weight", "must be >= 0")
+        _check(self.regressor_layers >= 1, f"{where}.regressor_layers", "must be >= 1")
+        _check(self.regressor_width >= 0, f"{where}.regressor_width", "must be >= 0")
         _check(self.tau > 0, f"{where}.tau", "must be > 0")
 
 
@@ -111,26 +128,53 @@ class LFDOptions:
 class CSDOptions:
     """CSD's VGG19 contrastive loss, teacher -> student (Wang et al., IJCAI 2021)."""
 
-    weight: float = field(0.0, "lambda (README: 200)")
-    vgg_weights: str | None = field(None, "path to torchvision's ImageNet vgg19-*.pth; required")
-    negatives: int = field(10, "K bicubic negatives from the batch")
+    weight: float = field(0.0, "lambda (README: 200 with [0,255] pixel losses)")
+    vgg_weights: str | None = field(
+        None, "path to torchvision's ImageNet vgg19-dcbb9e9d.pth; required"
+    )
+    negatives: int = field(10, "K bicubic negatives from the batch (README: 10; needs K <= batch)")
     layer_weights: list[float] = field([1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0], "relu1_1..relu5_1")
+    eps: float = field(1e-7, "added to the negative distance")
 
     def validate(self, where: str) -> None:
         _check(self.weight >= 0, f"{where}.weight", "must be >= 0")
         _check(self.negatives >= 1, f"{where}.negatives", "must be >= 1")
+        _check(len(self.layer_weights) == 5, f"{where}.layer_weights", "needs 5 weights")
 
 
 @dataclass
 class VIDOptions:
-    """PISR's variational information distillation on the last LR feature."""
+    """PISR: the teacher stage (``mode: teacher``) or VID distillation (``mode: distill``).
 
-    weight: float = field(0.0, "weight of the VID loss (PISR: 1e-6)")
-    pdf: Literal["laplace", "gaussian"] = field("laplace", "")
-    teacher_encoder: str | None = field(None, "weights of the PISR teacher's HR encoder")
+    ``mode: teacher`` trains the HR encoder E together with the network being trained (the
+    future teacher); the term's value is then the imitation loss mean|E(Y) - x|.
+    ``mode: distill`` feeds E(Y) (frozen) to the frozen teacher and adds the VID loss.
+    """
+
+    weight: float = field(0.0, "weight of the VID loss (PISR: 1e-6), or of the imitation loss")
+    mode: Literal["distill", "teacher"] = field(
+        "distill", "distill: VID on a student; teacher: train E + the teacher network"
+    )
+    pdf: Literal["laplace", "gaussian"] = field("laplace", "VID's distribution (PISR: laplace)")
+    tap: int = field(-1, "which feature tap is distilled (index; -1 = the last, body_out)")
+    head_width: int = field(0, "hidden width of the mu / b heads; 0 = student channels")
+    teacher_encoder: str | None = field(
+        None, "stage-1 encoder file; default: pisr_encoder.safetensors beside teacher.weights"
+    )
+    init_student: Literal["auto", "off"] = field(
+        "auto", "auto: copy the teacher's weights into the student when the architectures match"
+    )
+    encoder_channels: int = field(56, "width d of the encoder (PISR: 56)")
+    encoder_bottleneck: int = field(12, "width s of the encoder's 3x3 stage (PISR: 12)")
 
     def validate(self, where: str) -> None:
         _check(self.weight >= 0, f"{where}.weight", "must be >= 0")
+        _check(self.head_width >= 0, f"{where}.head_width", "must be >= 0")
+        _check(
+            self.encoder_channels >= 1 and self.encoder_bottleneck >= 1,
+            f"{where}.encoder_channels",
+            "and encoder_bottleneck must be >= 1",
+        )
 
 
 @dataclass

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from facd.archs import build_model
-from facd.archs.io import check_spec_matches, load_model, load_weights, read_checkpoint, save_model
+from facd.archs.io import load_model, save_model
 from facd.archs.spec import ArchSpec
 from facd.distill.methods import active_terms, get_method
 from facd.distill.pixel import adaptive_indicator
@@ -117,7 +117,8 @@ class Trainer:
         self.student_spec = cfg.student.spec(cfg.scale)
         student = build_model(self.student_spec)
         if cfg.student.weights:
-            _, found = self._load_into(student, cfg.student.weights, self.student_spec, "student")
+            loaded, _ = self._load_checkpoint(cfg.student.weights, self.student_spec, "student")
+            student.load_state_dict(loaded.state_dict())
         self.terms_used = active_terms(self.loss_opts)
         if not self.terms_used:
             raise ConfigError("no loss term has a non-zero weight; check 'method' and 'loss'")
@@ -164,15 +165,12 @@ class Trainer:
         self.resumed_from: Path | None = None
 
     # -- set-up ---------------------------------------------------------------------------
-    def _load_into(
-        self, model: nn.Module, path: str, expect: ArchSpec, role: str
-    ) -> tuple[nn.Module, ArchSpec]:
+    def _load_checkpoint(self, path: str, expect: ArchSpec, role: str) -> tuple[nn.Module, ArchSpec]:
+        """Load ``path`` strictly, checking it against the config's architecture and scale."""
         p = Path(path)
         if not p.is_file():
             raise CheckpointError(f"{role} weights not found: {p} (set '{role}.weights')")
-        loaded, found = load_model(p, expect=expect)
-        model.load_state_dict(loaded.state_dict())
-        return model, found
+        return load_model(p, expect=expect)
 
     def _compile_student(self) -> None:
         """``torch.compile`` the student in place (state-dict keys and tap hooks unchanged).
@@ -201,19 +199,7 @@ class Trainer:
             raise ConfigError(
                 "'teacher.weights' is not set: a distillation run needs a trained teacher"
             )
-        sd, meta = (
-            read_checkpoint(Path(cfg.teacher.weights))
-            if Path(cfg.teacher.weights).is_file()
-            else (None, None)
-        )
-        if sd is None:
-            raise CheckpointError(f"teacher weights not found: {cfg.teacher.weights}")
-        from facd.archs.io import spec_from_checkpoint
-
-        found = spec_from_checkpoint(sd, meta, cfg.teacher.weights)
-        check_spec_matches(found, spec, cfg.teacher.weights)
-        teacher = build_model(found)
-        load_weights(teacher, sd, cfg.teacher.weights)
+        teacher, found = self._load_checkpoint(cfg.teacher.weights, spec, "teacher")
         teacher.eval().requires_grad_(False).to(self.device)
         taps = None
         if self._needs_features():
@@ -425,9 +411,10 @@ class Trainer:
 
         self.prepare_validation()
         # a compiled student would recompile for every image size: validate it eagerly
+        stance = getattr(torch.compiler, "set_stance", None)  # torch >= 2.6
         eager = (
-            torch.compiler.set_stance("force_eager")
-            if self.cfg.train.compile
+            stance("force_eager")
+            if self.cfg.train.compile and stance is not None
             else contextlib.nullcontext()
         )
         with eager:
@@ -500,8 +487,9 @@ def _compile_errors() -> tuple[type[BaseException], ...]:
 
 
 def _compile_message(backend: str, err: BaseException) -> str:
-    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-    cause = lines[0][:200] if lines else type(err).__name__
+    inner = getattr(err, "inner_exception", None) or err.__cause__ or err  # the backend's error
+    lines = [ln.strip() for ln in str(inner).splitlines() if ln.strip()]
+    cause = f"{type(inner).__name__}: {lines[0][:200]}" if lines else type(inner).__name__
     return (
         f"'train.compile': torch.compile with backend {backend!r} failed ({cause}); "
         "set train.compile=false (inductor on CPU needs a working C++ compiler)"

@@ -1,0 +1,132 @@
+"""``facd methods [NAME ...] [--json | --markdown]``: the methods and the loss terms they add.
+
+Reads :mod:`facd.distill.methods`, the one place that defines them. For every term it shows the
+weight as given by the method's paper or code (tuned for images in [0, ``paper range``]) and the
+weight used here, on [0, 1] images: pixel weights are unchanged, other weights are divided by
+the paper range (see ``methods.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+HELP = "list the distillation methods and their loss terms"
+
+# term name -> (options section, key of its weight in that section)
+_TERM_KEYS = {
+    "l1_gt": ("pixel", "gt_weight"),
+    "l1_t": ("pixel", "teacher_weight"),
+    "contrast": ("contrast", "weight"),
+    "fakd": ("fakd", "weight"),
+    "lfd": ("lfd", "weight"),
+    "csd": ("csd", "weight"),
+    "vid": ("vid", "weight"),
+}
+_PIXEL_WEIGHTS = ("gt_weight", "teacher_weight")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("names", nargs="*", metavar="NAME", help="only these methods")
+    fmt = parser.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="print JSON")
+    fmt.add_argument("--markdown", action="store_true", help="print a Markdown table")
+
+
+def method_rows(names: list[str] | None = None) -> list[dict]:
+    """One dict per method: its terms with paper and effective weights, range, teacher, source."""
+    from facd.distill.methods import METHODS, active_terms, get_method
+
+    rows = []
+    for name in names or list(METHODS):
+        m = get_method(name)
+        terms = []
+        for term, weight in active_terms(m.loss_options()):
+            section, key = _TERM_KEYS.get(term, (term, "weight"))
+            given = m.paper_weights.get(section, {})
+            skip = _PIXEL_WEIGHTS if section == "pixel" else ("weight",)
+            options = {k: v for k, v in given.items() if k not in skip}
+            terms.append(
+                {
+                    "term": term,
+                    "paper_weight": given.get(key, weight),
+                    "weight": weight,
+                    "options": options,
+                }
+            )
+        rows.append(
+            {
+                "method": m.name,
+                "summary": m.summary,
+                "terms": terms,
+                "paper_range": m.paper_range,
+                "needs_teacher": m.needs_teacher,
+                "source": m.source or "FACD paper",
+            }
+        )
+    return rows
+
+
+def _num(x: float) -> str:
+    return f"{x:.4g}"
+
+
+def _value(v: object) -> str:
+    if isinstance(v, list):
+        return "[" + ",".join(_num(x) if isinstance(x, float) else str(x) for x in v) + "]"
+    return _num(v) if isinstance(v, float) else str(v)
+
+
+def format_term(t: dict) -> str:
+    opts = ",".join(f"{k}={_value(v)}" for k, v in t["options"].items())
+    label = f"{t['term']}[{opts}]" if opts else t["term"]
+    w = _num(t["paper_weight"])
+    return (
+        f"{label} {w}" if t["paper_weight"] == t["weight"] else f"{label} {w}->{_num(t['weight'])}"
+    )
+
+
+def format_text(rows: list[dict]) -> str:
+    head = ("method", "terms: paper weight -> weight on [0,1]", "range", "teacher", "source")
+    body = [
+        (
+            r["method"],
+            ", ".join(format_term(t) for t in r["terms"]),
+            f"0-{r['paper_range']}",
+            "yes" if r["needs_teacher"] else "no",
+            r["source"],
+        )
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head) - 1)]
+    lines = []
+    for row in [head, *body]:
+        cells = [c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)] + [row[-1]]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def format_markdown(rows: list[dict]) -> str:
+    lines = [
+        "| method | terms: paper weight -> weight on [0,1] images | paper pixel range "
+        "| teacher | source |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        terms = "<br>".join(f"`{format_term(t)}`" for t in r["terms"])
+        lines.append(
+            f"| `{r['method']}` | {terms} | 0-{r['paper_range']} "
+            f"| {'yes' if r['needs_teacher'] else 'no'} | {r['source']} |"
+        )
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    rows = method_rows(args.names or None)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    elif args.markdown:
+        print(format_markdown(rows))
+    else:
+        print(format_text(rows))
+    return 0
