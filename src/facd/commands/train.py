@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 HELP = "train a teacher, or distil a student from a teacher"
@@ -18,6 +21,10 @@ RESUMABLE_CHANGES = (
     "train.save_every",
     "train.device",
     "train.keep_checkpoints",
+    "train.nan_policy",
+    "train.max_skips",
+    "train.compile",
+    "train.channels_last",
     "data.num_workers",
     "val.",
 )
@@ -38,6 +45,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--resume", action="store_true", help="continue from the run directory's latest checkpoint"
     )
     p.add_argument("--nproc", type=int, default=0, help="launch K processes with torchrun (DDP)")
+    p.add_argument(
+        "--precision",
+        choices=["fp32", "bf16", "fp16"],
+        help="shortcut for --set train.precision=... (autocast; fp16 adds a GradScaler)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--schema", action="store_true", help="print the config's JSON schema and exit")
 
@@ -52,35 +64,45 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.config is None or args.out is None:
         raise ConfigError("facd train needs CONFIG and --out RUN_DIR")
+    if args.precision:
+        args.overrides = [*args.overrides, f"train.precision={args.precision}"]
+        args.precision = None
     if args.nproc and args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        _prepare(args)  # a bad config or run folder fails once, here, not in every process
         return _launch_torchrun(args)
     return _train(args)
 
 
-def _train(args: argparse.Namespace) -> int:
+def _prepare(args: argparse.Namespace):
+    """Load and check the config and the run folder; returns the resolved config."""
     from facd.errors import ConfigError
-    from facd.fileio import atomic_write_text
     from facd.train.config import load_config
-    from facd.train.distributed import init_distributed, shutdown
-    from facd.train.loop import run_training
-    from facd.train.state import latest_state_path
+    from facd.train.state import has_state
 
     rcfg = load_config(args.config, args.overrides)
     run_dir: Path = args.out
     saved = run_dir / "config.yaml"
-    has_state = (run_dir / "checkpoints").is_dir() and latest_state_path(run_dir) is not None
-    if has_state and not args.resume:
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--out {run_dir} exists and is not a folder")
+    if has_state(run_dir) and not args.resume:
         raise ConfigError(
             f"{run_dir} already holds a training state; pass --resume to continue it, "
             "or choose another --out"
         )
     if args.resume and saved.is_file():
         _check_resumable(saved, rcfg.to_dict())
+    return rcfg
+
+
+def _train(args: argparse.Namespace) -> int:
+    from facd.train.distributed import init_distributed, shutdown
+    from facd.train.loop import run_training
+
+    rcfg = _prepare(args)
+    run_dir: Path = args.out
     dist_ctx = init_distributed(rcfg.config.train.device)
     try:
-        if dist_ctx.is_main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(saved, rcfg.to_yaml())
+        # config.yaml is written by run_training once the set-up has succeeded
         summary = run_training(
             rcfg, run_dir, resume=args.resume, dist_ctx=dist_ctx, progress=not args.no_progress
         )
@@ -99,12 +121,20 @@ def _check_resumable(saved: Path, new: dict) -> None:
 
     from facd.errors import ConfigError
 
-    old = yaml.safe_load(saved.read_text())
+    try:
+        old = yaml.safe_load(saved.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        old = None
+    if not isinstance(old, dict):
+        raise ConfigError(
+            f"{saved} is damaged; restore it (or delete it to skip the check that the "
+            "resumed config matches)"
+        )
     diffs = [k for k in _diff(old, new) if not k.startswith(RESUMABLE_CHANGES)]
     if diffs:
         raise ConfigError(
             f"--resume with a config that differs from {saved} in {', '.join(diffs[:5])}; "
-            "only iterations, logging, validation and device settings may change"
+            f"only {', '.join(k.rstrip('.') for k in RESUMABLE_CHANGES)} may change"
         )
 
 
@@ -137,4 +167,40 @@ def _launch_torchrun(args: argparse.Namespace) -> int:
         cmd.append("--resume")
     if args.no_progress:
         cmd.append("--no-progress")
-    return subprocess.call(cmd)
+    return _run_forwarding_signals(cmd, args.out)
+
+
+def _run_forwarding_signals(cmd: list[str], run_dir: Path) -> int:
+    """Run torchrun; pass SIGTERM/SIGUSR1 (pre-emption) on to it as SIGTERM.
+
+    torchrun sends SIGTERM to every worker, which saves a checkpoint and exits 0; torchrun itself
+    then exits non-zero. A pre-empted run counts as a clean stop (0) when a state newer than the
+    signal is on disk.
+    """
+    from facd.train.state import latest_state_path
+
+    proc = subprocess.Popen(cmd)
+    signalled: list[float] = []
+
+    def forward(_signum: int, _frame: object) -> None:
+        signalled.append(time.time())
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+
+    old = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGUSR1)}
+    # Ctrl-C reaches torchrun and the workers directly; wait for them to shut down
+    old[signal.SIGINT] = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        code = proc.wait()
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    if signalled and code != 0:
+        state = latest_state_path(run_dir)
+        if state is not None and state.stat().st_mtime >= signalled[0] - 1.0:
+            print(
+                f"facd train: stopped by a signal; checkpoint {state} saved, continue with --resume",
+                file=sys.stderr,
+            )
+            return 0
+    return code

@@ -194,13 +194,14 @@ def load_state(path: Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        raise CheckpointError(
-            f"{path}: refused to load: it holds pickled objects other than tensors "
-            f"({_unpickling_reason(err)})"
-        ) from None
+        reason = _unpickling_reason(err)
+        if "global" in reason.lower():  # a pickled class or function: never executed
+            raise CheckpointError(
+                f"{path}: refused to load: it holds pickled objects other than tensors ({reason})"
+            ) from None
+        raise CheckpointError(f"{path}: cannot read training state ({reason})") from None
     except Exception as err:  # noqa: BLE001 - torch raises many types for a damaged zip
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise CheckpointError(f"{path}: cannot read training state ({first[:160]})") from None
+        raise CheckpointError(f"{path}: cannot read training state ({_first(err)})") from None
     missing = [k for k in REQUIRED_KEYS if not isinstance(state, dict) or k not in state]
     if missing:
         raise CheckpointError(f"{path}: not a facd training state (missing {', '.join(missing)})")
@@ -214,6 +215,12 @@ def _unpickling_reason(err: Exception) -> str:
         if "Unsupported" in ln or "global" in ln.lower():
             return ln[:160]
     return (lines or ["unpickling refused"])[0][:160]
+
+
+def _first(err: Exception) -> str:
+    """The first sentence of an error message, e.g. of torch's long zip-reader errors."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text.split(". ")[0][:160]
 
 
 def remove_stale_temps(run_dir: Path) -> int:

@@ -165,7 +165,9 @@ class Trainer:
         self.resumed_from: Path | None = None
 
     # -- set-up ---------------------------------------------------------------------------
-    def _load_checkpoint(self, path: str, expect: ArchSpec, role: str) -> tuple[nn.Module, ArchSpec]:
+    def _load_checkpoint(
+        self, path: str, expect: ArchSpec, role: str
+    ) -> tuple[nn.Module, ArchSpec]:
         """Load ``path`` strictly, checking it against the config's architecture and scale."""
         p = Path(path)
         if not p.is_file():
