@@ -54,3 +54,12 @@ def _fsync_dir(folder: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def unpickling_reason(err: Exception) -> str:
+    """The informative line of torch's weights-only refusal (e.g. 'Unsupported global: ...')."""
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    for ln in lines:
+        if "Unsupported" in ln or "global" in ln.lower():
+            return ln[:160]
+    return (lines or ["unpickling refused"])[0][:160]

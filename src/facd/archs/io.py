@@ -19,7 +19,7 @@ from torch import nn
 from facd.archs.formats import StateDict, basicsr_to_official, detect_spec, unwrap_state_dict
 from facd.archs.spec import PRESETS, ArchSpec, preset_spec
 from facd.errors import CheckpointError
-from facd.fileio import atomic_write_bytes
+from facd.fileio import atomic_write_bytes, unpickling_reason
 
 ARCH_METADATA_KEY = "facd.arch"
 
@@ -42,9 +42,9 @@ def read_checkpoint(path: str | Path) -> tuple[StateDict, dict[str, str]]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else "unpickling refused"
         raise CheckpointError(
-            f"{path}: refused to load: it holds pickled objects other than tensors ({first[:160]})"
+            f"{path}: refused to load: it holds pickled objects other than tensors "
+            f"({unpickling_reason(err)})"
         ) from None
     except (RuntimeError, EOFError, OSError) as err:
         raise CheckpointError(

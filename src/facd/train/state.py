@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from facd.errors import CheckpointError, FacdError
-from facd.fileio import atomic_write_bytes, atomic_write_text
+from facd.fileio import atomic_write_bytes, atomic_write_text, unpickling_reason
 
 STATE_DIR = "checkpoints"
 POINTER = "latest.json"
@@ -194,7 +194,7 @@ def load_state(path: Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        reason = _unpickling_reason(err)
+        reason = unpickling_reason(err)
         if "global" in reason.lower():  # a pickled class or function: never executed
             raise CheckpointError(
                 f"{path}: refused to load: it holds pickled objects other than tensors ({reason})"
@@ -206,15 +206,6 @@ def load_state(path: Path) -> dict[str, Any]:
     if missing:
         raise CheckpointError(f"{path}: not a facd training state (missing {', '.join(missing)})")
     return state
-
-
-def _unpickling_reason(err: Exception) -> str:
-    """The informative line of torch's weights-only refusal (e.g. 'Unsupported global: ...')."""
-    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-    for ln in lines:
-        if "Unsupported" in ln or "global" in ln.lower():
-            return ln[:160]
-    return (lines or ["unpickling refused"])[0][:160]
 
 
 def _first(err: Exception) -> str:
