@@ -1,6 +1,7 @@
 """Overhead of one FACD training step over (teacher forward + plain student L1 step).
 
-All three are timed on the same batch, in one process, median of ``--repeats`` after a warm-up:
+All three are timed on the same batch, in one process, as the median process CPU time of
+``--repeats`` runs after a warm-up (CPU time, because wall time on a shared machine is noisy):
 
 - ``teacher``: the frozen teacher's forward under ``no_grad``;
 - ``student``: a plain L1-to-GT training step of the student (forward, backward, Adam);
@@ -23,12 +24,13 @@ import torch
 
 
 def timed(fn, repeats: int) -> float:
+    """Median process CPU time of ``fn`` (less sensitive than wall time to other processes)."""
     fn()  # warm-up
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = time.process_time()
         fn()
-        times.append(time.perf_counter() - start)
+        times.append(time.process_time() - start)
     return statistics.median(times)
 
 
@@ -41,7 +43,11 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--patch", type=int, default=24, help="LR patch size")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (1: steadiest timing)")
+    p.add_argument("--set", dest="overrides", action="append", default=[],
+                   help="config override, e.g. --set loss.contrast.regressor_width=64")
     args = p.parse_args()
+    torch.set_num_threads(args.threads)
 
     from facd.archs import build_model, preset_spec
     from facd.archs.io import save_model
@@ -57,7 +63,8 @@ def main() -> None:
         save_model(tpath, build_model(tspec), tspec)
         rcfg = load_config(None, [f"method={args.method}", f"scale={args.scale}",
                                   f"student.preset={args.student}", f"teacher.preset={args.teacher}",
-                                  f"teacher.weights={tpath}", f"train.batch_size={args.batch}"])
+                                  f"teacher.weights={tpath}", f"train.batch_size={args.batch}",
+                                  *args.overrides])
         trainer = Trainer(rcfg, Path(tmp) / "run")
         teacher = trainer.teacher
         student = build_model(preset_spec(args.student, args.scale))
@@ -81,8 +88,9 @@ def main() -> None:
         t_facd = timed(facd_step, args.repeats)
     base = t_teacher + t_student
     print(f"{args.method} step vs teacher forward + student L1 step: {args.teacher} -> {args.student} "
-          f"x{args.scale}, batch {args.batch}, LR patch {args.patch}, threads {torch.get_num_threads()}")
-    print(f"{'part':<28} {'seconds':>9} {'ratio to sum':>13}")
+          f"x{args.scale}, batch {args.batch}, LR patch {args.patch}, threads {torch.get_num_threads()}"
+          + (f", {' '.join(args.overrides)}" if args.overrides else ""))
+    print(f"{'part':<28} {'CPU s':>9} {'ratio to sum':>13}")
     for name, t in [("teacher forward", t_teacher), ("student L1 step", t_student),
                     ("sum (the floor)", base), (f"{args.method} training step", t_facd)]:
         print(f"{name:<28} {t:>9.3f} {t / base:>13.3f}")
