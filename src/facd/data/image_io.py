@@ -16,15 +16,23 @@ Conventions:
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from facd.errors import DataError
+from facd.fileio import atomic_path
 
-__all__ = ["IMAGE_EXTENSIONS", "list_images", "read_image", "read_image_raw", "write_image"]
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "list_images",
+    "open_8bit",
+    "read_image",
+    "read_image_raw",
+    "to_array",
+    "write_image",
+]
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset({".png", ".bmp", ".jpg", ".jpeg", ".webp"})
 
@@ -67,7 +75,7 @@ def _drop_opaque_alpha(img: Image.Image, path: Path) -> Image.Image:
     return img.convert("L" if img.mode in ("LA", "La") else "RGB")
 
 
-def _open_8bit(path: str | os.PathLike[str]) -> tuple[Image.Image, Path]:
+def open_8bit(path: str | os.PathLike[str]) -> tuple[Image.Image, Path]:
     """Open, decode and EXIF-transpose an image, checking bit depth; returns (image, path)."""
     path = Path(path)
     if not path.is_file():
@@ -92,7 +100,7 @@ def _open_8bit(path: str | os.PathLike[str]) -> tuple[Image.Image, Path]:
     return img, path
 
 
-def _to_array(img: Image.Image, path: Path, keep_gray: bool) -> np.ndarray:
+def to_array(img: Image.Image, path: Path, keep_gray: bool) -> np.ndarray:
     """Convert a decoded image to uint8 HxW (gray, if ``keep_gray``) or HxWx3 RGB."""
     mode = img.mode
     if mode == "P" and "transparency" in img.info or mode == "PA":
@@ -113,15 +121,15 @@ def _to_array(img: Image.Image, path: Path, keep_gray: bool) -> np.ndarray:
 
 def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     """Read an image as uint8 HxWx3 RGB; grayscale is replicated to three channels."""
-    img, p = _open_8bit(path)
-    return _to_array(img, p, keep_gray=False)
+    img, p = open_8bit(path)
+    return to_array(img, p, keep_gray=False)
 
 
 def read_image_raw(path: str | os.PathLike[str]) -> np.ndarray:
     """Read an image keeping its stored channel count: uint8 HxW if single-channel
     (L, 1-bit, gray palette), else HxWx3 RGB. Same checks as :func:`read_image`."""
-    img, p = _open_8bit(path)
-    return _to_array(img, p, keep_gray=True)
+    img, p = open_8bit(path)
+    return to_array(img, p, keep_gray=True)
 
 
 def write_image(path: str | os.PathLike[str], img: np.ndarray, quality: int | None = None) -> None:
@@ -150,15 +158,8 @@ def write_image(path: str | os.PathLike[str], img: np.ndarray, quality: int | No
         else:
             options["quality"] = int(quality)
     pil = Image.fromarray(np.ascontiguousarray(arr))  # 2-D -> "L", HxWx3 -> "RGB"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            pil.save(fh, format=fmt, **options)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        pil.save(fh, format=fmt, **options)
 
 
 def list_images(folder: str | os.PathLike[str]) -> list[Path]:

@@ -1,0 +1,258 @@
+"""``facd upscale MODEL INPUT... -o OUT_DIR``: super-resolve image files of any size.
+
+Inputs are files, folders (their images, not recursive) or glob patterns. Each output is
+``OUT_DIR/<stem>_x<S>.<format>``. Input handling:
+
+* EXIF orientation is applied, so outputs are upright;
+* grey images give grey outputs (RGB network output -> MATLAB ``rgb2gray``);
+* transparency is kept: RGB goes through the network, alpha through MATLAB bicubic
+  (PNG/WebP only; JPEG cannot store alpha); fully opaque alpha is dropped;
+* 16-bit images are refused (convert them to 8 bits per channel first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from facd.errors import DataError
+from facd.infer.device import DEVICES, PRECISIONS
+from facd.infer.tiling import DEFAULT_OVERLAP, DEFAULT_TILE_64
+
+HELP = "super-resolve images (tiled, any size)"
+
+FORMATS = ("png", "jpg", "webp")
+
+
+def _nonneg(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _overlap(text: str) -> int | str:
+    return "exact" if text.strip().lower() == "exact" else _nonneg(text)
+
+
+def _positive(text: str) -> int:
+    value = _nonneg(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "model", metavar="MODEL", help="preset name, facd checkpoint, or official/BasicSR file"
+    )
+    parser.add_argument(
+        "inputs", metavar="INPUT", nargs="+", help="image files, folders or glob patterns"
+    )
+    parser.add_argument(
+        "-o", "--output", type=Path, required=True, metavar="OUT_DIR", help="output folder"
+    )
+    parser.add_argument(
+        "--scale", "-s", type=int, default=None, help="scale factor (needed for presets only)"
+    )
+    parser.add_argument(
+        "--tile",
+        type=_nonneg,
+        default=None,
+        metavar="N",
+        help=f"tile core size in LR pixels; 0 = whole image at once (default: {DEFAULT_TILE_64} "
+        "for 64-channel networks, 256 for 256-channel ones)",
+    )
+    parser.add_argument(
+        "--tile-overlap",
+        type=_overlap,
+        default=DEFAULT_OVERLAP,
+        metavar="M",
+        help="LR pixels of context around each tile, or 'exact': the model's receptive margin, "
+        f"from which EDSR tiles equal the whole-image output (default {DEFAULT_OVERLAP})",
+    )
+    parser.add_argument("--device", default="auto", help=f"{', '.join(DEVICES)} or cuda:N")
+    parser.add_argument(
+        "--precision",
+        choices=tuple(PRECISIONS),
+        default="fp32",
+        help="fp16/bf16 only where the device computes them natively (CUDA)",
+    )
+    parser.add_argument(
+        "--self-ensemble", action="store_true", help="average the 8 flips/transposes (x8 time)"
+    )
+    parser.add_argument(
+        "--batch", type=_positive, default=1, metavar="B", help="tiles per forward pass"
+    )
+    parser.add_argument("--format", choices=FORMATS, default="png", help="output format")
+    parser.add_argument(
+        "--quality",
+        type=int,
+        default=None,
+        metavar="Q",
+        help="JPEG/WebP quality 1-100 (default: JPEG 95, WebP lossless)",
+    )
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def gather_inputs(items: list[str]) -> list[Path]:
+    """Files, folders and glob patterns -> image paths (order kept, duplicates dropped)."""
+    from facd.data.image_io import IMAGE_EXTENSIONS, list_images
+
+    found: list[Path] = []
+    for item in items:
+        path = Path(item)
+        if path.is_file():
+            found.append(path)
+        elif path.is_dir():
+            found.extend(list_images(path))
+        elif glob.has_magic(item):
+            matches = sorted(
+                Path(m)
+                for m in glob.glob(item)
+                if Path(m).is_file() and Path(m).suffix.lower() in IMAGE_EXTENSIONS
+            )
+            if not matches:
+                raise DataError(f"{item}: no images match this pattern")
+            found.extend(matches)
+        else:
+            raise DataError(f"{item}: no such file, folder or pattern")
+    seen: set[Path] = set()
+    unique = []
+    for p in found:
+        key = p.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(p)
+    return unique
+
+
+def output_paths(inputs: list[Path], out_dir: Path, scale: int, fmt: str) -> list[Path]:
+    """``OUT_DIR/<stem>_x<S>.<fmt>`` per input; two inputs with one stem are an error."""
+    outs = [out_dir / f"{p.stem}_x{scale}.{fmt}" for p in inputs]
+    owner: dict[Path, Path] = {}
+    for src, dst in zip(inputs, outs, strict=True):
+        if dst in owner:
+            raise DataError(
+                f"{owner[dst]} and {src} would both be written to {dst}; upscale them separately"
+            )
+        if dst.resolve() == src.resolve():
+            raise DataError(f"{src}: output would overwrite the input; choose another -o folder")
+        owner[dst] = src
+    return outs
+
+
+def _has_transparency(img) -> bool:
+    if img.mode in ("RGBA", "RGBa", "LA", "La", "PA"):
+        return True
+    return img.mode == "P" and "transparency" in img.info
+
+
+def read_input(path: Path) -> np.ndarray:
+    """uint8 HxW (grey), HxWx2 (grey + alpha), HxWx3 or HxWx4; EXIF orientation applied.
+
+    Bit depth and EXIF are handled by ``facd.data.image_io``; only images with transparent
+    pixels take a different route here, to keep their alpha channel.
+    """
+    from facd.data import image_io
+
+    img, src = image_io.open_8bit(path)  # decoded, EXIF-transposed, 16-bit refused
+    if _has_transparency(img):
+        grey = img.mode in ("LA", "La")
+        rgba = img.convert("LA" if grey else "RGBA")
+        arr = np.asarray(rgba)
+        if int(arr[..., -1].min()) < 255:
+            return np.ascontiguousarray(arr)
+    return image_io.to_array(img, src, keep_gray=True)
+
+
+def write_output(path: Path, img: np.ndarray, quality: int | None) -> None:
+    """Write uint8 grey/RGB with ``image_io.write_image``; grey/RGB + alpha as PNG or WebP."""
+    from facd.data.image_io import write_image
+
+    if img.ndim == 2 or img.shape[2] == 3:
+        write_image(path, img, quality=quality)
+        return
+    from PIL import Image
+
+    from facd.fileio import atomic_path
+
+    fmt = {".png": "PNG", ".webp": "WEBP"}.get(path.suffix.lower())
+    if fmt is None:
+        raise DataError(f"{path}: cannot store transparency in {path.suffix}; use png or webp")
+    options: dict[str, object] = {}
+    if fmt == "WEBP":
+        options = {"lossless": True} if quality is None else {"quality": int(quality)}
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        Image.fromarray(np.ascontiguousarray(img)).save(fh, format=fmt, **options)
+
+
+# ----------------------------------------------------------------------------- run
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    import facd
+    from facd.infer.tiling import tile_grid
+
+    if args.quality is not None and not 1 <= args.quality <= 100:
+        raise DataError(f"--quality must be between 1 and 100, got {args.quality}")
+    inputs = gather_inputs(args.inputs)
+    up = facd.load(
+        args.model,
+        scale=args.scale,
+        device=args.device,
+        precision=args.precision,
+        tile=args.tile,
+        overlap=args.tile_overlap,
+        batch=args.batch,
+        self_ensemble=args.self_ensemble,
+        progress=not args.quiet,
+    )
+    desc = up.description
+    outs = output_paths(inputs, Path(args.output), desc.scale, args.format)
+    t0 = time.perf_counter()
+    approx = False
+    bar = tqdm(inputs, desc="upscale", unit="img", file=sys.stderr, disable=args.quiet)
+    for src, dst in zip(bar, outs, strict=True):
+        lr = read_input(src)
+        if lr.ndim == 3 and lr.shape[2] in (2, 4) and args.format == "jpg":
+            raise DataError(
+                f"{src}: image has transparent pixels and JPEG cannot store alpha; "
+                "use --format png or webp"
+            )
+        overlap = up.options["overlap"]
+        n_tiles = len(tile_grid(lr.shape[0], lr.shape[1], up.options["tile"], overlap))
+        approx |= n_tiles > 1 and not (desc.exact_tiling and overlap >= desc.receptive_margin)
+        write_output(dst, up(lr), args.quality)
+    if not args.quiet:
+        took = time.perf_counter() - t0
+        print(
+            f"wrote {len(outs)} image(s) to {args.output} in {took:.1f} s "
+            f"({desc.spec.describe()}, {up.device}, {args.precision})",
+            file=sys.stderr,
+        )
+        if approx:
+            why = (
+                "RCAN's channel attention pools over the whole input"
+                if not desc.exact_tiling
+                else f"exact from --tile-overlap {desc.receptive_margin}"
+            )
+            print(
+                f"note: tiled output may differ slightly from whole-image output ({why}); "
+                "--tile 0 runs whole images",
+                file=sys.stderr,
+            )
+    return 0

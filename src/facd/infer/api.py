@@ -1,0 +1,484 @@
+"""The Python inference API: ``facd.load(...)`` returns an :class:`Upscaler`.
+
+Example::
+
+    import facd
+    from PIL import Image
+
+    up = facd.load("edsr_x4.safetensors")          # or "edsr-s" with scale=4 (untrained)
+    print(up.description)                          # arch, scale, parameters, ...
+    sr = up(Image.open("photo.png"))               # PIL in, PIL out
+    sr.save("photo_x4.png")
+
+Accepted images and what comes back (all outputs are clamped to [0, 1] / 0..255):
+
+* ``PIL.Image``: RGB -> RGB; grey (L) -> grey; RGBA/LA -> RGBA/LA. EXIF orientation is applied
+  first, so the result is upright like the CLI's.
+* numpy uint8 HxWx3 -> uint8; HxW -> HxW; HxWx4 -> HxWx4 (alpha upscaled with bicubic).
+* numpy float in [0, 1], same layouts -> float of the same dtype.
+* torch float tensor (3, H, W) or (N, 3, H, W) in [0, 1] -> a tensor of the same layout, dtype
+  and device.
+
+Grey inputs are replicated to RGB for the network and the RGB output is turned back to grey
+with MATLAB ``rgb2gray`` (the conversion the evaluation uses for grey images). Alpha channels
+are upscaled with MATLAB bicubic, RGB with the network.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from facd.archs.spec import ArchSpec
+from facd.errors import DataError, FacdError
+from facd.infer.device import (
+    resolve_device,
+    resolve_precision,
+    use_channels_last,
+)
+from facd.infer.tiling import (
+    DEFAULT_OVERLAP,
+    default_tail_tile,
+    default_tile,
+    receptive_margin,
+    tail_margin,
+    tile_grid,
+    tiled_forward,
+)
+
+__all__ = ["ModelDescription", "SizeRequirements", "Upscaler", "load"]
+
+
+@dataclass(frozen=True)
+class SizeRequirements:
+    """Input sizes the network accepts: at least ``minimum`` and a multiple of ``multiple_of``."""
+
+    minimum: int = 1
+    multiple_of: int = 1
+
+    def check(self, height: int, width: int) -> None:
+        for name, n in (("height", height), ("width", width)):
+            if n < self.minimum or n % self.multiple_of:
+                raise DataError(
+                    f"image {name} {n} is not allowed: need >= {self.minimum} and a multiple "
+                    f"of {self.multiple_of}"
+                )
+
+
+@dataclass(frozen=True)
+class ModelDescription:
+    """What an :class:`Upscaler` runs.
+
+    ``supports_half``: the architecture gives correct results in fp16/bf16 (whether the device
+    runs half precision natively is checked separately, see ``facd.infer.device``).
+    ``receptive_margin``: the tile overlap (LR pixels) from which tiling is exact; ``exact_tiling``
+    is False for RCAN, whose global channel attention makes every tiling approximate.
+    """
+
+    arch: str
+    scale: int
+    channels: int
+    supports_half: bool
+    size_requirements: SizeRequirements
+    parameters: int
+    spec: ArchSpec
+    receptive_margin: int
+    exact_tiling: bool
+
+    def __str__(self) -> str:
+        exact = "exact" if self.exact_tiling else "approximate (global channel attention)"
+        return (
+            f"{self.spec.describe()}; {self.parameters:,} parameters; tiling {exact}, "
+            f"receptive margin {self.receptive_margin} LR px"
+        )
+
+
+def describe(spec: ArchSpec, model: nn.Module) -> ModelDescription:
+    from facd.complexity import count_params
+
+    return ModelDescription(
+        arch=spec.arch,
+        scale=spec.scale,
+        channels=spec.n_colors,
+        supports_half=True,
+        size_requirements=SizeRequirements(),
+        parameters=count_params(model)[0],
+        spec=spec,
+        receptive_margin=receptive_margin(spec),
+        exact_tiling=spec.arch == "edsr",
+    )
+
+
+# ----------------------------------------------------------------------------- transforms
+
+
+def _transform(x: Tensor, k: int) -> Tensor:
+    """The k-th of the 8 dihedral transforms (bit 0: flip W, bit 1: flip H, bit 2: transpose)."""
+    if k & 1:
+        x = x.flip(-1)
+    if k & 2:
+        x = x.flip(-2)
+    if k & 4:
+        x = x.transpose(-1, -2)
+    return x
+
+
+def _inverse(y: Tensor, k: int) -> Tensor:
+    if k & 4:
+        y = y.transpose(-1, -2)
+    if k & 2:
+        y = y.flip(-2)
+    if k & 1:
+        y = y.flip(-1)
+    return y
+
+
+# ----------------------------------------------------------------------------- writers
+
+
+def _gray_weights(device: torch.device) -> Tensor:
+    from facd.metrics import GRAY_WEIGHTS
+
+    return torch.tensor(GRAY_WEIGHTS, dtype=torch.float64, device=device).view(3, 1, 1)
+
+
+def _uint8_writer(view: np.ndarray, gray: bool) -> Callable[[int, int, Tensor], None]:
+    """Write (3, h, w) float blocks into a uint8 HxWx3 (or, if ``gray``, HxW) view, quantised
+    like the evaluation: clamp to [0, 1], ``round(x * 255)``."""
+
+    def write(y: int, x: int, block: Tensor) -> None:
+        q = block.float().clamp(0.0, 1.0).mul(255.0).round()
+        if gray:  # MATLAB rgb2gray on uint8: weighted sum rounded half up
+            g = (q.double() * _gray_weights(q.device)).sum(0)
+            out = torch.floor(g + 0.5).clamp(0, 255).to(torch.uint8).cpu().numpy()
+        else:
+            out = q.to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+        view[y : y + out.shape[0], x : x + out.shape[1]] = out
+
+    return write
+
+
+def _float_writer(view: np.ndarray, gray: bool) -> Callable[[int, int, Tensor], None]:
+    def write(y: int, x: int, block: Tensor) -> None:
+        b = block.float().clamp(0.0, 1.0)
+        if gray:
+            out = (b.double() * _gray_weights(b.device)).sum(0).cpu().numpy()
+        else:
+            out = b.permute(1, 2, 0).cpu().numpy()
+        view[y : y + out.shape[0], x : x + out.shape[1]] = out
+
+    return write
+
+
+def _tensor_writer(buf: Tensor, clamp: bool = True) -> Callable[[int, int, Tensor], None]:
+    def write(y: int, x: int, block: Tensor) -> None:
+        buf[:, y : y + block.shape[1], x : x + block.shape[2]] = (
+            block.clamp(0.0, 1.0) if clamp else block
+        )
+
+    return write
+
+
+# ----------------------------------------------------------------------------- upscaler
+
+
+class Upscaler:
+    """A network ready for inference on one device, with tiling and precision options.
+
+    Options given here are defaults; each call may override them with keywords
+    (``tile``, ``overlap``, ``batch``, ``precision``, ``self_ensemble``, ``progress``,
+    ``tail_tile``). ``tile`` and ``overlap`` are in LR pixels; ``tile=None`` is the default
+    (512 for 64-channel networks, see :func:`facd.infer.tiling.default_tile`) and ``tile=0``
+    runs the whole image at once. ``overlap="exact"`` is the receptive margin, from which EDSR
+    tiles reproduce the whole-image output. ``tail_tile`` (LR pixels, default 512 output
+    pixels; 0 = off) splits the upsampler's work on each tile into exact sub-tiles.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        spec: ArchSpec,
+        device: str | torch.device = "auto",
+        *,
+        precision: str = "fp32",
+        tile: int | None = None,
+        overlap: int | str = DEFAULT_OVERLAP,
+        batch: int = 1,
+        self_ensemble: bool = False,
+        channels_last: bool | None = None,
+        progress: bool = False,
+        tail_tile: int | None = None,
+    ) -> None:
+        self.device = resolve_device(device)
+        self.spec = spec
+        self.model = model.eval().float().to(self.device)  # in place, like nn.Module.to
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.channels_last = (
+            use_channels_last(self.device) if channels_last is None else bool(channels_last)
+        )
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.description = describe(spec, model)
+        self._models: dict[torch.dtype, nn.Module] = {torch.float32: self.model}
+        self.options: dict[str, Any] = {}
+        self.options = self._options(
+            dict(
+                precision=precision,
+                tile=tile,
+                overlap=overlap,
+                batch=batch,
+                self_ensemble=self_ensemble,
+                progress=progress,
+                tail_tile=tail_tile,
+            )
+        )
+
+    @property
+    def scale(self) -> int:
+        return self.spec.scale
+
+    def __repr__(self) -> str:
+        return f"Upscaler({self.description}, device={self.device}, options={self.options})"
+
+    # -- options
+
+    def _options(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        opts = dict(self.options)
+        unknown = sorted(set(overrides) - self._OPTION_NAMES)
+        if unknown:
+            raise FacdError(f"unknown option(s) {unknown}; known: {sorted(self._OPTION_NAMES)}")
+        opts.update({k: v for k, v in overrides.items() if v is not None})
+        if opts.get("tile") is None:
+            opts["tile"] = default_tile(self.spec)
+        if opts.get("tail_tile") is None:
+            opts["tail_tile"] = default_tail_tile(self.spec.scale)
+        if opts["overlap"] == "exact":
+            opts["overlap"] = self.description.receptive_margin
+        for key in ("tile", "overlap", "batch", "tail_tile"):
+            if isinstance(opts[key], bool) or not isinstance(opts[key], (int, np.integer)):
+                raise FacdError(f"{key} must be an integer, got {opts[key]!r}")
+            opts[key] = int(opts[key])
+        if min(opts["tile"], opts["overlap"], opts["tail_tile"]) < 0 or opts["batch"] < 1:
+            raise FacdError(
+                f"need tile, overlap, tail_tile >= 0 and batch >= 1; got tile={opts['tile']}, "
+                f"overlap={opts['overlap']}, tail_tile={opts['tail_tile']}, batch={opts['batch']}"
+            )
+        opts["dtype"] = resolve_precision(opts["precision"], self.device)
+        return opts
+
+    _OPTION_NAMES = frozenset(
+        ("precision", "tile", "overlap", "batch", "self_ensemble", "progress", "tail_tile")
+    )
+
+    def _model_for(self, dtype: torch.dtype) -> nn.Module:
+        """The fp32 master, or a cached copy in ``dtype`` (never converted back and forth)."""
+        if dtype not in self._models:
+            self._models[dtype] = copy.deepcopy(self.model).to(dtype)
+        return self._models[dtype]
+
+    def _two_stage(self, model: nn.Module, tail_tile: int) -> Callable[[Tensor], Tensor]:
+        """The network as body on the whole window, then the tail on exact sub-tiles."""
+        if tail_tile == 0 or not hasattr(model, "forward_features"):
+            return model
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        s, margin = self.scale, tail_margin(self.spec)
+
+        def tail(t: Tensor) -> Tensor:
+            return model.forward_tail(t.contiguous(memory_format=fmt))
+
+        def net(x: Tensor) -> Tensor:
+            feats = model.forward_features(x)
+            b, _, h, w = feats.shape
+            if tail_tile >= max(h, w):
+                return model.forward_tail(feats)
+            out = torch.empty((b, self.spec.n_colors, h * s, w * s), dtype=x.dtype, device=x.device)
+            for i in range(b):
+                tiled_forward(
+                    tail,
+                    feats[i],
+                    s,
+                    _tensor_writer(out[i], clamp=False),
+                    tile=tail_tile,
+                    overlap=margin,
+                )
+            return out
+
+        return net
+
+    def _forward(
+        self, dtype: torch.dtype, self_ensemble: bool, tail_tile: int
+    ) -> Callable[[Tensor], Tensor]:
+        net = self._two_stage(self._model_for(dtype), tail_tile)
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+
+        def run(x: Tensor) -> Tensor:
+            x = x.to(self.device, non_blocking=True)
+            x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+            x = x.to(dtype).contiguous(memory_format=fmt)
+            if not self_ensemble:
+                return net(x).float()
+            acc = net(x).float()
+            for k in range(1, 8):
+                xk = _transform(x, k).contiguous(memory_format=fmt)
+                acc += _inverse(net(xk).float(), k)
+            return acc.div_(8.0)
+
+        return run
+
+    # -- core
+
+    def run_chw(self, lr: Tensor, write: Callable[[int, int, Tensor], None], **options: Any) -> int:
+        """Upscale one (3, H, W) image (uint8 0..255 or float 0..1, any device) tile by tile,
+        passing each output core to ``write(y, x, block)``; returns the number of tiles."""
+        opts = self._options(options)
+        if lr.dim() != 3 or lr.shape[0] != self.spec.n_colors:
+            raise DataError(
+                f"expected a ({self.spec.n_colors}, H, W) image, got shape {tuple(lr.shape)}"
+            )
+        self.description.size_requirements.check(int(lr.shape[1]), int(lr.shape[2]))
+        fwd = self._forward(opts["dtype"], bool(opts["self_ensemble"]), opts["tail_tile"])
+        bar = None
+        if opts["progress"]:
+            from tqdm import tqdm
+
+            n = len(tile_grid(int(lr.shape[1]), int(lr.shape[2]), opts["tile"], opts["overlap"]))
+            bar = tqdm(total=n, unit="tile", leave=False, disable=n < 2)
+        try:
+            with torch.inference_mode():
+                return tiled_forward(
+                    fwd,
+                    lr,
+                    self.scale,
+                    write,
+                    tile=opts["tile"],
+                    overlap=opts["overlap"],
+                    batch=opts["batch"],
+                    on_tile=bar.update if bar is not None else None,
+                )
+        finally:
+            if bar is not None:
+                bar.close()
+
+    # -- public entry points
+
+    def __call__(self, image: Any, **options: Any) -> Any:
+        """Upscale a PIL image, a numpy array or a torch tensor (see the module docstring)."""
+        if isinstance(image, Tensor):
+            return self.upscale_tensor(image, **options)
+        if isinstance(image, np.ndarray):
+            return self.upscale_array(image, **options)
+        try:
+            from PIL import Image
+        except ImportError:  # pragma: no cover - Pillow is a dependency
+            Image = None  # type: ignore[assignment]
+        if Image is not None and isinstance(image, Image.Image):
+            return self.upscale_pil(image, **options)
+        raise DataError(
+            f"cannot upscale a {type(image).__name__}; pass a PIL image, a numpy array "
+            "(HxW, HxWx3 or HxWx4) or a torch tensor ((3, H, W) or (N, 3, H, W))"
+        )
+
+    def upscale_array(self, img: np.ndarray, **options: Any) -> np.ndarray:
+        """uint8 or float [0, 1] image -> same layout and dtype, ``scale`` times larger.
+
+        Layouts: HxW or HxWx1 (grey), HxWx2 (grey + alpha), HxWx3 (RGB), HxWx4 (RGBA).
+        """
+        img = np.asarray(img)
+        if img.dtype != np.uint8 and not np.issubdtype(img.dtype, np.floating):
+            hint = " (16-bit images are not supported)" if img.dtype == np.uint16 else ""
+            raise DataError(f"expected a uint8 or float image, got dtype {img.dtype}{hint}")
+        if img.ndim not in (2, 3) or (img.ndim == 3 and not 1 <= img.shape[2] <= 4):
+            raise DataError(f"expected an HxW or HxWxC image with C in 1..4, got shape {img.shape}")
+        if img.shape[0] == 0 or img.shape[1] == 0:
+            raise DataError(f"empty image of shape {img.shape}")
+        planes = img[:, :, None] if img.ndim == 2 else img
+        c = planes.shape[2]
+        gray, has_alpha = c in (1, 2), c in (2, 4)
+        colour = planes[:, :, :1] if gray else planes[:, :, :3]
+        rgb = np.repeat(colour, 3, axis=2) if gray else colour
+        s = self.scale
+        h, w = img.shape[:2]
+        out = np.empty((h * s, w * s) + img.shape[2:], dtype=img.dtype)
+        view = out if img.ndim == 2 else (out[:, :, 0] if gray else out[:, :, :3])
+        if img.dtype == np.uint8:
+            writer = _uint8_writer(view, gray)
+            lr = torch.from_numpy(np.require(rgb, requirements=("C", "W"))).permute(2, 0, 1)
+        else:
+            writer = _float_writer(view, gray)
+            rgb = np.require(rgb, dtype=np.float32, requirements=("C", "W"))
+            lr = torch.from_numpy(rgb).permute(2, 0, 1)
+        self.run_chw(lr, writer, **options)
+        if has_alpha:
+            from facd.data.imresize import bicubic_upsample
+
+            a = bicubic_upsample(np.ascontiguousarray(planes[:, :, -1]), s)
+            out[:, :, -1] = a if a.dtype == np.uint8 else np.clip(a, 0.0, 1.0)
+        return out
+
+    def upscale_tensor(self, x: Tensor, **options: Any) -> Tensor:
+        """Float (3, H, W) or (N, 3, H, W) in [0, 1] -> same layout, dtype and device, x scale."""
+        if not x.is_floating_point():
+            raise DataError(f"expected a float tensor in [0, 1], got dtype {x.dtype}")
+        batched = x.dim() == 4
+        if not batched and x.dim() != 3:
+            raise DataError(f"expected a (3, H, W) or (N, 3, H, W) tensor, got {tuple(x.shape)}")
+        xb = x if batched else x.unsqueeze(0)
+        s = self.scale
+        n, c, h, w = xb.shape
+        out = torch.empty((n, c, h * s, w * s), dtype=x.dtype, device=x.device)
+        for i in range(n):
+            self.run_chw(xb[i], _tensor_writer(out[i]), **options)
+        return out if batched else out[0]
+
+    def upscale_pil(self, img: Any, **options: Any) -> Any:
+        """PIL image -> PIL image (RGB, L, RGBA or LA, as given); EXIF orientation applied."""
+        from PIL import Image, ImageOps
+
+        img = ImageOps.exif_transpose(img)
+        mode = img.mode
+        if mode in ("I", "F") or mode.startswith("I;16"):
+            raise DataError(f"{mode} PIL image with 16/32 bits per channel is not supported")
+        if mode == "P":
+            img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+        elif mode == "PA":
+            img = img.convert("RGBA")
+        elif mode == "1":
+            img = img.convert("L")
+        elif mode not in ("RGB", "L", "RGBA", "LA"):
+            img = img.convert("RGB")
+        mode = img.mode
+        arr = np.asarray(img)
+        return Image.fromarray(self.upscale_array(arr, **options))
+
+
+def load(
+    model: str | nn.Module,
+    *,
+    scale: int | None = None,
+    device: str | torch.device = "auto",
+    **options: Any,
+) -> Upscaler:
+    """An :class:`Upscaler` for a preset name (untrained; needs ``scale``), a facd checkpoint,
+    an official EDSR/RCAN ``.pt`` or BasicSR ``.pth`` file, or an EDSR/RCAN module built by facd.
+
+    ``options`` are :class:`Upscaler` defaults: ``tile``, ``overlap``, ``batch``, ``precision``,
+    ``self_ensemble``, ``channels_last``, ``progress``.
+    """
+    if isinstance(model, nn.Module):
+        spec = getattr(model, "spec", None)
+        if not isinstance(spec, ArchSpec):
+            raise FacdError("facd.load needs an EDSR/RCAN module built by facd (with a .spec)")
+        if scale is not None and scale != spec.scale:
+            raise FacdError(f"model is x{spec.scale}, but x{scale} was asked for")
+        return Upscaler(model, spec, device, **options)
+    from facd.archs.io import load_model
+
+    net, spec = load_model(model, scale)
+    return Upscaler(net, spec, device, **options)

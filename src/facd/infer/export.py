@@ -1,0 +1,153 @@
+"""ONNX export of EDSR/RCAN, checked against torch with onnxruntime.
+
+The graph takes ``lr``: float32 (N, 3, H, W) RGB in [0, 1] and returns ``sr``: float32
+(N, 3, H*s, W*s), not clamped; N, H and W are dynamic. The network's ``ArchSpec`` is stored in
+the model's metadata (``facd.arch``), with ``scale`` and the value range.
+
+Exporter: torch's TorchScript-based exporter (``dynamo=False``), which needs only the ``onnx``
+package and works offline; the newer ``torch.export`` path needs ``onnxscript`` and is used
+only if the old one is gone. Default opset 17: the newest opset that both exporters, current
+onnxruntime (desktop and mobile) and TensorRT handle, and all these networks need
+(Conv, Relu, DepthToSpace in CRD mode for pixel shuffle, GlobalAveragePool, Sigmoid) exists
+unchanged since opset 13.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from facd.archs.spec import ArchSpec
+from facd.errors import FacdError
+
+__all__ = [
+    "DEFAULT_OPSET",
+    "TOLERANCE",
+    "VERIFY_SIZES",
+    "VerifyResult",
+    "export_onnx",
+    "verify_onnx",
+]
+
+DEFAULT_OPSET = 17
+#: Largest max-abs difference (outputs in [0, 1]) accepted between onnxruntime and torch.
+TOLERANCE = 1e-4
+#: (H, W) LR sizes of the check: square, wide and odd, to exercise the dynamic axes.
+VERIFY_SIZES: tuple[tuple[int, int], ...] = ((32, 32), (24, 56), (37, 19))
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """Max abs difference between onnxruntime and torch for each LR (H, W) tried."""
+
+    diffs: tuple[tuple[tuple[int, int], float], ...]
+    tolerance: float = TOLERANCE
+
+    @property
+    def max_abs_diff(self) -> float:
+        return max(d for _, d in self.diffs)
+
+    @property
+    def ok(self) -> bool:
+        return self.max_abs_diff <= self.tolerance
+
+    def __str__(self) -> str:
+        sizes = ", ".join(f"{h}x{w}: {d:.2e}" for (h, w), d in self.diffs)
+        verdict = "ok" if self.ok else "FAILED"
+        return f"onnxruntime vs torch max |diff| {sizes} (tolerance {self.tolerance:g}) {verdict}"
+
+
+def _export_bytes(model: nn.Module, opset: int, scale: int) -> bytes:
+    x = torch.rand(1, 3, 16, 16)
+    buf = io.BytesIO()
+    kwargs = dict(
+        input_names=["lr"],
+        output_names=["sr"],
+        opset_version=opset,
+        dynamic_axes={
+            "lr": {0: "batch", 2: "height", 3: "width"},
+            "sr": {0: "batch", 2: "out_height", 3: "out_width"},
+        },
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notices
+        try:
+            torch.onnx.export(model, (x,), buf, dynamo=False, **kwargs)
+        except TypeError:  # a torch without the dynamo switch
+            torch.onnx.export(model, (x,), buf, **kwargs)
+        except (RuntimeError, ValueError, AttributeError) as err:
+            raise FacdError(
+                f"ONNX export failed at opset {opset}: {str(err).splitlines()[0]}"
+            ) from None
+    return buf.getvalue()
+
+
+def export_onnx(
+    model: nn.Module, spec: ArchSpec, path: str | Path, *, opset: int = DEFAULT_OPSET
+) -> Path:
+    """Write ``model`` as ONNX to ``path`` (atomically); returns the path."""
+    try:
+        import onnx
+    except ImportError:
+        raise FacdError("ONNX export needs the onnx package: pip install 'facd[export]'") from None
+    from facd.fileio import atomic_write_bytes
+
+    if not 11 <= opset <= 20:
+        raise FacdError(f"opset {opset} is not supported; use 11..20 (default {DEFAULT_OPSET})")
+    net = copy.deepcopy(model).float().cpu().eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    proto = onnx.load_from_string(_export_bytes(net, opset, spec.scale))
+    meta = {
+        "facd.arch": spec.to_json(),
+        "scale": str(spec.scale),
+        "input": "lr: float32 (N, 3, H, W) RGB in [0, 1]",
+        "output": f"sr: float32 (N, 3, {spec.scale}H, {spec.scale}W) RGB, clamp to [0, 1]",
+    }
+    for key, value in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    proto.producer_name = "facd"
+    onnx.checker.check_model(proto)
+    path = Path(path)
+    atomic_write_bytes(path, proto.SerializeToString())
+    return path
+
+
+def verify_onnx(
+    path: str | Path,
+    model: nn.Module,
+    sizes: tuple[tuple[int, int], ...] = VERIFY_SIZES,
+    *,
+    seed: int = 0,
+    tolerance: float = TOLERANCE,
+) -> VerifyResult:
+    """Run the ONNX file with onnxruntime (CPU) and ``model`` with torch on random inputs."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise FacdError(
+            "checking the export needs onnxruntime: pip install 'facd[export]' (or --no-verify)"
+        ) from None
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    net = copy.deepcopy(model).float().cpu().eval()
+    gen = torch.Generator().manual_seed(seed)
+    diffs = []
+    for h, w in sizes:
+        x = torch.rand(1, 3, h, w, generator=gen)
+        with torch.inference_mode():
+            ref = net(x).numpy()
+        (out,) = session.run(["sr"], {"lr": x.numpy()})
+        if out.shape != ref.shape:
+            raise FacdError(f"{path}: onnxruntime output {out.shape} != torch output {ref.shape}")
+        diffs.append(((h, w), float(np.abs(out - ref).max())))
+    return VerifyResult(tuple(diffs), tolerance)

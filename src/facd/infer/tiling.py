@@ -1,0 +1,246 @@
+"""Overlapping tiles whose outputs are cropped to their cores, and the receptive-field margin.
+
+The LR image is split into a grid of nearly equal *cores* of at most ``tile`` x ``tile`` LR
+pixels. Each core is run inside a *window* with at least ``overlap`` extra LR pixels of context
+on every side that is not an image border (all windows of an image have one shape); the
+network output of the window is cropped back to the core and written into a preallocated
+output. Peak memory is therefore bounded by the window size, whatever the image size.
+
+Two levels. Most of an SR network's activation memory sits in its *tail* (upsampler and last
+conv), whose feature maps are ``scale^2`` times larger than the LR body's. The upscaler
+therefore runs the body on large windows (few tiles, little overlap overhead) and the tail on
+sub-tiles of the body's features (:func:`tail_margin` is their exact overlap, 2 LR pixels), so
+memory stays bounded while the overlap costs little compute.
+
+Exactness. Every 3x3 convolution widens the set of input pixels an output pixel depends on by
+one pixel at its own resolution. When that set stays inside the window, the cropped output is
+*bit-for-bit the computation of the whole image* (up to float reordering), because a window side
+that is not an image border is never reached, and a side that is an image border sees the same
+zero padding as the whole image. :func:`receptive_margin` gives the smallest such overlap for
+EDSR. RCAN's channel attention averages each feature map over the *whole input*, so any RCAN
+tile sees slightly different attention weights than the whole image: RCAN tiles are never
+exact, whatever the overlap (see docs/inference.md for measured differences).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from facd.archs.spec import ArchSpec
+from facd.errors import FacdError
+
+__all__ = [
+    "DEFAULT_OVERLAP",
+    "DEFAULT_TAIL_TILE_OUTPUT",
+    "DEFAULT_TILE_64",
+    "Tile",
+    "conv_layers",
+    "default_tail_tile",
+    "default_tile",
+    "receptive_margin",
+    "split_axis",
+    "tail_margin",
+    "tile_grid",
+    "tiled_forward",
+    "tiling_is_exact",
+]
+
+#: Default body tile core size in LR pixels for a 64-channel network; scaled by
+#: ``sqrt(64 / n_feats)`` so that a window's body features take about the same memory for
+#: any width (512 for edsr-s/rcan-s, 256 for the 256-channel EDSR teacher).
+DEFAULT_TILE_64 = 512
+#: Default context on each inner side, in LR pixels.
+DEFAULT_OVERLAP = 16
+#: Default tail sub-tile in *output* pixels (128 LR pixels at x4, 256 at x2).
+DEFAULT_TAIL_TILE_OUTPUT = 512
+
+
+def default_tile(spec: ArchSpec) -> int:
+    """The default body tile core size in LR pixels (a multiple of 8)."""
+    return max(64, int(DEFAULT_TILE_64 * math.sqrt(64 / spec.n_feats)) // 8 * 8)
+
+
+def default_tail_tile(scale: int) -> int:
+    """The default tail sub-tile core size in LR pixels."""
+    return max(16, DEFAULT_TAIL_TILE_OUTPUT // scale)
+
+
+Forward = Callable[[Tensor], Tensor]
+Writer = Callable[[int, int, Tensor], None]
+
+
+def conv_layers(spec: ArchSpec) -> tuple[int, list[int]]:
+    """(number of 3x3 convs at LR resolution, upsampling factors of the pixel-shuffle stages).
+
+    LR convs: head + 2 per block + body-end conv (+ one per RCAN group) + the first upsampler
+    conv. After each pixel shuffle there is exactly one 3x3 conv (the next stage's conv, or the
+    final conv at output resolution).
+    """
+    if spec.arch == "edsr":
+        body = 2 * spec.n_blocks + 1
+    else:
+        body = spec.n_groups * (2 * spec.n_blocks + 1) + 1
+    s = spec.scale
+    stages = [2] * int(math.log2(s)) if s & (s - 1) == 0 else [s]
+    return 1 + body + 1, stages
+
+
+def _margin(n_lr: int, stages: list[int]) -> int:
+    """Walk back from an output pixel of each sub-pixel phase: a 3x3 conv widens the dependency
+    interval by one pixel at its resolution, a pixel shuffle by ``f`` maps output pixel ``q``
+    to input pixel ``floor(q / f)``; then ``n_lr`` convs at LR resolution."""
+    scale = math.prod(stages)
+    need = 0
+    for phase in range(scale):  # output pixel q = phase belongs to LR pixel 0
+        lo = hi = phase
+        for f in reversed(stages):
+            lo, hi = lo - 1, hi + 1  # the conv after this pixel shuffle
+            lo, hi = lo // f, hi // f
+        need = max(need, -(lo - n_lr), hi + n_lr)
+    return need
+
+
+def receptive_margin(spec: ArchSpec) -> int:
+    """Smallest overlap (LR pixels) whose tiles reproduce the whole-image output of EDSR.
+
+    For RCAN this is the margin of its convolutions only; its global-average channel attention
+    makes tiles inexact anyway (:func:`tiling_is_exact`).
+    """
+    n_lr, stages = conv_layers(spec)
+    return _margin(n_lr, stages)
+
+
+def tail_margin(spec: ArchSpec) -> int:
+    """Exact overlap (LR pixels) for tiling the tail alone: the upsampler's first conv at LR
+    and the convs after each pixel shuffle (2 for every scale)."""
+    return _margin(1, conv_layers(spec)[1])
+
+
+def tiling_is_exact(spec: ArchSpec, overlap: int) -> bool:
+    """True where tiles with this overlap reproduce the whole-image output (EDSR only)."""
+    return spec.arch == "edsr" and overlap >= receptive_margin(spec)
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One tile in LR pixels: the window that is computed and the core that is kept.
+
+    Ranges are half-open, ``(y0, y1, x0, x1)``; the core lies inside the window.
+    """
+
+    window: tuple[int, int, int, int]
+    core: tuple[int, int, int, int]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        y0, y1, x0, x1 = self.window
+        return y1 - y0, x1 - x0
+
+    def core_in_window(self, scale: int) -> tuple[slice, slice]:
+        """Slices that crop the window's output (at ``scale``) to the core."""
+        wy0, _, wx0, _ = self.window
+        cy0, cy1, cx0, cx1 = self.core
+        return (
+            slice((cy0 - wy0) * scale, (cy1 - wy0) * scale),
+            slice((cx0 - wx0) * scale, (cx1 - wx0) * scale),
+        )
+
+
+def split_axis(length: int, tile: int, overlap: int) -> list[tuple[int, int, int, int]]:
+    """Split one axis into ``ceil(length / tile)`` nearly equal cores with equal windows.
+
+    Returns ``(core0, core1, win0, win1)`` per tile. Every window has the same length,
+    ``min(largest core + 2 * overlap, length)`` (``+ overlap`` for two tiles), holding its core
+    and at least ``overlap`` pixels on each side that is not an image border: windows at the
+    borders are shifted inwards rather than cut, so all tiles share one shape (one set of
+    convolution kernels, batchable, steady memory) for a little more context at the borders.
+    ``tile <= 0`` or ``tile >= length`` gives one tile.
+    """
+    if length < 1:
+        raise FacdError(f"cannot tile an axis of length {length}")
+    if overlap < 0:
+        raise FacdError(f"tile overlap must be >= 0, got {overlap}")
+    if tile <= 0 or tile >= length:
+        return [(0, length, 0, length)]
+    n = math.ceil(length / tile)
+    size = math.ceil(length / n)
+    # inner tiles need context on both sides; with two tiles each needs it on one side only
+    win = min(size + (2 if n > 2 else 1) * overlap, length)
+    out = []
+    for i in range(n):
+        c0, c1 = i * size, min((i + 1) * size, length)
+        w0 = min(max(c0 - overlap, 0), length - win)
+        out.append((c0, c1, w0, w0 + win))
+    return out
+
+
+def tile_grid(height: int, width: int, tile: int, overlap: int) -> list[Tile]:
+    """All tiles of an ``height`` x ``width`` LR image, row by row."""
+    rows = split_axis(height, tile, overlap)
+    cols = split_axis(width, tile, overlap)
+    return [
+        Tile(window=(wy0, wy1, wx0, wx1), core=(cy0, cy1, cx0, cx1))
+        for cy0, cy1, wy0, wy1 in rows
+        for cx0, cx1, wx0, wx1 in cols
+    ]
+
+
+def _batches(tiles: list[Tile], batch: int) -> Iterator[list[Tile]]:
+    """Tiles grouped by window shape (so they stack), in chunks of at most ``batch``."""
+    groups: dict[tuple[int, int], list[Tile]] = {}
+    for t in tiles:
+        groups.setdefault(t.shape, []).append(t)
+    for group in groups.values():
+        for i in range(0, len(group), batch):
+            yield group[i : i + batch]
+
+
+def tiled_forward(
+    forward: Forward,
+    lr: Tensor,
+    scale: int,
+    write: Writer,
+    *,
+    tile: int,
+    overlap: int = DEFAULT_OVERLAP,
+    batch: int = 1,
+    on_tile: Callable[[int], None] | None = None,
+) -> int:
+    """Run ``forward`` over the tiles of ``lr`` and pass each cropped core to ``write``.
+
+    ``lr`` is (C, H, W) or (1, C, H, W); windows are sliced from it and handed to ``forward``
+    as (B, C, h, w) batches of equal shape. ``forward`` must return (B, C', h*scale, w*scale).
+    ``write(y, x, block)`` receives each core's output (C', hc*scale, wc*scale) and its top-left
+    corner in output pixels. ``on_tile(n)`` is called after each batch of ``n`` tiles.
+    ``tile=0`` runs the whole image at once. Returns the number of tiles.
+    """
+    if lr.dim() == 4:
+        if lr.shape[0] != 1:
+            raise FacdError(f"tiled_forward takes one image, got a batch of {lr.shape[0]}")
+        lr = lr[0]
+    if lr.dim() != 3:
+        raise FacdError(f"expected a (C, H, W) image, got shape {tuple(lr.shape)}")
+    if batch < 1:
+        raise FacdError(f"tile batch must be >= 1, got {batch}")
+    _, h, w = lr.shape
+    tiles = tile_grid(h, w, tile, overlap)
+    for group in _batches(tiles, batch):
+        windows = [lr[:, y0:y1, x0:x1] for y0, y1, x0, x1 in (t.window for t in group)]
+        x = torch.stack(windows) if len(windows) > 1 else windows[0].unsqueeze(0)
+        out = forward(x)
+        th, tw = group[0].shape
+        if tuple(out.shape[-2:]) != (th * scale, tw * scale):
+            raise FacdError(
+                f"model output {tuple(out.shape[-2:])} is not x{scale} of its input {(th, tw)}"
+            )
+        for t, y in zip(group, out, strict=True):
+            ys, xs = t.core_in_window(scale)
+            write(t.core[0] * scale, t.core[2] * scale, y[:, ys, xs])
+        if on_tile is not None:
+            on_tile(len(group))
+    return len(tiles)
