@@ -32,8 +32,13 @@ def worker(variant: str, n: int, c: int, hw: int) -> dict:
     loss.backward()
     elapsed = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"variant": variant, "seconds": elapsed, "extra_mb": (peak - base) / 1024,
-            "input_mb": a.numel() * 4 / 2**20, "loss": float(loss)}
+    return {
+        "variant": variant,
+        "seconds": elapsed,
+        "extra_mb": (peak - base) / 1024,
+        "input_mb": a.numel() * 4 / 2**20,
+        "loss": float(loss),
+    }
 
 
 def main() -> None:
@@ -48,26 +53,46 @@ def main() -> None:
         return
     rows = {}
     for variant in ("ours", "naive"):
-        out = subprocess.run([sys.executable, __file__, "--worker", variant, "--n", str(args.n),
-                              "--c", str(args.c), "--hw", str(args.hw)], capture_output=True, text=True)
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--worker",
+                variant,
+                "--n",
+                str(args.n),
+                "--c",
+                str(args.c),
+                "--hw",
+                str(args.hw),
+            ],
+            capture_output=True,
+            text=True,
+        )
         if out.returncode != 0:
             rows[variant] = {"variant": variant, "error": out.stderr.strip().splitlines()[-1]}
             continue
         rows[variant] = json.loads(out.stdout.strip().splitlines()[-1])
     ours, naive = rows["ours"], rows["naive"]
     d = args.c * args.hw * args.hw
-    print(f"FACD contrastive loss, one tap: N={args.n}, D={args.c}x{args.hw}x{args.hw}={d:,} "
-          f"(one feature batch = {ours.get('input_mb', 0):.0f} MB)")
+    print(
+        f"FACD contrastive loss, one tap: N={args.n}, D={args.c}x{args.hw}x{args.hw}={d:,} "
+        f"(one feature batch = {ours.get('input_mb', 0):.0f} MB)"
+    )
     print(f"{'variant':<8} {'time (s)':>9} {'extra peak (MB)':>16} {'loss':>12}")
     for r in (ours, naive):
         if "error" in r:
             print(f"{r['variant']:<8} failed: {r['error']}")
         else:
-            print(f"{r['variant']:<8} {r['seconds']:>9.3f} {r['extra_mb']:>16.0f} {r['loss']:>12.6f}")
+            print(
+                f"{r['variant']:<8} {r['seconds']:>9.3f} {r['extra_mb']:>16.0f} {r['loss']:>12.6f}"
+            )
     if "error" not in ours and "error" not in naive:
-        print(f"ratio naive/ours: time {naive['seconds'] / ours['seconds']:.2f}x, "
-              f"extra memory {naive['extra_mb'] / max(ours['extra_mb'], 1):.1f}x; "
-              f"same loss: {abs(naive['loss'] - ours['loss']) <= 1e-4 * abs(naive['loss'])}")
+        print(
+            f"ratio naive/ours: time {naive['seconds'] / ours['seconds']:.2f}x, "
+            f"extra memory {naive['extra_mb'] / max(ours['extra_mb'], 1):.1f}x; "
+            f"same loss: {abs(naive['loss'] - ours['loss']) <= 1e-4 * abs(naive['loss'])}"
+        )
 
 
 if __name__ == "__main__":

@@ -44,8 +44,13 @@ def main() -> None:
     p.add_argument("--patch", type=int, default=24, help="LR patch size")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1: steadiest timing)")
-    p.add_argument("--set", dest="overrides", action="append", default=[],
-                   help="config override, e.g. --set loss.contrast.regressor_width=64")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        help="config override, e.g. --set loss.contrast.regressor_width=64",
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -61,10 +66,18 @@ def main() -> None:
         tspec = preset_spec(args.teacher, args.scale)
         tpath = Path(tmp) / "teacher.safetensors"
         save_model(tpath, build_model(tspec), tspec)
-        rcfg = load_config(None, [f"method={args.method}", f"scale={args.scale}",
-                                  f"student.preset={args.student}", f"teacher.preset={args.teacher}",
-                                  f"teacher.weights={tpath}", f"train.batch_size={args.batch}",
-                                  *args.overrides])
+        rcfg = load_config(
+            None,
+            [
+                f"method={args.method}",
+                f"scale={args.scale}",
+                f"student.preset={args.student}",
+                f"teacher.preset={args.teacher}",
+                f"teacher.weights={tpath}",
+                f"train.batch_size={args.batch}",
+                *args.overrides,
+            ],
+        )
         trainer = Trainer(rcfg, Path(tmp) / "run")
         teacher = trainer.teacher
         student = build_model(preset_spec(args.student, args.scale))
@@ -87,12 +100,18 @@ def main() -> None:
         t_student = timed(student_step, args.repeats)
         t_facd = timed(facd_step, args.repeats)
     base = t_teacher + t_student
-    print(f"{args.method} step vs teacher forward + student L1 step: {args.teacher} -> {args.student} "
-          f"x{args.scale}, batch {args.batch}, LR patch {args.patch}, threads {torch.get_num_threads()}"
-          + (f", {' '.join(args.overrides)}" if args.overrides else ""))
+    print(
+        f"{args.method} step vs teacher forward + student L1 step: {args.teacher} -> {args.student} "
+        f"x{args.scale}, batch {args.batch}, LR patch {args.patch}, threads {torch.get_num_threads()}"
+        + (f", {' '.join(args.overrides)}" if args.overrides else "")
+    )
     print(f"{'part':<28} {'CPU s':>9} {'ratio to sum':>13}")
-    for name, t in [("teacher forward", t_teacher), ("student L1 step", t_student),
-                    ("sum (the floor)", base), (f"{args.method} training step", t_facd)]:
+    for name, t in [
+        ("teacher forward", t_teacher),
+        ("student L1 step", t_student),
+        ("sum (the floor)", base),
+        (f"{args.method} training step", t_facd),
+    ]:
         print(f"{name:<28} {t:>9.3f} {t / base:>13.3f}")
     print(f"overhead beyond the sum: {100 * (t_facd / base - 1):+.1f} % (target <= +10 %)")
 

@@ -11,7 +11,9 @@ from facd.archs import build_model, preset_spec
 from facd.archs.io import save_model
 
 
-def make_image_folder(folder: Path, count: int = 4, size: tuple[int, int] = (72, 64), seed: int = 0) -> Path:
+def make_image_folder(
+    folder: Path, count: int = 4, size: tuple[int, int] = (72, 64), seed: int = 0
+) -> Path:
     """Smooth random RGB images (low-frequency noise plus edges), so SR has something to learn."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)

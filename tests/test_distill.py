@@ -89,8 +89,14 @@ def test_contrast_term_feature_domain_hand_computed():
     term.regressors[0] = _identity_regressor(2)
     fs = torch.tensor([[3.0, 4.0], [0.0, 2.0]]).view(2, 2, 1, 1)  # -> (0.6, 0.8), (0, 1)
     ft = torch.tensor([[1.0, 0.0], [0.0, 5.0]]).view(2, 2, 1, 1)  # -> (1, 0), (0, 1)
-    ctx = StepContext(lr=torch.zeros(2, 3, 1, 1), hr=torch.zeros(2, 3, 2, 2), sr_s=torch.zeros(2, 3, 2, 2),
-                      feats_s=[fs], feats_t=[ft], alpha=torch.tensor([1.0, 0.0]))
+    ctx = StepContext(
+        lr=torch.zeros(2, 3, 1, 1),
+        hr=torch.zeros(2, 3, 2, 2),
+        sr_s=torch.zeros(2, 3, 2, 2),
+        feats_s=[fs],
+        feats_t=[ft],
+        alpha=torch.tensor([1.0, 0.0]),
+    )
     # sample 1: pos mean(|.6-1|,|.8-0|)=0.6; teacher neg mean(.6,.2)=0.4; student neg mean(.6,.2)=0.4
     expected = 0.5 * (0.6 / 0.8)  # sample 2 is masked by alpha = 0
     assert torch.allclose(term(ctx), torch.tensor(expected))
@@ -161,7 +167,9 @@ def test_taps_capture_post_skip_feature(name):
         y = model(x)
         feats = [f.clone() for f in taps.features]
     with torch.no_grad():
-        assert torch.equal(feats[-1], model.forward_features(x))  # post-skip, as FAKD's in-place tap
+        assert torch.equal(
+            feats[-1], model.forward_features(x)
+        )  # post-skip, as FAKD's in-place tap
         assert torch.equal(model.forward_tail(feats[-1]), y)
 
 

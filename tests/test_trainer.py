@@ -48,8 +48,11 @@ def test_gradients_reach_student_and_regressors_never_teacher(assets, tmp_path):
     lr, hr = torch.rand(4, 3, 8, 8), torch.rand(4, 3, 32, 32)
     out = trainer.train_step(lr, hr)
     assert out is not None and set(out) >= {"l1_gt", "l1_t", "contrast", "loss", "alpha0"}
-    assert all(p.grad is not None and p.grad.abs().sum() > 0
-               for p in trainer.model.student.parameters() if p.requires_grad)
+    assert all(
+        p.grad is not None and p.grad.abs().sum() > 0
+        for p in trainer.model.student.parameters()
+        if p.requires_grad
+    )
     regs = list(trainer.model.terms["contrast"].regressors.parameters())
     assert regs and all(p.grad is not None for p in regs)
     assert all(p.grad is None and not p.requires_grad for p in trainer.teacher.parameters())
@@ -83,8 +86,16 @@ def test_resume_is_bit_exact(assets, tmp_path):
 
 def test_run_directory_contents_and_cli(assets, tmp_path, capsys):
     out = tmp_path / "run"
-    code = main(["train", str(REPO / "configs/tiny/facd.yaml"), "--out", str(out), "--no-progress",
-                 *sum((["--set", o] for o in tiny_overrides(assets)), [])])
+    code = main(
+        [
+            "train",
+            str(REPO / "configs/tiny/facd.yaml"),
+            "--out",
+            str(out),
+            "--no-progress",
+            *sum((["--set", o] for o in tiny_overrides(assets)), []),
+        ]
+    )
     assert code == 0
     for name in ["last.safetensors", "config.yaml", "metrics.jsonl", "checkpoints/latest.json"]:
         assert (out / name).exists(), name
@@ -92,12 +103,22 @@ def test_run_directory_contents_and_cli(assets, tmp_path, capsys):
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert saved["loss"]["contrast"]["tap_weights"] == [0.5, 0.3, 0.2]
     state = torch.load(next((out / "checkpoints").glob("state-*.pt")), weights_only=True)
-    assert {"optimizer", "scheduler", "scaler", "rng", "sampler", "iteration", "model"} <= set(state)
+    assert {"optimizer", "scheduler", "scaler", "rng", "sampler", "iteration", "model"} <= set(
+        state
+    )
     assert set(state["rng"]) >= {"python", "numpy", "torch"}
     # a second run into the same folder without --resume is refused, nothing is overwritten
     before = (out / "last.safetensors").read_bytes()
-    code = main(["train", str(REPO / "configs/tiny/facd.yaml"), "--out", str(out), "--no-progress",
-                 *sum((["--set", o] for o in tiny_overrides(assets)), [])])
+    code = main(
+        [
+            "train",
+            str(REPO / "configs/tiny/facd.yaml"),
+            "--out",
+            str(out),
+            "--no-progress",
+            *sum((["--set", o] for o in tiny_overrides(assets)), []),
+        ]
+    )
     assert code != 0
     assert "--resume" in capsys.readouterr().err
     assert (out / "last.safetensors").read_bytes() == before
@@ -113,9 +134,16 @@ def test_lr_schedule_counts_epochs_in_iterations(assets, tmp_path):
     over += ["train.iters_per_epoch=2", "train.lr_milestones=[1, 2]", "train.lr=0.001"]
     rcfg = load_config(REPO / "configs/tiny/scratch.yaml", over)
     run_training(rcfg, tmp_path / "run", progress=False)
-    lrs = [json.loads(x)["lr"] for x in (tmp_path / "run/metrics.jsonl").read_text().splitlines()
-           if "lr" in x]
-    assert lrs[0] == pytest.approx(1e-3) and lrs[2] == pytest.approx(5e-4) and lrs[-1] == pytest.approx(2.5e-4)
+    lrs = [
+        json.loads(x)["lr"]
+        for x in (tmp_path / "run/metrics.jsonl").read_text().splitlines()
+        if "lr" in x
+    ]
+    assert (
+        lrs[0] == pytest.approx(1e-3)
+        and lrs[2] == pytest.approx(5e-4)
+        and lrs[-1] == pytest.approx(2.5e-4)
+    )
 
 
 def test_alpha_statistic_is_logged_per_epoch(assets, tmp_path):

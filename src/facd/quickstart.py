@@ -17,15 +17,26 @@ import shutil
 import sys
 from pathlib import Path
 
-
 from facd.data.image_io import list_images, read_image, write_image
 from facd.errors import DataError, FacdError
 
 SCALE = 4
 TEACHER_ASSET = Path(__file__).parent / "assets" / "teacher-edsr-tiny-t-x4.safetensors"
 # scikit-image's bundled colour photographs (all inside its wheel).
-SKIMAGE_TRAIN = ["astronaut", "rocket", "motorcycle_left", "motorcycle_right", "hubble_deep_field",
-                 "ihc", "retina", "grass", "gravel", "brick", "logo", "color"]
+SKIMAGE_TRAIN = [
+    "astronaut",
+    "rocket",
+    "motorcycle_left",
+    "motorcycle_right",
+    "hubble_deep_field",
+    "ihc",
+    "retina",
+    "grass",
+    "gravel",
+    "brick",
+    "logo",
+    "color",
+]
 SKIMAGE_TEST = ["coffee", "chelsea"]
 BENCH_NAME = "Holdout"
 
@@ -34,8 +45,10 @@ def _skimage_files(names: list[str]) -> list[Path]:
     try:
         import skimage
     except ImportError:
-        raise FacdError("scikit-image is not installed: pip install 'facd[quickstart]', "
-                        "or pass --data DIR with your own HR images") from None
+        raise FacdError(
+            "scikit-image is not installed: pip install 'facd[quickstart]', "
+            "or pass --data DIR with your own HR images"
+        ) from None
     root = Path(skimage.__file__).parent / "data"
     found = []
     for name in names:
@@ -76,9 +89,15 @@ def student_config(train_dir: Path, iterations: int, teacher: Path) -> dict:
         "teacher": {"preset": "edsr-tiny-t", "weights": str(teacher)},
         "data": {"train_dirs": [str(train_dir)], "patch_size": 16},
         "val": {"sets": [], "every": 0},
-        "train": {"iterations": iterations, "batch_size": 8, "lr": 1e-3, "iters_per_epoch": 100,
-                  "lr_milestones": [max(1, int(0.7 * iterations / 100))], "log_every": 20,
-                  "save_every": 100},
+        "train": {
+            "iterations": iterations,
+            "batch_size": 8,
+            "lr": 1e-3,
+            "iters_per_epoch": 100,
+            "lr_milestones": [max(1, int(0.7 * iterations / 100))],
+            "log_every": 20,
+            "save_every": 100,
+        },
     }
 
 
@@ -95,7 +114,9 @@ def run_quickstart(out: Path, data: Path | None, iterations: int, progress: bool
     log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
     log(f"[1/4] images -> {out / 'data'}")
     train_dir, bench_root = prepare_images(out, data)
-    log(f"[2/4] distilling edsr-tiny-s from the shipped teacher with FACD ({iterations} iterations)")
+    log(
+        f"[2/4] distilling edsr-tiny-s from the shipped teacher with FACD ({iterations} iterations)"
+    )
     rcfg = load_config(None, base=student_config(train_dir, iterations, TEACHER_ASSET))
     run_dir = out / "student"
     resume = latest_state_path(run_dir) is not None if run_dir.exists() else False
@@ -124,8 +145,17 @@ def _comparison(hr_dir: Path, student: Path, figure: Path) -> None:
         h, w = read_image(path).shape[:2]
         size = min(h, w) // 3
         crops.append(f"{w // 2 - size // 2},{h // 2 - size // 2},{size},{size}")
-    args = ["compare", *map(str, images), "--scale", str(SCALE),
-            "--models", f"teacher={TEACHER_ASSET}", f"student={student}", "-o", str(figure)]
+    args = [
+        "compare",
+        *map(str, images),
+        "--scale",
+        str(SCALE),
+        "--models",
+        f"teacher={TEACHER_ASSET}",
+        f"student={student}",
+        "-o",
+        str(figure),
+    ]
     for crop in crops:
         args += ["--crop", crop]
     code = cli(args)
@@ -138,5 +168,3 @@ def format_table(results: dict) -> str:
     for name, r in results.items():
         lines.append(f"{name:<16} {r['psnr_y']:>12.3f} {r['ssim_y']:>8.4f}")
     return "\n".join(lines)
-
-

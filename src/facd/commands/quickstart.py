@@ -10,8 +10,12 @@ HELP = "distil a small student offline, end to end"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("runs/quickstart"), help="output folder")
-    p.add_argument("--data", type=Path, default=None,
-                   help="folder of HR images to train on (default: scikit-image's bundled photos)")
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="folder of HR images to train on (default: scikit-image's bundled photos)",
+    )
     p.add_argument("--iterations", type=int, default=400, help="distillation iterations")
     p.add_argument("--no-progress", action="store_true")
 

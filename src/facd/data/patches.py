@@ -43,10 +43,8 @@ def load_pair(path: Path, scale: int, use_cache: bool = True) -> tuple[np.ndarra
             pass  # a damaged cache entry is rebuilt below
     lr = bicubic_downsample(hr, scale)
     if use_cache:
-        try:
+        with contextlib.suppress(OSError):  # the cache is an optimisation only
             write_image(cached, lr)
-        except OSError:
-            pass  # the cache is an optimisation only
     return hr, lr
 
 
@@ -91,7 +89,9 @@ class TrainPatches(torch.utils.data.Dataset):
                     "lower data.patch_size or set data.small_images=skip"
                 )
         if not kept:
-            raise DataError(f"no training image is at least {need}x{need} pixels in {', '.join(map(str, dirs))}")
+            raise DataError(
+                f"no training image is at least {need}x{need} pixels in {', '.join(map(str, dirs))}"
+            )
         self.skipped = len(self.paths) - len(kept)
         self.paths = [k[0] for k in kept]
         self.pairs = [k[1] for k in kept]

@@ -66,7 +66,8 @@ class DataConfig:
     augment: bool = field(True, "random flips and 90-degree rotations")
     num_workers: int = field(0, "data-loading processes")
     small_images: Literal["error", "skip"] = field(
-        "error", "images smaller than the HR patch: stop with an error naming the file, or skip them"
+        "error",
+        "images smaller than the HR patch: stop with an error naming the file, or skip them",
     )
 
     def validate(self, where: str) -> None:
