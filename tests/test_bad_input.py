@@ -40,15 +40,6 @@ train: {iterations: 2, batch_size: 2, log_every: 1, save_every: 1, device: cpu}
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks: one intra-op thread is faster than several on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(autouse=True)
 def _cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("FACD_CACHE", str(tmp_path_factory.getbasetemp() / "lr-cache"))
 

@@ -29,15 +29,6 @@ from .helpers import make_checkpoint, make_image_folder
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks: one intra-op thread is faster than several on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("precision")

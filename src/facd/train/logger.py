@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,8 @@ class RunLogger:
             try:
                 from tensorboardX import SummaryWriter
 
-                self._tb = SummaryWriter(str(run_dir / "tb"))
+                # The pid keeps two launches within one second from sharing an event file.
+                self._tb = SummaryWriter(str(run_dir / "tb"), filename_suffix=f".{os.getpid()}")
             except ImportError:
                 self._tb = None
 
