@@ -1,0 +1,46 @@
+"""``facd reproduce PROTOCOL [--out DIR] [--jobs N] [--only ROW...] [--report-only]``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "run a reproduction protocol and write its results"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("protocol", help="protocol file (configs/repro/*.yaml)")
+    p.add_argument(
+        "--out", type=Path, help="folder of the training runs (default: runs/repro-<name>)"
+    )
+    p.add_argument("--jobs", type=int, default=2, help="parallel processes (one thread each)")
+    p.add_argument(
+        "--only",
+        nargs="+",
+        metavar="ROW",
+        help="run only these rows (names or run ids, e.g. facd-s1)",
+    )
+    p.add_argument(
+        "--report-only", action="store_true", help="only regenerate the report from the JSON"
+    )
+    p.add_argument("--no-report", action="store_true", help="do not write the report after running")
+    p.add_argument("--no-figures", action="store_true", help="write the report without figures")
+
+
+def run(args: argparse.Namespace) -> int:
+    from facd.errors import ConfigError
+    from facd.reproduce.protocol import load_protocol
+    from facd.reproduce.report import write_report
+    from facd.reproduce.runner import Reproduction
+
+    proto = load_protocol(args.protocol)
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs must be >= 1, got {args.jobs}")
+    code = 0
+    if not args.report_only:
+        out = args.out or Path("runs") / f"repro-{proto.name}"
+        outcome = Reproduction(proto, out, jobs=args.jobs, only=args.only).run()
+        code = 1 if outcome.failed else 0
+    if args.report_only or not args.no_report:
+        write_report(proto, args.protocol, figures=not args.no_figures)
+    return code

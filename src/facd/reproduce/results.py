@@ -1,0 +1,100 @@
+"""Read a protocol's published JSON back, and look numbers up by row, seed and set."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from facd.reproduce.protocol import PISR_TEACHER, Protocol, Row
+from facd.reproduce.stats import mean, paired, std
+
+
+def _read(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+@dataclass
+class Results:
+    proto: Protocol
+    runs: dict[str, dict] = field(default_factory=dict)  # run id -> result JSON
+    teacher: dict | None = None
+    bicubic: dict | None = None
+    pisr_teacher: dict | None = None
+    protocol_json: dict | None = None
+
+    @classmethod
+    def load(cls, proto: Protocol) -> Results:
+        root = Path(proto.results_dir)
+        res = cls(proto)
+        for rid in proto.run_ids():
+            doc = _read(root / f"{rid}.json")
+            if doc is not None and doc.get("kind") == "student":
+                res.runs[rid] = doc
+        res.teacher = _read(root / "teacher.json")
+        res.bicubic = _read(root / "bicubic.json")
+        res.pisr_teacher = _read(root / f"{PISR_TEACHER}.json")
+        res.protocol_json = _read(root / "protocol.json")
+        return res
+
+    # ------------------------------------------------------------- look-ups
+
+    @property
+    def sets(self) -> list[str]:
+        return list(self.proto.eval.sets)
+
+    def row_runs(self, row: Row) -> dict[int, dict]:
+        out = {}
+        for seed in row.seeds:
+            doc = self.runs.get(f"{row.name}-s{seed}")
+            if doc is not None:
+                out[seed] = doc
+        return out
+
+    def missing(self) -> list[str]:
+        return [rid for rid in self.proto.run_ids() if rid not in self.runs]
+
+    def has(self, name: str) -> bool:
+        return any(r.name == name and self.row_runs(r) for r in self.proto.rows)
+
+    def values(self, name: str, set_name: str | None, key: str = "psnr_y") -> dict[int, float]:
+        """Seed -> value; ``set_name=None`` is the mean over the evaluation sets.
+
+        ``key`` is ``psnr_y``/``ssim_y`` (benchmark) or ``teacher_psnr``.
+        """
+        row = self.proto.row(name)
+        out = {}
+        for seed, doc in self.row_runs(row).items():
+            sets = [set_name] if set_name else self.sets
+            vals = [_metric(doc, s, key) for s in sets]
+            if all(v is not None for v in vals):
+                out[seed] = mean(vals)  # type: ignore[arg-type]
+        return out
+
+    def stat(
+        self, name: str, set_name: str | None, key: str = "psnr_y"
+    ) -> tuple[float, float | None, int] | None:
+        vals = list(self.values(name, set_name, key).values())
+        if not vals:
+            return None
+        return mean(vals), std(vals), len(vals)
+
+    def diff(self, a: str, b: str, set_name: str | None, key: str = "psnr_y"):
+        """``a - b`` paired by seed; the single-seed case is judged against b's seed spread
+        (or a's, whichever has several seeds)."""
+        va, vb = self.values(a, set_name, key), self.values(b, set_name, key)
+        ref = std(list(vb.values())) or std(list(va.values()))
+        return paired(va, vb, ref)
+
+    def single(self, doc: dict | None, set_name: str, key: str = "psnr_y") -> float | None:
+        return _metric(doc, set_name, key) if doc else None
+
+
+def _metric(doc: dict, set_name: str, key: str) -> float | None:
+    if key == "teacher_psnr":
+        tp = doc.get("teacher_psnr") or {}
+        return (tp.get(set_name) or {}).get("psnr_y")
+    return ((doc.get("sets") or {}).get(set_name) or {}).get(key)

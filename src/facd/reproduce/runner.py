@@ -1,0 +1,490 @@
+"""Run a reproduction protocol: train every row, evaluate it, publish weights and JSON.
+
+Layout under the run folder ``OUT`` (large, not committed)::
+
+    OUT/<run id>/            facd train run directory of one row and seed (e.g. facd-s0)
+    OUT/<run id>.yaml        the config it was trained with
+    OUT/pisr-teacher/        PISR stage 1 (when the protocol has a pisr row)
+    OUT/teacher-sr/          the teacher's SR images of the evaluation sets (for Table 13)
+    OUT/logs/<task>.log      output of every subprocess
+
+and under the protocol's ``results_dir`` (small, committed)::
+
+    <run id>.safetensors     the student that was evaluated (the run's last.safetensors)
+    <run id>.json            its numbers, curve, alpha = 0 fraction, timings and config
+    teacher.json, bicubic.json, pisr-teacher.safetensors (+ _encoder), protocol.json
+
+Caching: a run whose result JSON matches its config fingerprint and whose published weights
+match the recorded SHA-256 is skipped; a finished training run without results is only
+evaluated; an interrupted one is continued with ``facd train --resume``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from facd.errors import FacdError
+from facd.fileio import atomic_write_text
+from facd.reproduce.evaljob import DONE_MARKER
+from facd.reproduce.protocol import PISR_TEACHER, Protocol, Row
+from facd.reproduce.scheduler import Outcome, Task, run_tasks
+
+RESULT_VERSION = 1
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def fingerprint(obj: Any) -> str:
+    """A short stable hash of a JSON-able object (a row's config plus the evaluation sets)."""
+    text = json.dumps(obj, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    out = []
+    if not path.is_file():
+        return out
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue  # a line cut short by a crash
+    return out
+
+
+def finished_iteration(run_dir: Path) -> int:
+    """The iteration recorded in ``last.safetensors`` (-1 if there is none)."""
+    last = run_dir / "last.safetensors"
+    if not last.is_file():
+        return -1
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(last), framework="pt") as f:
+            meta = f.metadata() or {}
+        return int(json.loads(meta.get("iteration", "-1")))
+    except Exception:  # noqa: BLE001 - a damaged file means "not finished"
+        return -1
+
+
+def count_params(net: dict, scale: int) -> int:
+    from facd.archs import build_model
+    from facd.train.config import NetConfig
+    from facd.typedconfig import from_dict
+
+    spec = from_dict(NetConfig, {k: v for k, v in net.items() if k != "weights"}).spec(scale)
+    return sum(p.numel() for p in build_model(spec).parameters())
+
+
+def alpha0_summary(records: list[dict]) -> dict | None:
+    """The per-epoch fraction of training samples with alpha = 0 (None if never logged)."""
+    per_epoch = [(r["epoch"], r["alpha0_frac_epoch"]) for r in records if "alpha0_frac_epoch" in r]
+    if not per_epoch:
+        return None
+    values = [v for _, v in per_epoch]
+    tail = values[-max(1, len(values) // 4) :]
+    return {
+        "per_epoch": per_epoch,
+        "mean": sum(values) / len(values),
+        "last_quarter_mean": sum(tail) / len(tail),
+        "min": min(values),
+        "max": max(values),
+    }
+
+
+def val_curve(records: list[dict]) -> list[list[float]]:
+    """``[iteration, Y-PSNR on the first validation set]`` for every validation line."""
+    out = []
+    for r in records:
+        val = r.get("val")
+        if isinstance(val, dict) and val:
+            first = next(iter(val.values()))
+            out.append([r["iteration"], first["psnr_y"]])
+    return out
+
+
+class Reproduction:
+    """Builds the task graph of a protocol and runs it."""
+
+    def __init__(
+        self,
+        proto: Protocol,
+        out: Path,
+        jobs: int = 2,
+        only: list[str] | None = None,
+        log: Callable[[str], None] | None = None,
+        python: str = sys.executable,
+    ) -> None:
+        self.p = proto
+        self.out = Path(out)
+        self.results = Path(proto.results_dir)
+        self.jobs = jobs
+        self.only = only or []
+        self.python = python
+        self._log = log or (lambda m: print(m, flush=True))
+
+    # ---------------------------------------------------------------- helpers
+
+    def log(self, msg: str) -> None:
+        self._log(f"[{time.strftime('%H:%M:%S')}] {msg}")
+
+    def selected_rows(self) -> list[Row]:
+        if not self.only:
+            return [r for r in self.p.rows if not r.skip]
+        rows = []
+        for r in self.p.rows:
+            hit = r.name in self.only or any(rid in self.only for rid in r.run_ids())
+            if hit and not r.skip:
+                rows.append(r)
+        unknown = [
+            o for o in self.only if o not in {r.name for r in self.p.rows} | set(self.p.run_ids())
+        ]
+        if unknown:
+            raise FacdError(
+                f"--only: unknown row(s) {unknown}; rows: {[r.name for r in self.p.rows]}"
+            )
+        return rows
+
+    def selected_runs(self) -> list[tuple[Row, int]]:
+        out = []
+        for r in self.selected_rows():
+            for seed in r.seeds:
+                rid = f"{r.name}-s{seed}"
+                if not self.only or r.name in self.only or rid in self.only:
+                    out.append((r, seed))
+        return out
+
+    def teacher_weights_for(self, row: Row) -> str:
+        if row.method == "pisr":
+            return str(self.out / PISR_TEACHER / "last.safetensors")
+        return self.p.teacher.weights
+
+    def row_config(self, row: Row, seed: int) -> dict:
+        return self.p.row_config(row, seed, self.teacher_weights_for(row))
+
+    def row_fingerprint(self, row: Row, seed: int) -> str:
+        cfg = self.row_config(row, seed)
+        if "teacher" in cfg:  # the teacher is identified by its bytes, not its path
+            cfg["teacher"]["weights"] = self._teacher_identity(row)
+        return fingerprint({"config": cfg, "eval": self.p.eval.sets, "v": RESULT_VERSION})
+
+    def _teacher_identity(self, row: Row) -> str:
+        if row.method == "pisr":
+            return f"pisr-teacher:{fingerprint(self.p.pisr_teacher_config())}"
+        path = Path(self.p.teacher.weights)
+        return sha256_file(path) if path.is_file() else "absent"
+
+    def _subprocess(self, name: str, cmd: list[str]) -> None:
+        logs = self.out / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        with open(logs / f"{name}.log", "a", encoding="utf-8") as f:
+            f.write(f"$ {' '.join(cmd)}\n")
+            f.flush()
+            code = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
+        if code != 0:
+            raise FacdError(f"{name}: exit code {code}; see {logs / (name + '.log')}")
+
+    def _train(self, name: str, cfg: dict, run_dir: Path) -> None:
+        """``facd train`` into ``run_dir``, resuming an interrupted run; timing accumulated."""
+        from facd.train.config import load_config
+
+        resolved = load_config(None, [], base=cfg).to_dict()
+        total = resolved["train"]["iterations"]
+        saved = _read_yaml(run_dir / "config.yaml")
+        if finished_iteration(run_dir) == total and saved == resolved:
+            return
+        from facd.train.state import has_state
+
+        cfg_path = self.out / f"{name}.yaml"
+        atomic_write_text(cfg_path, yaml.safe_dump(cfg, sort_keys=False))
+        cmd = [self.python, "-m", "facd", "train", str(cfg_path), "--out", str(run_dir)]
+        cmd.append("--no-progress")
+        if has_state(run_dir):
+            cmd.append("--resume")
+        t0 = time.perf_counter()
+        try:
+            self._subprocess(name, cmd)
+        finally:
+            _add_time(run_dir / "repro_timing.json", "train_s", time.perf_counter() - t0)
+        if finished_iteration(run_dir) != total:
+            raise FacdError(f"{name}: training stopped before iteration {total}")
+
+    def _evaljob(self, name: str, model: str, out_json: Path, keep_sr: Path | None) -> dict:
+        cmd = [self.python, "-m", "facd.reproduce.evaljob", "--model", model]
+        cmd += ["--scale", str(self.p.scale), "--sets", *self.p.eval.sets]
+        cmd += ["--data-root", self.p.eval.data_root, "--out", str(out_json)]
+        if keep_sr is not None:
+            cmd += ["--keep-sr", str(keep_sr)]
+        else:
+            cmd += ["--teacher-sr", str(self.teacher_sr)]
+        self._subprocess(name, cmd)
+        return json.loads(out_json.read_text())
+
+    @property
+    def teacher_sr(self) -> Path:
+        return self.out / "teacher-sr"
+
+    # ---------------------------------------------------------------- tasks
+
+    def task_teacher_train(self) -> None:
+        weights = Path(self.p.teacher.weights)
+        if weights.is_file():
+            return
+        self.log(f"teacher weights {weights} absent: training them with {self.p.teacher.config}")
+        cfg = self.p.teacher_train_config()
+        run_dir = self.out / "teacher"
+        self._train("teacher", cfg, run_dir)
+        weights.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(run_dir / "last.safetensors", weights)
+
+    def task_teacher_eval(self) -> None:
+        weights = Path(self.p.teacher.weights)
+        sha = sha256_file(weights)
+        result = self.results / "teacher.json"
+        key = fingerprint({"sha": sha, "eval": self.p.eval.sets, "v": RESULT_VERSION})
+        if (
+            _read_json(result).get("fingerprint") == key
+            and (self.teacher_sr / DONE_MARKER).is_file()
+        ):
+            return
+        doc = self._evaljob(
+            "eval-teacher", str(weights), self.out / "teacher-eval.json", self.teacher_sr
+        )
+        doc.update(
+            kind="teacher",
+            label=self.p.teacher.label,
+            weights=str(weights),
+            weights_sha256=sha,
+            train_config=self.p.teacher.config,
+            fingerprint=key,
+        )
+        _write_json(result, doc)
+
+    def task_bicubic(self) -> None:
+        result = self.results / "bicubic.json"
+        key = fingerprint(
+            {"eval": self.p.eval.sets, "teacher": sha256_file(Path(self.p.teacher.weights))}
+        )
+        if _read_json(result).get("fingerprint") == key:
+            return
+        doc = self._evaljob("eval-bicubic", "bicubic", self.out / "bicubic-eval.json", None)
+        doc.update(kind="bicubic", fingerprint=key)
+        _write_json(result, doc)
+
+    def task_pisr_teacher(self) -> None:
+        cfg = self.p.pisr_teacher_config()
+        run_dir = self.out / PISR_TEACHER
+        self._train(PISR_TEACHER, cfg, run_dir)
+        self.results.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(run_dir / "last.safetensors", self.results / f"{PISR_TEACHER}.safetensors")
+        enc = run_dir / "pisr_encoder.safetensors"
+        if enc.is_file():
+            shutil.copyfile(enc, self.results / f"{PISR_TEACHER}_encoder.safetensors")
+        timing = _read_json(run_dir / "repro_timing.json")
+        _write_json(
+            self.results / f"{PISR_TEACHER}.json",
+            {
+                "kind": PISR_TEACHER,
+                "config": yaml.safe_load((run_dir / "config.yaml").read_text()),
+                "train_s": timing.get("train_s"),
+                "weights_sha256": sha256_file(run_dir / "last.safetensors"),
+                "loss_curve": _loss_curve(read_jsonl(run_dir / "metrics.jsonl")),
+            },
+        )
+
+    def is_cached(self, row: Row, seed: int) -> bool:
+        rid = f"{row.name}-s{seed}"
+        doc = _read_json(self.results / f"{rid}.json")
+        weights = self.results / f"{rid}.safetensors"
+        return (
+            doc.get("fingerprint") == self.row_fingerprint(row, seed)
+            and weights.is_file()
+            and doc.get("weights_sha256") == sha256_file(weights)
+        )
+
+    def task_train(self, row: Row, seed: int) -> None:
+        rid = f"{row.name}-s{seed}"
+        if self.is_cached(row, seed):
+            return
+        self._train(rid, self.row_config(row, seed), self.out / rid)
+
+    def task_eval(self, row: Row, seed: int) -> None:
+        rid = f"{row.name}-s{seed}"
+        if self.is_cached(row, seed):
+            return
+        run_dir = self.out / rid
+        weights = self.results / f"{rid}.safetensors"
+        self.results.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(run_dir / "last.safetensors", weights)
+        ev = self._evaljob(f"eval-{rid}", str(weights), run_dir / "eval.json", None)
+        records = read_jsonl(run_dir / "metrics.jsonl")
+        speeds = sorted(r["it_per_s"] for r in records if "it_per_s" in r)
+        timing = _read_json(run_dir / "repro_timing.json")
+        doc = {
+            "kind": "student",
+            "run_id": rid,
+            "row": row.name,
+            "method": row.method,
+            "group": row.group,
+            "seed": seed,
+            "protocol": self.p.name,
+            "weights": str(weights),
+            "weights_sha256": sha256_file(weights),
+            "params": ev["params"],
+            "iterations": finished_iteration(run_dir),
+            "sets": ev["sets"],
+            "teacher_psnr": ev["teacher_psnr"],
+            "alpha0": alpha0_summary(records),
+            "curve": val_curve(records),
+            "loss_curve": _loss_curve(records),
+            "timing": {
+                "train_s": timing.get("train_s"),
+                "eval_s": ev["eval_s"],
+                "teacher_psnr_s": ev["teacher_psnr_s"],
+                "median_it_per_s": speeds[len(speeds) // 2] if speeds else None,
+            },
+            "config": yaml.safe_load((run_dir / "config.yaml").read_text()),
+            "fingerprint": self.row_fingerprint(row, seed),
+        }
+        _write_json(self.results / f"{rid}.json", doc)
+
+    # ---------------------------------------------------------------- run
+
+    def build_tasks(self) -> list[Task]:
+        runs = self.selected_runs()
+        tasks = [
+            Task("teacher", self.task_teacher_train),
+            Task("eval:teacher", self.task_teacher_eval, ["teacher"]),
+        ]
+        if not self.only:
+            tasks.append(Task("eval:bicubic", self.task_bicubic, ["eval:teacher"]))
+        needs_pisr = any(r.method == "pisr" for r, _ in runs)
+        if needs_pisr:
+            tasks.append(Task(PISR_TEACHER, self.task_pisr_teacher))
+        trains, evals = [], []
+        # Seed 0 of every row first (then seed 1, ...): a short run still covers every method.
+        runs = sorted(runs, key=lambda rs: rs[0].seeds.index(rs[1]))
+        for row, seed in runs:
+            rid = f"{row.name}-s{seed}"
+            deps = [PISR_TEACHER] if row.method == "pisr" else ["teacher"]
+            trains.append(Task(f"train:{rid}", _bind(self.task_train, row, seed), deps))
+            evals.append(
+                Task(
+                    f"eval:{rid}",
+                    _bind(self.task_eval, row, seed),
+                    [f"train:{rid}", "eval:teacher"],
+                )
+            )
+        # Evaluations go first once ready, so results appear while training goes on.
+        return tasks[:2] + evals + tasks[2:] + trains
+
+    def check_sizes(self) -> dict:
+        t = count_params(self.p.teacher_net(), self.p.scale)
+        s = count_params(self.p.student, self.p.scale)
+        if t < self.p.min_param_ratio * s:
+            raise FacdError(
+                f"the teacher has {t:,} parameters, only {t / s:.1f}x the student's {s:,}; "
+                f"the protocol asks for >= {self.p.min_param_ratio:g}x"
+            )
+        return {"teacher_params": t, "student_params": s, "ratio": t / s}
+
+    def run(self) -> Outcome:
+        sizes = self.check_sizes()
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.results.mkdir(parents=True, exist_ok=True)
+        tasks = self.build_tasks()
+        n_runs = sum(1 for t in tasks if t.key.startswith("train:"))
+        self.log(
+            f"protocol {self.p.name}: {n_runs} student run(s), {self.jobs} parallel job(s); "
+            f"teacher {sizes['teacher_params']:,} params, student {sizes['student_params']:,} "
+            f"({sizes['ratio']:.1f}x)"
+        )
+        t0 = time.perf_counter()
+        outcome = run_tasks(tasks, self.jobs, self.log)
+        wall = time.perf_counter() - t0
+        self.write_protocol_json(sizes, outcome, wall)
+        self.log(f"finished in {wall / 60:.1f} min; {len(outcome.failed)} task(s) failed")
+        return outcome
+
+    def write_protocol_json(self, sizes: dict, outcome: Outcome, wall: float) -> None:
+        import torch
+
+        path = self.results / "protocol.json"
+        old = _read_json(path)
+        invocations = old.get("invocations", []) if old.get("name") == self.p.name else []
+        invocations.append(
+            {
+                "date": time.strftime("%Y-%m-%d %H:%M"),
+                "only": self.only,
+                "jobs": self.jobs,
+                "wall_s": round(wall, 1),
+                "task_s": {k: round(v, 1) for k, v in outcome.seconds.items()},
+                "failed": outcome.failed,
+            }
+        )
+        doc = {
+            "name": self.p.name,
+            "protocol": self.p.to_dict(),
+            "sizes": sizes,
+            "teacher_weights": self.p.teacher.weights,
+            "machine": {
+                "cpus": os.cpu_count(),
+                "torch": torch.__version__,
+                "python": platform.python_version(),
+                "processor": platform.processor() or platform.machine(),
+            },
+            "invocations": invocations,
+        }
+        _write_json(path, doc)
+
+
+def _bind(fn: Callable[[Row, int], None], row: Row, seed: int) -> Callable[[], None]:
+    return lambda: fn(row, seed)
+
+
+def _loss_curve(records: list[dict]) -> list[list[float]]:
+    return [[r["iteration"], r["loss"]] for r in records if "loss" in r and "iteration" in r]
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _read_yaml(path: Path) -> dict | None:
+    try:
+        return yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+
+
+def _write_json(path: Path, doc: dict) -> None:
+    atomic_write_text(path, json.dumps(doc, indent=1) + "\n")
+
+
+def _add_time(path: Path, key: str, seconds: float) -> None:
+    doc = _read_json(path)
+    doc[key] = round(float(doc.get(key, 0.0)) + seconds, 1)
+    if path.parent.is_dir():
+        _write_json(path, doc)

@@ -1,0 +1,196 @@
+"""The reproduction protocol: end to end on tiny synthetic data, caching, resume and the report."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+
+from facd.cli import main
+from facd.errors import ConfigError
+from facd.reproduce.protocol import load_protocol
+from facd.reproduce.runner import Reproduction, alpha0_summary, finished_iteration
+from facd.reproduce.stats import Diff, paired, std
+
+from .helpers import make_checkpoint, make_image_folder
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _protocol(tmp: Path, rows: list[dict], iterations: int = 3) -> Path:
+    """A CI-sized protocol: random tiny teacher, 1-block student, synthetic images."""
+    train = make_image_folder(tmp / "train", count=3, size=(72, 64))
+    make_image_folder(tmp / "bench" / "Tiny" / "HR", count=2, size=(48, 40), seed=1)
+    teacher = make_checkpoint(tmp / "teacher.safetensors", "edsr-tiny-t", 4)
+    teacher_cfg = tmp / "teacher.yaml"
+    teacher_cfg.write_text(
+        yaml.safe_dump({"method": "scratch", "student": {"preset": "edsr-tiny-t"}})
+    )
+    doc = {
+        "name": "ci",
+        "scale": 4,
+        "teacher": {"config": str(teacher_cfg), "weights": str(teacher)},
+        "student": {"arch": "edsr", "n_blocks": 1, "n_feats": 8},
+        "shared": {
+            "data": {"train_dirs": [str(train)], "patch_size": 8},
+            "val": {"data_root": str(tmp / "bench"), "sets": ["Tiny"], "every": 2},
+            "train": {
+                "iterations": iterations,
+                "batch_size": 2,
+                "lr": 1e-3,
+                "iters_per_epoch": 1,
+                "lr_milestones": [100],
+                "log_every": 1,
+                "save_every": 1,
+            },
+        },
+        "eval": {"sets": ["Tiny"], "data_root": str(tmp / "bench")},
+        "rows": rows,
+        "results_dir": str(tmp / "results"),
+        "report": str(tmp / "docs" / "results.md"),
+        "figures_dir": str(tmp / "docs" / "img"),
+    }
+    path = tmp / "proto.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+ROWS = [
+    {"method": "scratch", "seeds": [0, 1]},
+    {"method": "facd", "seeds": [0]},
+    {"method": "csd", "skip": "n/a: needs ImageNet VGG19 weights"},
+]
+
+
+@pytest.mark.slow
+def test_protocol_end_to_end_cache_and_report(tmp_path: Path, capsys) -> None:
+    proto_path = _protocol(tmp_path, ROWS)
+    out = tmp_path / "runs"
+    assert main(["reproduce", str(proto_path), "--out", str(out), "--jobs", "2"]) == 0
+    results = tmp_path / "results"
+    for rid in ("scratch-s0", "scratch-s1", "facd-s0"):
+        doc = json.loads((results / f"{rid}.json").read_text())
+        assert doc["iterations"] == 3 and doc["seed"] == int(rid[-1])
+        tiny = doc["sets"]["Tiny"]
+        assert tiny["images"] == 2 and math.isfinite(tiny["psnr_y"])
+        assert math.isfinite(doc["teacher_psnr"]["Tiny"]["psnr_y"])
+        assert [it for it, _ in doc["curve"]] == [2, 3]
+        assert (results / f"{rid}.safetensors").is_file()
+    assert json.loads((results / "facd-s0.json").read_text())["alpha0"]["per_epoch"]
+    assert json.loads((results / "scratch-s0.json").read_text())["alpha0"] is None
+    assert not (results / "csd-s0.json").exists()
+    for name in ("teacher.json", "bicubic.json", "protocol.json"):
+        assert (results / name).is_file()
+
+    # The published weights give exactly the published numbers through `facd eval`.
+    doc = json.loads((results / "facd-s0.json").read_text())
+    ev = tmp_path / "eval.json"
+    argv = ["eval", "--model", doc["weights"], "--scale", "4", "--sets", "Tiny"]
+    argv += ["--data-root", str(tmp_path / "bench"), "--json", str(ev), "--quiet"]
+    assert main(argv) == 0
+    assert json.loads(ev.read_text())["sets"]["Tiny"]["psnr_y"] == doc["sets"]["Tiny"]["psnr_y"]
+
+    # A second invocation skips every finished row: no training log grows, results unchanged.
+    before = {p.name: p.stat().st_mtime_ns for p in results.glob("*-s*.json")}
+    logs = {p.name: p.read_text() for p in (out / "logs").glob("*.log")}
+    capsys.readouterr()
+    assert main(["reproduce", str(proto_path), "--out", str(out), "--no-figures"]) == 0
+    assert {p.name: p.stat().st_mtime_ns for p in results.glob("*-s*.json")} == before
+    assert {p.name: p.read_text() for p in (out / "logs").glob("*.log")} == logs
+
+    report = (tmp_path / "docs" / "results.md").read_text()
+    assert "facd reproduce" in report.splitlines()[0]
+    assert "CSD: n/a: needs ImageNet VGG19 weights" in report
+    assert "| FACD | 1 |" in report and "Student (scratch) | 2 |" in report
+    assert "Missing runs" not in report
+    assert (tmp_path / "docs" / "img" / "curves.png").is_file()
+
+
+@pytest.mark.slow
+def test_interrupted_run_is_resumed_and_missing_rows_reported(tmp_path: Path) -> None:
+    proto_path = _protocol(tmp_path, [{"method": "scratch", "seeds": [0]}], iterations=4)
+    proto = load_protocol(proto_path)
+    out = tmp_path / "runs"
+    # Simulate an interrupted run: train 2 of 4 iterations directly.
+    from facd.train.config import load_config
+    from facd.train.loop import run_training
+
+    row = proto.row("scratch")
+    rcfg = load_config(None, [], base=proto.row_config(row, 0, proto.teacher.weights))
+    run_training(rcfg, out / "scratch-s0", progress=False, stop_after=2)
+    assert finished_iteration(out / "scratch-s0") == 2
+    assert main(["reproduce", str(proto_path), "--report-only", "--no-figures"]) == 0
+    assert "Missing runs" in (tmp_path / "docs" / "results.md").read_text()
+
+    outcome = Reproduction(proto, out, jobs=1, log=lambda m: None).run()
+    assert not outcome.failed
+    log = (out / "logs" / "scratch-s0.log").read_text()
+    assert "--resume" in log and "resumed from iteration 2" in log
+    assert finished_iteration(out / "scratch-s0") == 4
+
+
+def test_protocol_validation(tmp_path: Path) -> None:
+    path = _protocol(tmp_path, [{"method": "scratch"}, {"method": "scratch"}])
+    with pytest.raises(ConfigError, match="row names must differ"):
+        load_protocol(path)
+    path = _protocol(tmp_path, [{"method": "nope"}])
+    with pytest.raises(ConfigError):
+        load_protocol(path)
+    path = _protocol(tmp_path, [{"method": "scratch", "seeds": [0], "bogus": 1}])
+    with pytest.raises(ConfigError, match="bogus"):
+        load_protocol(path)
+
+
+def test_param_ratio_is_enforced(tmp_path: Path) -> None:
+    path = _protocol(tmp_path, [{"method": "scratch"}])
+    proto = load_protocol(path)
+    proto.student = {"preset": "edsr-tiny-t"}
+    with pytest.raises(Exception, match="parameters"):
+        Reproduction(proto, tmp_path / "o").check_sizes()
+
+
+def test_paired_statistics_and_noise_rule() -> None:
+    d = paired({0: 30.1, 1: 30.2, 2: 30.3}, {0: 30.0, 1: 30.1, 2: 30.2, 3: 9.0})
+    assert d is not None and d.seeds == (0, 1, 2)
+    assert d.mean == pytest.approx(0.1) and d.std == pytest.approx(0.0, abs=1e-12)
+    assert d.outside_noise and "better" in d.verdict()
+    assert not Diff((0.1, -0.05, 0.2), (0, 1, 2)).outside_noise  # signs disagree
+    assert not Diff((0.01, 0.3, 0.02), (0, 1, 2)).outside_noise  # mean < 2 SE
+    assert Diff((-0.2,), (0,), ref_std=0.05).outside_noise  # one seed vs the spread
+    assert Diff((0.05,), (0,), ref_std=0.05).outside_noise is False
+    assert Diff((0.05,), (0,)).outside_noise is None
+    assert std([1.0]) is None and std([1.0, 3.0]) == pytest.approx(math.sqrt(2))
+
+
+def test_alpha0_summary_reads_epoch_lines() -> None:
+    recs = [{"iteration": 1, "loss": 1.0}] + [
+        {"iteration": i, "epoch": i, "alpha0_frac_epoch": f}
+        for i, f in enumerate([0.0, 0.1, 0.2, 0.3])
+    ]
+    s = alpha0_summary(recs)
+    assert s is not None and s["mean"] == pytest.approx(0.15) and s["last_quarter_mean"] == 0.3
+    assert alpha0_summary([{"iteration": 1}]) is None
+
+
+PUBLISHED = REPO / "results" / "repro"
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("rid", ["facd-s0", "scratch-s0"])
+def test_published_rows_reproduce_on_set5(rid: str, data_root: Path, tmp_path: Path) -> None:
+    """`facd eval` on a published student gives exactly its published Set5 numbers."""
+    doc_path = PUBLISHED / f"{rid}.json"
+    if not doc_path.is_file():
+        pytest.skip(f"{doc_path.name} not published yet")
+    doc = json.loads(doc_path.read_text())
+    weights = REPO / doc["weights"]
+    out = tmp_path / "eval.json"
+    argv = ["eval", "--model", str(weights), "--scale", "4", "--sets", "Set5"]
+    argv += ["--data-root", str(data_root), "--json", str(out), "--quiet"]
+    assert main(argv) == 0
+    got = json.loads(out.read_text())["sets"]["Set5"]
+    assert got["psnr_y"] == doc["sets"]["Set5"]["psnr_y"]
+    assert got["ssim_y"] == doc["sets"]["Set5"]["ssim_y"]
