@@ -145,9 +145,17 @@ class Report:
         if self.p.description:
             self.add(self.p.description.strip(), "")
 
+    def _sizes(self) -> dict:
+        """Parameter counts from the protocol itself (before a run has recorded them)."""
+        from facd.reproduce.runner import count_params
+
+        t = count_params(self.p.teacher_net(), self.p.scale)
+        s = count_params(self.p.student, self.p.scale)
+        return {"teacher_params": t, "student_params": s, "ratio": t / s}
+
     def setup(self) -> None:
         pj = self.r.protocol_json or {}
-        sizes = pj.get("sizes", {})
+        sizes = pj.get("sizes") or self._sizes()
         shared = self.p.shared
         data, train, val = shared.get("data", {}), shared.get("train", {}), shared.get("val", {})
         t = self.r.teacher or {}
