@@ -194,3 +194,18 @@ def test_published_rows_reproduce_on_set5(rid: str, data_root: Path, tmp_path: P
     got = json.loads(out.read_text())["sets"]["Set5"]
     assert got["psnr_y"] == doc["sets"]["Set5"]["psnr_y"]
     assert got["ssim_y"] == doc["sets"]["Set5"]["ssim_y"]
+
+
+def test_final_terms_and_distillation_share() -> None:
+    from facd.reproduce.report import distill_share
+    from facd.reproduce.runner import final_terms
+
+    recs = [{"iteration": i, "l1_gt": 0.04, "contrast": 0.1 * i, "loss": 1.0} for i in (1, 2, 3, 4)]
+    terms = final_terms(recs)
+    assert terms == {"l1_gt": 0.04, "contrast": pytest.approx(0.4), "loss": 1.0}
+    doc = {
+        "final_terms": terms,
+        "config": {"loss": {"pixel": {"gt_weight": 0.5}, "contrast": {"weight": 0.05}}},
+    }
+    assert distill_share(doc) == pytest.approx(0.02 / (0.02 + 0.02))
+    assert distill_share({"final_terms": {}, "config": {}}) is None

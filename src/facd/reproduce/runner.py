@@ -110,6 +110,15 @@ def alpha0_summary(records: list[dict]) -> dict | None:
     }
 
 
+def final_terms(records: list[dict]) -> dict[str, float]:
+    """Mean of each logged loss term (unweighted) and the total over the last quarter of logs."""
+    lines = [r for r in records if "loss" in r]
+    tail = lines[-max(1, len(lines) // 4) :]
+    skip = {"iteration", "epoch", "lr", "it_per_s", "alpha0"}
+    keys = [k for k in (tail[0] if tail else {}) if k not in skip]
+    return {k: sum(r[k] for r in tail if k in r) / len(tail) for k in keys}
+
+
 def val_curve(records: list[dict]) -> list[list[float]]:
     """``[iteration, Y-PSNR on the first validation set]`` for every validation line."""
     out = []
@@ -356,6 +365,7 @@ class Reproduction:
             "alpha0": alpha0_summary(records),
             "curve": val_curve(records),
             "loss_curve": _loss_curve(records),
+            "final_terms": final_terms(records),
             "timing": {
                 "train_s": timing.get("train_s"),
                 "eval_s": ev["eval_s"],
