@@ -15,7 +15,7 @@ from facd.fileio import atomic_write_text
 from facd.reproduce.plots import PALETTE, Chart, Series, draw_chart
 from facd.reproduce.protocol import Protocol
 from facd.reproduce.results import Results
-from facd.reproduce.stats import Diff, fmt_pm, mean
+from facd.reproduce.stats import NEGLIGIBLE, Diff, fmt_pm, mean
 
 LABELS = {
     "scratch": "Student (scratch)",
@@ -107,6 +107,8 @@ def _diff_cell(d: Diff | None, digits: int = 2) -> str:
 def _verdict_short(d: Diff | None) -> str:
     if d is None:
         return "–"
+    if d.negligible:
+        return "negligible"
     judged = d.outside_noise
     if judged is None:
         return "not judged (1 seed)"
@@ -277,7 +279,9 @@ class Report:
         self.add(
             "Is the PSNR difference against scratch outside the seed noise? Rule: with n >= 2 "
             "paired seeds, all per-seed differences share a sign and |mean| > 2·std/√n; with one "
-            "seed, |difference| > 2 × the seed std of the multi-seed row it is compared with.",
+            "seed, |difference| > 2 × the seed std of the multi-seed row it is compared with. "
+            f"Differences below {NEGLIGIBLE:g} dB are called negligible whatever their spread "
+            "(nearly identical runs have a tiny paired std).",
             "",
             "| Method − scratch | " + " | ".join(sets) + " | mean of the sets |",
             "|---|" + "---|" * (len(sets) + 1),
@@ -612,6 +616,8 @@ def distill_share(doc: dict) -> float | None:
 
 
 def _reading_word(d: Diff) -> str:
+    if d.negligible:
+        return f"negligible (|difference| < {NEGLIGIBLE:g} dB), **not reproduced** at this scale"
     judged = d.outside_noise
     if judged is None:
         return "one seed only, no spread to judge it against"

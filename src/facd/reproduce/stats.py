@@ -4,6 +4,9 @@ The rule that calls a difference "outside the seed noise" (kept simple and state
 report): with n >= 2 paired seeds, every paired difference has the same sign and
 ``|mean| > 2 * std / sqrt(n)``; with a single seed, ``|difference| > 2 * s_ref`` where
 ``s_ref`` is the seed-to-seed std of the reference method (when it has >= 2 seeds).
+A difference below ``NEGLIGIBLE`` (0.01 dB, the tables' last digit) is called negligible
+whatever its spread: two nearly identical runs have a tiny paired std, which would otherwise
+make a 0.002 dB difference "significant".
 """
 
 from __future__ import annotations
@@ -11,6 +14,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+
+NEGLIGIBLE = 0.01
 
 
 def mean(xs: Sequence[float]) -> float:
@@ -46,6 +52,10 @@ class Diff:
         return std(self.values)
 
     @property
+    def negligible(self) -> bool:
+        return abs(self.mean) < NEGLIGIBLE
+
+    @property
     def outside_noise(self) -> bool | None:
         """True/False by the module's rule; None when there is nothing to judge against."""
         if self.n >= 2:
@@ -57,6 +67,8 @@ class Diff:
         return abs(self.mean) > 2.0 * self.ref_std
 
     def verdict(self) -> str:
+        if self.negligible:
+            return f"negligible (|difference| < {NEGLIGIBLE:g})"
         judged = self.outside_noise
         if judged is None:
             return "one seed, no seed spread to judge against"
