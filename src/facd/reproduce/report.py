@@ -444,7 +444,9 @@ class Report:
         for r, shares in rows:
             doc = self.r.row_runs(r)[min(self.r.row_runs(r))]
             terms = ", ".join(f"{k} {v:.2g}" for k, v in weighted_terms(doc).items())
-            self.add(f"| {label(r.name)} | {terms} | {100 * mean(shares):.1f} % |")
+            share = mean(shares)
+            text = "≈ 0 %" if abs(share) < 0.0005 else f"{100 * share:.1f} %"
+            self.add(f"| {label(r.name)} | {terms} | {text} |")
         self.add("")
 
     def figures(self, curves: str | None, qualitative: str | None, note: str = "") -> None:
@@ -537,6 +539,9 @@ class Report:
                 f"average (paper, EDSR: up to 5 %): {verdict}."
             )
         self.add(*out, "")
+        obs = self.observations()
+        if obs:
+            self.add("Observations (also generated from the numbers):", "", *obs, "")
         sizes = (self.r.protocol_json or {}).get("sizes", {})
         ratio = f"{sizes['ratio']:.0f}x compression, " if sizes.get("ratio") else ""
         iters = (self.p.shared.get("train") or {}).get("iterations")
@@ -547,6 +552,72 @@ class Report:
             "paper's full-scale numbers.",
             "",
         )
+
+    def observations(self) -> list[str]:
+        out = []
+        r = self.r
+
+        def d(a: str, b: str) -> Diff | None:
+            return r.diff(a, b, None) if r.has(a) and r.has(b) else None
+
+        best = max(
+            (x for x in self.p.rows if x.group == "main" and r.has(x.name) and x.name != "scratch"),
+            key=lambda x: mean(list(r.values(x.name, None).values())),
+            default=None,
+        )
+        if best is not None and (bd := d(best.name, "scratch")) is not None:
+            out.append(
+                f"- The best student on the mean of the four sets is {label(best.name)} "
+                f"({fmt_pm(bd.mean, bd.std, 3, True)} dB over scratch)."
+            )
+        ts, facd, fcd_ts = d("ts", "scratch"), d("facd", "scratch"), d("fcd", "ts")
+        if ts and facd and fcd_ts:
+            out.append(
+                f"- FACD's gain over scratch ({fmt_pm(facd.mean, facd.std, 3, True)} dB) is about "
+                f"that of TS alone ({fmt_pm(ts.mean, ts.std, 3, True)} dB): the image loss "
+                "0.5·L1_GT + 0.5·L1_T that they share carries it. The feature contrast adds "
+                f"FCD − TS = {fmt_pm(fcd_ts.mean, fcd_ts.std, 3, True)} dB on top "
+                f"({_verdict_short(fcd_ts).strip('*')})."
+            )
+        facd_runs = r.row_runs(self.p.row("facd")) if r.has("facd") else {}
+        fr = [x["alpha0"]["mean"] for x in facd_runs.values() if x.get("alpha0")]
+        adapt = d("facd", "fcd")
+        if fr and adapt and mean(fr) < 0.01:
+            out.append(
+                f"- alpha = 0 on only {100 * mean(fr):.2f} % of FACD's training patches, so FACD "
+                "and FCD differ on very few samples and train almost identically (FACD − FCD = "
+                f"{fmt_pm(adapt.mean, adapt.std, 3, True)} dB). The adaptive-scheme ablations "
+                "(FACD vs FCD, Eq. 6 vs Eq. 7) cannot show an effect at this scale."
+            )
+        for row in self.p.rows:
+            runs = r.row_runs(row)
+            if row.skip or not runs or row.name == "scratch":
+                continue
+            doc = runs[min(runs)]
+            extra = [k for k in weighted_terms(doc) if k not in ("l1_gt", "l1_t")]
+            share = distill_share(doc)
+            gain = d(row.name, "scratch")
+            if not extra or share is None or gain is None:
+                continue
+            if abs(share) < 0.01:
+                out.append(
+                    f"- {label(row.name)}: its distillation term is {100 * abs(share):.2f} % of "
+                    "the loss at the end of training, so it trains almost like scratch "
+                    f"({fmt_pm(gain.mean, gain.std, 3, True)} dB)."
+                )
+            elif share > 0.3 and not gain.negligible and not gain.outside_noise:
+                out.append(
+                    f"- {label(row.name)}: its distillation term is {100 * share:.0f} % of the "
+                    f"loss at the end of training, yet its gain over scratch is "
+                    f"{fmt_pm(gain.mean, gain.std, 3, True)} dB, inside the seed noise."
+                )
+            elif share > 0.3 and gain.negligible:
+                out.append(
+                    f"- {label(row.name)}: its distillation term is {100 * share:.0f} % of the "
+                    f"loss at the end of training, yet its gain over scratch is negligible "
+                    f"({fmt_pm(gain.mean, gain.std, 3, True)} dB)."
+                )
+        return out
 
     def timings(self) -> None:
         runs = list(self.r.runs.values())
@@ -560,7 +631,8 @@ class Report:
             f"- {len(runs)} student runs: training {sum(train) / 60:.1f} process-minutes in total "
             f"({min(train):.0f}–{max(train):.0f} s per run), final evaluation "
             f"{sum(ev) / 60:.1f} process-minutes ({mean(ev):.0f} s per run on "
-            f"{', '.join(self.r.sets)}), one thread per process.",
+            f"{', '.join(self.r.sets)}), one thread per process. Wall-clock times: runs that "
+            "shared the machine with other jobs took longer.",
         )
         by_method: dict[str, list[float]] = {}
         for d in runs:

@@ -149,6 +149,7 @@ class Reproduction:
         self.only = only or []
         self.python = python
         self._log = log or (lambda m: print(m, flush=True))
+        self.subprocesses = 0  # how many training/evaluation processes this invocation ran
 
     # ---------------------------------------------------------------- helpers
 
@@ -204,6 +205,7 @@ class Reproduction:
     def _subprocess(self, name: str, cmd: list[str]) -> None:
         logs = self.out / "logs"
         logs.mkdir(parents=True, exist_ok=True)
+        self.subprocesses += 1
         env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
         with open(logs / f"{name}.log", "a", encoding="utf-8") as f:
             f.write(f"$ {' '.join(cmd)}\n")
@@ -212,15 +214,17 @@ class Reproduction:
         if code != 0:
             raise FacdError(f"{name}: exit code {code}; see {logs / (name + '.log')}")
 
-    def _train(self, name: str, cfg: dict, run_dir: Path) -> None:
-        """``facd train`` into ``run_dir``, resuming an interrupted run; timing accumulated."""
+    def _train(self, name: str, cfg: dict, run_dir: Path) -> bool:
+        """``facd train`` into ``run_dir``, resuming an interrupted run; timing accumulated.
+
+        Returns False when the run was already finished with this config."""
         from facd.train.config import load_config
 
         resolved = load_config(None, [], base=cfg).to_dict()
         total = resolved["train"]["iterations"]
         saved = _read_yaml(run_dir / "config.yaml")
         if finished_iteration(run_dir) == total and saved == resolved:
-            return
+            return False
         from facd.train.state import has_state
 
         cfg_path = self.out / f"{name}.yaml"
@@ -236,6 +240,7 @@ class Reproduction:
             _add_time(run_dir / "repro_timing.json", "train_s", time.perf_counter() - t0)
         if finished_iteration(run_dir) != total:
             raise FacdError(f"{name}: training stopped before iteration {total}")
+        return True
 
     def _evaljob(self, name: str, model: str, out_json: Path, keep_sr: Path | None) -> dict:
         cmd = [self.python, "-m", "facd.reproduce.evaljob", "--model", model]
@@ -254,18 +259,19 @@ class Reproduction:
 
     # ---------------------------------------------------------------- tasks
 
-    def task_teacher_train(self) -> None:
+    def task_teacher_train(self) -> bool:
         weights = Path(self.p.teacher.weights)
         if weights.is_file():
-            return
+            return False
         self.log(f"teacher weights {weights} absent: training them with {self.p.teacher.config}")
         cfg = self.p.teacher_train_config()
         run_dir = self.out / "teacher"
         self._train("teacher", cfg, run_dir)
         weights.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(run_dir / "last.safetensors", weights)
+        return True
 
-    def task_teacher_eval(self) -> None:
+    def task_teacher_eval(self) -> bool:
         weights = Path(self.p.teacher.weights)
         sha = sha256_file(weights)
         result = self.results / "teacher.json"
@@ -274,7 +280,7 @@ class Reproduction:
             _read_json(result).get("fingerprint") == key
             and (self.teacher_sr / DONE_MARKER).is_file()
         ):
-            return
+            return False
         doc = self._evaljob(
             "eval-teacher", str(weights), self.out / "teacher-eval.json", self.teacher_sr
         )
@@ -287,22 +293,27 @@ class Reproduction:
             fingerprint=key,
         )
         _write_json(result, doc)
+        return True
 
-    def task_bicubic(self) -> None:
+    def task_bicubic(self) -> bool:
         result = self.results / "bicubic.json"
         key = fingerprint(
             {"eval": self.p.eval.sets, "teacher": sha256_file(Path(self.p.teacher.weights))}
         )
         if _read_json(result).get("fingerprint") == key:
-            return
+            return False
         doc = self._evaljob("eval-bicubic", "bicubic", self.out / "bicubic-eval.json", None)
         doc.update(kind="bicubic", fingerprint=key)
         _write_json(result, doc)
+        return True
 
-    def task_pisr_teacher(self) -> None:
+    def task_pisr_teacher(self) -> bool:
         cfg = self.p.pisr_teacher_config()
         run_dir = self.out / PISR_TEACHER
-        self._train(PISR_TEACHER, cfg, run_dir)
+        published = self.results / f"{PISR_TEACHER}.json"
+        trained = self._train(PISR_TEACHER, cfg, run_dir)
+        if not trained and published.is_file():
+            return False
         self.results.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(run_dir / "last.safetensors", self.results / f"{PISR_TEACHER}.safetensors")
         enc = run_dir / "pisr_encoder.safetensors"
@@ -319,6 +330,7 @@ class Reproduction:
                 "loss_curve": _loss_curve(read_jsonl(run_dir / "metrics.jsonl")),
             },
         )
+        return True
 
     def is_cached(self, row: Row, seed: int) -> bool:
         rid = f"{row.name}-s{seed}"
@@ -330,16 +342,17 @@ class Reproduction:
             and doc.get("weights_sha256") == sha256_file(weights)
         )
 
-    def task_train(self, row: Row, seed: int) -> None:
+    def task_train(self, row: Row, seed: int) -> bool:
         rid = f"{row.name}-s{seed}"
         if self.is_cached(row, seed):
-            return
+            return False
         self._train(rid, self.row_config(row, seed), self.out / rid)
+        return True
 
-    def task_eval(self, row: Row, seed: int) -> None:
+    def task_eval(self, row: Row, seed: int) -> bool:
         rid = f"{row.name}-s{seed}"
         if self.is_cached(row, seed):
-            return
+            return False
         run_dir = self.out / rid
         weights = self.results / f"{rid}.safetensors"
         self.results.mkdir(parents=True, exist_ok=True)
@@ -376,6 +389,7 @@ class Reproduction:
             "fingerprint": self.row_fingerprint(row, seed),
         }
         _write_json(self.results / f"{rid}.json", doc)
+        return True
 
     # ---------------------------------------------------------------- run
 
@@ -441,16 +455,17 @@ class Reproduction:
         path = self.results / "protocol.json"
         old = _read_json(path)
         invocations = old.get("invocations", []) if old.get("name") == self.p.name else []
-        invocations.append(
-            {
-                "date": time.strftime("%Y-%m-%d %H:%M"),
-                "only": self.only,
-                "jobs": self.jobs,
-                "wall_s": round(wall, 1),
-                "task_s": {k: round(v, 1) for k, v in outcome.seconds.items()},
-                "failed": outcome.failed,
-            }
-        )
+        if self.subprocesses or outcome.failed:  # a fully cached re-run is not recorded
+            invocations.append(
+                {
+                    "date": time.strftime("%Y-%m-%d %H:%M"),
+                    "only": self.only,
+                    "jobs": self.jobs,
+                    "wall_s": round(wall, 1),
+                    "task_s": {k: round(v, 1) for k, v in outcome.seconds.items()},
+                    "failed": outcome.failed,
+                }
+            )
         doc = {
             "name": self.p.name,
             "protocol": self.p.to_dict(),
@@ -467,7 +482,7 @@ class Reproduction:
         _write_json(path, doc)
 
 
-def _bind(fn: Callable[[Row, int], None], row: Row, seed: int) -> Callable[[], None]:
+def _bind(fn: Callable[[Row, int], bool], row: Row, seed: int) -> Callable[[], bool]:
     return lambda: fn(row, seed)
 
 

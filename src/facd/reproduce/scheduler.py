@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 @dataclass
 class Task:
     key: str
-    action: Callable[[], None]
+    action: Callable[[], bool | None]  # returns False when there was nothing to do
     deps: list[str] = field(default_factory=list)
 
 
@@ -60,7 +60,8 @@ def run_tasks(tasks: list[Task], jobs: int, log: Callable[[str], None] = print) 
                 err = fut.exception()
                 if err is None:
                     outcome.done.append(task.key)
-                    log(f"done  {task.key} ({secs:.0f} s)")
+                    cached = fut.result() is False
+                    log(f"done  {task.key} ({'cached' if cached else f'{secs:.0f} s'})")
                 else:
                     outcome.failed[task.key] = f"{type(err).__name__}: {err}"
                     log(f"FAIL  {task.key} ({secs:.0f} s): {outcome.failed[task.key]}")

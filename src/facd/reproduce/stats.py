@@ -15,7 +15,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-
 NEGLIGIBLE = 0.01
 
 
