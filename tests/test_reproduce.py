@@ -209,3 +209,20 @@ def test_final_terms_and_distillation_share() -> None:
     }
     assert distill_share(doc) == pytest.approx(0.02 / (0.02 + 0.02))
     assert distill_share({"final_terms": {}, "config": {}}) is None
+
+
+def test_only_selects_rows_and_run_ids(tmp_path: Path) -> None:
+    from facd.errors import FacdError
+
+    proto = load_protocol(_protocol(tmp_path, ROWS))
+
+    def picked(only: list[str]) -> list[str]:
+        runs = Reproduction(proto, tmp_path / "o", only=only).selected_runs()
+        return [f"{r.name}-s{s}" for r, s in runs]
+
+    assert picked([]) == ["scratch-s0", "scratch-s1", "facd-s0"]
+    assert picked(["scratch-s1"]) == ["scratch-s1"]
+    assert picked(["facd"]) == ["facd-s0"]
+    assert picked(["csd"]) == []  # a skipped row is never run
+    with pytest.raises(FacdError, match="unknown row"):
+        picked(["nope"])

@@ -456,7 +456,8 @@ class Report:
         if curves:
             self.add(
                 "Validation Y-PSNR during training (mean over seeds; the full evaluation uses "
-                "`last.safetensors` at the end):",
+                "`last.safetensors` at the end). The y axis starts at the lowest value after the "
+                "first validation, so lower first points are drawn on the bottom edge:",
                 "",
                 f"![validation curves]({curves})",
                 "",
