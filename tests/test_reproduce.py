@@ -176,12 +176,14 @@ def test_alpha0_summary_reads_epoch_lines() -> None:
 
 
 PUBLISHED = REPO / "results" / "repro"
+PSNR_TOL_DB = 1e-4  # stored vs computed floats, any CPU
+SSIM_TOL = 1e-6
 
 
 @pytest.mark.data
 @pytest.mark.parametrize("rid", ["facd-s0", "scratch-s0"])
 def test_published_rows_reproduce_on_set5(rid: str, data_root: Path, tmp_path: Path) -> None:
-    """`facd eval` on a published student gives exactly its published Set5 numbers."""
+    """`facd eval` on a published student gives its published Set5 numbers (to 1e-4 dB)."""
     doc_path = PUBLISHED / f"{rid}.json"
     if not doc_path.is_file():
         pytest.skip(f"{doc_path.name} not published yet")
@@ -192,8 +194,10 @@ def test_published_rows_reproduce_on_set5(rid: str, data_root: Path, tmp_path: P
     argv += ["--data-root", str(data_root), "--json", str(out), "--quiet"]
     assert main(argv) == 0
     got = json.loads(out.read_text())["sets"]["Set5"]
-    assert got["psnr_y"] == doc["sets"]["Set5"]["psnr_y"]
-    assert got["ssim_y"] == doc["sets"]["Set5"]["ssim_y"]
+    # float32 convolutions differ in the last digits between CPU kinds (AVX2 vs AVX-512): a stored
+    # PSNR is reproduced to 1e-4 dB, far below any difference between two trained models
+    assert got["psnr_y"] == pytest.approx(doc["sets"]["Set5"]["psnr_y"], abs=PSNR_TOL_DB)
+    assert got["ssim_y"] == pytest.approx(doc["sets"]["Set5"]["ssim_y"], abs=SSIM_TOL)
 
 
 def test_final_terms_and_distillation_share() -> None:
@@ -226,3 +230,12 @@ def test_only_selects_rows_and_run_ids(tmp_path: Path) -> None:
     assert picked(["csd"]) == []  # a skipped row is never run
     with pytest.raises(FacdError, match="unknown row"):
         picked(["nope"])
+
+
+def test_published_tolerance_still_separates_models() -> None:
+    """The stored-float tolerance is far below the gap between two different published students."""
+    docs = [PUBLISHED / f"{rid}.json" for rid in ("facd-s0", "scratch-s0")]
+    if not all(p.is_file() for p in docs):
+        pytest.skip("published rows not present")
+    a, b = (json.loads(p.read_text())["sets"]["Set5"]["psnr_y"] for p in docs)
+    assert abs(a - b) > 100 * PSNR_TOL_DB
