@@ -52,6 +52,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from facd.errors import FacdError
+    from facd.messages import cli_wording
 
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
@@ -62,7 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 1
     try:
-        return int(_load_command(args.command).run(args) or 0)
+        with cli_wording(f"facd {args.command}"):  # messages say --flag, warnings go to stderr
+            return int(_load_command(args.command).run(args) or 0)
     except FacdError as err:
         print(f"facd {args.command}: error: {err}", file=sys.stderr)
         return err.exit_code

@@ -97,7 +97,9 @@ def load_model(
     ref_str = str(ref)
     if ref_str in PRESETS:
         if scale is None:
-            raise CheckpointError(f"preset {ref_str!r} needs a scale (--scale)")
+            from facd.messages import option
+
+            raise CheckpointError(f"preset {ref_str!r} needs a scale, e.g. {option('scale', 4)}")
         spec = preset_spec(ref_str, scale)
         return build_model(spec), spec
     path = Path(ref_str)

@@ -27,6 +27,7 @@ are upscaled with MATLAB bicubic, RGB with the network.
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -468,6 +469,9 @@ def load(
     """An :class:`Upscaler` for a preset name (untrained; needs ``scale``), a facd checkpoint,
     an official EDSR/RCAN ``.pt`` or BasicSR ``.pth`` file, or an EDSR/RCAN module built by facd.
 
+    A preset name warns (:class:`facd.UntrainedWeightsWarning`) that its weights are random; the
+    warning is raised after the options were checked, so a bad option fails without it.
+
     ``options`` are :class:`Upscaler` defaults: ``tile``, ``overlap``, ``batch``, ``precision``,
     ``self_ensemble``, ``channels_last``, ``progress``.
     """
@@ -479,6 +483,9 @@ def load(
             raise FacdError(f"model is x{spec.scale}, but x{scale} was asked for")
         return Upscaler(model, spec, device, **options)
     from facd.archs.io import load_model
+    from facd.messages import warn_untrained
 
     net, spec = load_model(model, scale)
-    return Upscaler(net, spec, device, **options)
+    up = Upscaler(net, spec, device, **options)
+    warn_untrained(os.fspath(model) if isinstance(model, (str, os.PathLike)) else model)
+    return up

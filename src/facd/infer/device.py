@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 
 from facd.errors import FacdError
+from facd.messages import option
 
 __all__ = [
     "DEVICES",
@@ -56,7 +57,9 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
         raise FacdError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise FacdError("device 'cuda' asked for, but torch sees no CUDA GPU; use --device cpu")
+            raise FacdError(
+                f"device 'cuda' asked for, but torch sees no CUDA GPU; use {option('device', 'cpu')}"
+            )
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise FacdError(
                 f"device {name!r} asked for, but only {torch.cuda.device_count()} GPU(s) are visible"
@@ -95,7 +98,7 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     if not half_supported(device, dtype):
         raise FacdError(
             f"precision {key} is not supported natively on {device.type} (torch would emulate it, "
-            "about 30x slower than fp32); use --precision fp32 on this device"
+            f"about 30x slower than fp32); use {option('precision', 'fp32')} on this device"
         )
     return dtype
 
