@@ -20,10 +20,16 @@ Choices:
   which is the gradient, so the extra memory is one feature-sized tensor per layer whatever K.
 - The VGG is kept outside the module tree: it is frozen and ImageNet-given, so it is not written
   into every training state (~80 MB); it follows the student's device on first use.
-- The random permutation uses torch's global generator, seeded and checkpointed by the trainer.
+- The random order of the negatives comes from a fresh generator per step, seeded from (seed,
+  iteration, rank) by the trainer's ``StepRandom`` (stream ``"csd"``): it draws nothing from
+  torch's global generator and needs no saved state, so a resumed run is bit-exact. The sum over
+  k does not depend on the order in exact arithmetic; the order changes only float rounding.
+  A term used outside a trainer (never set up) falls back to torch's global generator.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -33,14 +39,25 @@ from facd.distill.terms import LossTerm, StepContext, TermEnv, register_term
 from facd.distill.vgg import VGG19Features, load_vgg19
 from facd.errors import ConfigError
 
+if TYPE_CHECKING:
+    from facd.train.trainer import StepRandom
 
-def bicubic_negatives(lr: torch.Tensor, k: int, size: tuple[int, int]) -> torch.Tensor:
-    """CSD's negatives: the first ``k`` LR images in random order, bicubic-upsampled, detached."""
+
+def bicubic_negatives(
+    lr: torch.Tensor,
+    k: int,
+    size: tuple[int, int],
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """CSD's negatives: the first ``k`` LR images in random order, bicubic-upsampled, detached.
+
+    ``generator`` (a CPU generator) draws the order; None uses torch's global generator.
+    """
     if k > lr.shape[0]:
         raise ConfigError(
             f"loss.csd.negatives={k} but the batch has only {lr.shape[0]} images per process"
         )
-    perm = torch.randperm(k).to(lr.device)
+    perm = torch.randperm(k, generator=generator).to(lr.device)
     with torch.no_grad():
         return F.interpolate(lr[perm].float(), size=size, mode="bicubic", align_corners=False)
 
@@ -81,6 +98,7 @@ class CSDTerm(LossTerm):
         super().__init__()
         self.opts = opts
         self._vgg = [vgg]  # a list keeps it out of state_dict() and parameters()
+        self._random: StepRandom | None = None  # the trainer's, set in on_setup
 
     @property
     def vgg(self) -> VGG19Features:
@@ -96,6 +114,7 @@ class CSDTerm(LossTerm):
                 f"process, but the batch has {per_process}; lower loss.csd.negatives"
             )
         self.vgg.to(trainer.device)  # type: ignore[attr-defined]
+        self._random = getattr(trainer, "step_random", None)
 
     def forward(self, ctx: StepContext) -> torch.Tensor:
         assert ctx.sr_t is not None
@@ -103,7 +122,8 @@ class CSDTerm(LossTerm):
         if next(vgg.parameters()).device != ctx.sr_s.device:
             vgg.to(ctx.sr_s.device)
         size = (int(ctx.sr_s.shape[-2]), int(ctx.sr_s.shape[-1]))
-        negs = bicubic_negatives(ctx.lr, self.opts.negatives, size)
+        gen = self._random.generator("csd") if self._random is not None else None
+        negs = bicubic_negatives(ctx.lr, self.opts.negatives, size, gen)
         with torch.no_grad():
             feats_t = vgg(ctx.sr_t.detach() * 255.0)
             feats_n = vgg(negs * 255.0)

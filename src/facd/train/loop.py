@@ -92,6 +92,7 @@ def _run(
         pin_memory=trainer.device.type == "cuda",
         persistent_workers=False,
         worker_init_fn=_worker_init if cfg.data.num_workers else None,
+        generator=trainer.step_random.generator("data_loader", start),  # not the global RNG
     )
     # lines logged after the state we start from (a crash, or a fresh start) are dropped
     logger = None

@@ -2,6 +2,28 @@
 
 The trainer is deliberately split: ``DistillModel`` is the trained part (student + loss modules,
 what DDP wraps); ``Trainer`` owns the optimizer, schedule, checkpoints and logging.
+
+Randomness and bit-exact resume. Nothing draws from the global generators (torch, numpy,
+python ``random``) once set-up is over, so a resumed run draws exactly what an uninterrupted
+one drew, whatever happens between a save and the resume:
+
+- set-up (``Trainer.__init__`` after ``torch.manual_seed(seed)``): the student's
+  initialisation and that of the trained loss modules (FACD/FCD regressors, LFD/LSFD local
+  regressors, PISR's encoder and VID heads; a test-only random VGG for CSD). A resume
+  overwrites all of them with the saved weights.
+- training patches, crops and augmentation (flips, 90-degree rotations): a numpy ``PCG64``
+  seeded from (seed, iteration, sample index) in ``facd.data.patches``.
+- CSD's random order of negatives: a fresh ``torch.Generator`` per step, ``StepRandom``
+  stream ``"csd"`` (the order only changes the summation order of the negatives' distances).
+- the DataLoader's base seed (drawn by ``iter(loader)``; it only seeds worker processes, whose
+  data does not depend on it): its own generator, ``StepRandom`` stream ``"data_loader"`` at
+  the first iteration of the run.
+- not random: dropout (no network here has dropout layers), FAKD, FACD/FCD/ICD negatives
+  (the other samples of the batch), PISR (no sampling), validation.
+
+A new random consumer takes a generator from ``Trainer.step_random`` (it needs no saved
+state). The global states are still saved and restored as a safety net, but only rank 0's
+are saved, so under DDP a global draw would not resume exactly on the other ranks.
 """
 
 from __future__ import annotations
@@ -11,9 +33,12 @@ import math
 import os
 import signal
 import time
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -39,6 +64,29 @@ from facd.train.state import (
 
 class TrainingDiverged(FacdError):
     exit_code = 3
+
+
+def derive_seed(*keys: int | str) -> int:
+    """A 64-bit seed from non-negative integers and names, stable across runs and platforms."""
+    entropy = [k % 2**64 if isinstance(k, int) else zlib.crc32(k.encode()) for k in keys]
+    return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0])
+
+
+@dataclass
+class StepRandom:
+    """Per-step random generators derived from (seed, iteration, rank, stream), not saved.
+
+    ``iteration`` is the number of completed steps; the trainer sets it before every step.
+    """
+
+    seed: int
+    rank: int = 0
+    iteration: int = 0
+
+    def generator(self, stream: str, iteration: int | None = None) -> torch.Generator:
+        """A fresh CPU generator for ``stream`` at ``iteration`` (default: the current step)."""
+        it = self.iteration if iteration is None else iteration
+        return torch.Generator().manual_seed(derive_seed(self.seed, it, self.rank, stream))
 
 
 class DistillModel(nn.Module):
@@ -114,6 +162,7 @@ class Trainer:
         self.device = resolve_device(cfg.train.device, self.dist)
         self.method = get_method(cfg.method)
         torch.manual_seed(cfg.seed)
+        self.step_random = StepRandom(cfg.seed, self.dist.rank)
         self.student_spec = cfg.student.spec(cfg.scale)
         student = build_model(self.student_spec)
         if cfg.student.weights:
@@ -260,6 +309,7 @@ class Trainer:
         fmt = torch.channels_last if self.cfg.train.channels_last else torch.contiguous_format
         lr = lr.to(self.device, non_blocking=True).contiguous(memory_format=fmt)
         hr = hr.to(self.device, non_blocking=True)
+        self.step_random.iteration = self.iteration
         self.model.train()
         with self.autocast():
             sr_t, feats_t = None, None
