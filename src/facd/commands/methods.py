@@ -1,17 +1,25 @@
-"""``facd methods [NAME ...] [--json | --markdown]``: the methods and the loss terms they add.
+"""``facd methods [NAME ...] [--wide | --json | --markdown]``: the methods and their loss terms.
 
 Reads :mod:`facd.distill.methods`, the one place that defines them. For every term it shows the
 weight as given by the method's paper or code (tuned for images in [0, ``paper range``]) and the
 weight used here, on [0, 1] images: pixel weights are unchanged, other weights are divided by
 the paper range (see ``methods.py``).
+
+The text table fits :data:`WIDTH` columns: the terms wrap onto continuation lines (a term is
+never split unless it alone is wider than its column) and the source column is left out.
+``--wide`` prints one line per method with every column, however long.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 
 HELP = "list the distillation methods and their loss terms"
+
+#: Columns of the default text table (``--wide``: no limit).
+WIDTH = 100
 
 # term name -> (options section, key of its weight in that section)
 _TERM_KEYS = {
@@ -29,6 +37,11 @@ _PIXEL_WEIGHTS = ("gt_weight", "teacher_weight")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("names", nargs="*", metavar="NAME", help="only these methods")
     fmt = parser.add_mutually_exclusive_group()
+    fmt.add_argument(
+        "--wide",
+        action="store_true",
+        help=f"one line per method, with sources (over {WIDTH} columns)",
+    )
     fmt.add_argument("--json", action="store_true", help="print JSON")
     fmt.add_argument("--markdown", action="store_true", help="print a Markdown table")
 
@@ -86,21 +99,68 @@ def format_term(t: dict) -> str:
     )
 
 
-def format_text(rows: list[dict]) -> str:
-    head = ("method", "terms: paper weight -> weight on [0,1]", "range", "teacher", "source")
-    body = [
-        (
-            r["method"],
-            ", ".join(format_term(t) for t in r["terms"]),
-            f"0-{r['paper_range']}",
-            "yes" if r["needs_teacher"] else "no",
-            r["source"],
-        )
-        for r in rows
-    ]
-    widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head) - 1)]
+_HEAD = ("method", "terms: paper weight -> weight on [0,1]", "range", "teacher", "source")
+
+
+def _cells(r: dict) -> tuple[str, list[str], str, str, str]:
+    return (
+        r["method"],
+        [format_term(t) for t in r["terms"]],
+        f"0-{r['paper_range']}",
+        "yes" if r["needs_teacher"] else "no",
+        r["source"],
+    )
+
+
+def _pack(terms: list[str], width: int) -> list[str]:
+    """Terms joined by ", " into lines of at most ``width`` characters (greedy). A term wider
+    than ``width`` alone is split after a comma or a space inside it, else anywhere."""
+    lines: list[str] = []
+    line = ""
+    for i, term in enumerate(terms):
+        piece = term + ("," if i < len(terms) - 1 else "")
+        if line and len(line) + 1 + len(piece) <= width:
+            line += " " + piece
+            continue
+        if line:
+            lines.append(line)
+        line = ""
+        for chunk in re.findall(r"[^, ]+[, ]?|[, ]", piece):
+            if line and len(line) + len(chunk.rstrip()) > width:
+                lines.append(line.rstrip())
+                line = ""
+            while len(chunk.rstrip()) > width:  # no comma or space to break at
+                lines.append(chunk[:width])
+                chunk = chunk[width:]
+            line += chunk
+        line = line.rstrip()
+    lines.append(line)
+    return lines
+
+
+def format_text(rows: list[dict], wide: bool = False, width: int = WIDTH) -> str:
+    """The table as text: ``wide`` one line per method with every column; otherwise at most
+    ``width`` columns, terms wrapped and the source column left out."""
+    cells = [_cells(r) for r in rows]
+    if wide:
+        table = [_HEAD] + [(m, ", ".join(t), rg, te, src) for m, t, rg, te, src in cells]
+        return _align(table)
+    fixed = [max(len(row[i]) for row in [_HEAD, *cells]) for i in (0, 2, 3)]
+    terms_width = max(20, width - sum(fixed) - 2 * 3)
+    table = [_HEAD[:4]]
+    for method, terms, rng, teacher, _ in cells:
+        lines = _pack(terms, terms_width)
+        table.append((method, lines[0], rng, teacher))
+        table.extend(("", more, "", "") for more in lines[1:])
+    text = _align(table)
+    return text + "\n(sources, and one line per method: facd methods --wide)"
+
+
+def _align(table: list[tuple[str, ...]]) -> str:
+    """Columns padded to their widest cell, two spaces apart; the last one is not padded."""
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
     lines = []
-    for row in [head, *body]:
+    for row in table:
         cells = [c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)] + [row[-1]]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
@@ -128,5 +188,5 @@ def run(args: argparse.Namespace) -> int:
     elif args.markdown:
         print(format_markdown(rows))
     else:
-        print(format_text(rows))
+        print(format_text(rows, wide=args.wide))
     return 0
