@@ -206,11 +206,7 @@ class VIDTerm(LossTerm):
         check_teacher_stage(cfg.teacher.weights)
         path = self.encoder_path(t)
         if not path.is_file():
-            raise ConfigError(
-                f"PISR needs the teacher stage's encoder: {path} not found; train the teacher "
-                f"with method {TEACHER_METHOD} and set loss.vid.teacher_encoder to its "
-                f"{ENCODER_FILE}"
-            )
+            raise ConfigError(missing_teacher_stage_message(path, cfg))
         load_encoder_into(self.encoder, path)
         self.encoder.to(t.device)  # type: ignore[attr-defined]
         if self.opts.init_student == "auto":
@@ -235,6 +231,26 @@ class VIDTerm(LossTerm):
 
     def describe(self) -> str:
         return f"vid[{self.opts.pdf}, tap {self.opts.tap}, teacher sees E(Y)]"
+
+
+def teacher_stage_config(cfg: object) -> str:
+    """The shipped config of stage 1 for this run's teacher (``configs/...``), as a hint."""
+    teacher = getattr(cfg, "teacher", None)
+    preset = str(getattr(teacher, "preset", "") or "")
+    if "tiny" in preset:
+        return f"configs/tiny/{TEACHER_METHOD}.yaml"
+    arch = "rcan" if preset.startswith("rcan") else "edsr"
+    return f"configs/paper/{arch}-x{getattr(cfg, 'scale', 4)}-{TEACHER_METHOD}.yaml"
+
+
+def missing_teacher_stage_message(path: Path, cfg: object) -> str:
+    """One line: what is missing and the stage-1 command that makes it."""
+    return (
+        f"PISR needs its teacher stage: {path} not found; run the {TEACHER_METHOD} config "
+        f"first (facd train {teacher_stage_config(cfg)} --out {path.parent}) and set "
+        f"teacher.weights to its last.safetensors (the {ENCODER_FILE} beside it is read), or "
+        f"set loss.vid.teacher_encoder to an existing {ENCODER_FILE}"
+    )
 
 
 def check_teacher_stage(weights: str | None) -> None:
