@@ -19,8 +19,14 @@ builds the N x N x D difference tensor, so the extra memory is O(N * D).
 
 Ablations: ``domain: image`` (ICD) uses the raw output images with no regressor;
 ``domain: affinity`` (FCD(SA)) uses FAKD's spatial-affinity matrices, which do not depend on the
-channel count and so need no regressor; ``similarity: infonce`` uses cosine similarity with a
-temperature in a softmax over the positive and the same negatives.
+channel count and so need no regressor; ``similarity: infonce`` is a softmax over the positive
+and the same negatives. Its default form is the paper's "dot-product similarity" (Table 7): the
+plain dot product of the anchor DR(F^_S) and the Eq. 3-normalised features, temperature 1;
+``infonce_form: cosine`` with ``temperature: 0.07`` is the usual SimCLR-style alternative.
+
+Data-parallel training: the negatives come from the global batch, gathered across ranks, and a
+batch sum is scaled by the world size (see :mod:`facd.distill.crossrank`), so K ranks take the
+same step as one process on the same samples.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from facd.distill import crossrank
 from facd.distill.options import ContrastOptions, LossOptions
 from facd.distill.regressor import DeepRegressor
 from facd.distill.terms import LossTerm, StepContext, TermEnv, register_term
@@ -58,21 +65,37 @@ def pairwise_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return dist / a.shape[1]
 
 
+def _own_slots(n: int, m: int, offset: int, device: torch.device) -> torch.Tensor:
+    """(n, m) mask, False at [i, offset + i]: local anchor i against its own global row."""
+    keep = torch.ones(n, m, dtype=torch.bool, device=device)
+    keep[torch.arange(n, device=device), torch.arange(offset, offset + n, device=device)] = False
+    return keep
+
+
 def l1_ratio(
     anchor: torch.Tensor,
     positive: torch.Tensor,
     student_negatives: bool = True,
     detach_student_negatives: bool = False,
     eps: float = 1e-7,
+    others: torch.Tensor | None = None,
+    offset: int = 0,
 ) -> torch.Tensor:
-    """Per-sample Eq. 4 ratio, shape (N,). Rows of ``anchor``/``positive`` are flattened samples."""
-    n = anchor.shape[0]
-    off = ~torch.eye(n, dtype=torch.bool, device=anchor.device)
+    """Per-anchor Eq. 4 ratio, shape (n,). Rows are flattened samples.
+
+    ``positive`` (M, D) and ``others`` (M, D, the student rows used as negatives; default
+    ``anchor``) may hold a larger batch than ``anchor`` (n, D): anchor i is global row
+    ``offset + i`` (see :mod:`facd.distill.crossrank`); every other row is a negative.
+    """
+    n, m = anchor.shape[0], positive.shape[0]
+    off = _own_slots(n, m, offset, anchor.device)
     d_at = pairwise_l1(anchor, positive)
-    pos = d_at.diagonal()
+    rows = torch.arange(n, device=anchor.device)
+    pos = d_at[rows, rows + offset]
     neg = (d_at * off).sum(dim=1)
     if student_negatives:
-        other = anchor.detach() if detach_student_negatives else anchor
+        other = anchor if others is None else others
+        other = other.detach() if detach_student_negatives else other
         neg = neg + (pairwise_l1(anchor, other) * off).sum(dim=1)
     return pos / (neg + eps)
 
@@ -98,22 +121,32 @@ def l1_ratio_naive(
 def info_nce(
     anchor: torch.Tensor,
     positive: torch.Tensor,
-    temperature: float,
+    temperature: float = 1.0,
     student_negatives: bool = True,
     detach_student_negatives: bool = False,
+    form: str = "dot",
+    others: torch.Tensor | None = None,
+    offset: int = 0,
 ) -> torch.Tensor:
-    """Per-sample InfoNCE with cosine similarity, the same positives and negatives as Eq. 4."""
-    a = F.normalize(anchor.float(), dim=1)
-    t = F.normalize(positive.float(), dim=1)
-    logits = a @ t.T / temperature  # (N, N): diagonal = positives
+    """Per-anchor InfoNCE over the positive and the same negatives as Eq. 4, shape (n,).
+
+    ``form="dot"`` uses the plain dot product of the rows as given (the regressed, Eq. 3-normalised
+    student feature against the Eq. 3-normalised teacher feature: the paper's "dot-product
+    similarity"); ``"cosine"`` first scales every row to unit length. Logits are divided by
+    ``temperature``. ``others`` and ``offset`` as in :func:`l1_ratio`.
+    """
+    n, m = anchor.shape[0], positive.shape[0]
+    a, t = anchor.float(), positive.float()
+    other = a if others is None else others.float()
+    if form == "cosine":
+        a, t, other = F.normalize(a, dim=1), F.normalize(t, dim=1), F.normalize(other, dim=1)
+    logits = a @ t.T / temperature  # (n, M): column offset + i is anchor i's positive
+    target = torch.arange(offset, offset + n, device=a.device)
     if student_negatives:
-        other = a.detach() if detach_student_negatives else a
-        self_logits = a @ other.T / temperature
-        self_logits = self_logits.masked_fill(
-            torch.eye(len(a), dtype=torch.bool, device=a.device), float("-inf")
-        )
+        other = other.detach() if detach_student_negatives else other
+        own = ~_own_slots(n, m, offset, a.device)
+        self_logits = (a @ other.T / temperature).masked_fill(own, float("-inf"))
         logits = torch.cat([logits, self_logits], dim=1)
-    target = torch.arange(len(a), device=a.device)
     return F.cross_entropy(logits, target, reduction="none")
 
 
@@ -154,25 +187,41 @@ class ContrastTerm(LossTerm):
 
     def forward(self, ctx: StepContext) -> torch.Tensor:
         o = self.opts
-        if ctx.sr_s.shape[0] < 2:
+        size, rank = crossrank.world()
+        if ctx.sr_s.shape[0] * size < 2:
             raise ConfigError(
                 "the contrastive term needs a batch of at least 2 (negatives are other samples)"
             )
         total = ctx.sr_s.new_zeros((), dtype=torch.float32)
         for w, a, t in self.pairs(ctx):
+            # Negatives come from the global batch when several ranks train (crossrank.py).
+            others = crossrank.gather_with_grad(a) if o.student_negatives else None
+            t_all = crossrank.gather_detached(t)
+            offset = rank * a.shape[0]
             if o.similarity == "infonce":
-                per = info_nce(a, t, o.temperature, o.student_negatives, o.detach_student_negatives)
+                per = info_nce(
+                    a, t_all, o.temperature, o.student_negatives,
+                    o.detach_student_negatives, o.infonce_form, others, offset,
+                )  # fmt: skip
             else:
-                per = l1_ratio(a, t, o.student_negatives, o.detach_student_negatives, o.eps)
+                per = l1_ratio(
+                    a, t_all, o.student_negatives, o.detach_student_negatives, o.eps,
+                    others, offset,
+                )  # fmt: skip
             if o.adaptive:
                 assert ctx.alpha is not None
                 per = per * ctx.alpha.to(per.dtype)
-            total = total + w * (per.sum() if o.batch_reduction == "sum" else per.mean())
+            # DDP averages the ranks' gradients: a batch sum is scaled by the world size so
+            # that the average is the single-process sum; a mean needs nothing.
+            total = total + w * (per.sum() * size if o.batch_reduction == "sum" else per.mean())
         return total
 
     def describe(self) -> str:
         o = self.opts
-        return f"contrast[{o.domain}, {o.similarity}, adaptive={o.adaptive}, w={o.tap_weights}]"
+        sim = o.similarity
+        if sim == "infonce":
+            sim = f"infonce {o.infonce_form} T={o.temperature:g}"
+        return f"contrast[{o.domain}, {sim}, adaptive={o.adaptive}, w={o.tap_weights}]"
 
 
 @register_term("contrast")

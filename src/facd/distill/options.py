@@ -45,7 +45,7 @@ class ContrastOptions:
     )
     similarity: Literal["l1_ratio", "infonce"] = field(
         "l1_ratio",
-        "l1_ratio: |a - pos| / sum_k |a - neg_k| (Eq. 4); infonce: dot product + temperature",
+        "l1_ratio: |a - pos| / sum_k |a - neg_k| (Eq. 4); infonce: softmax over similarities",
     )
     adaptive: bool = field(True, "keep a_i in the numerator (Eq. 6); false drops it (Eq. 7)")
     tap_weights: list[float] = field([0.5, 0.3, 0.2], "w_j per tap, shallowest first (FAT)")
@@ -62,7 +62,14 @@ class ContrastOptions:
     batch_reduction: Literal["sum", "mean"] = field(
         "sum", "sum over samples i as Eq. 4 writes, or mean"
     )
-    temperature: float = field(0.07, "InfoNCE temperature")
+    infonce_form: Literal["dot", "cosine"] = field(
+        "dot",
+        "InfoNCE similarity: dot: a . t of the Eq. 3-normalised features, as the paper writes "
+        "(Table 7); cosine: both sides re-normalised to unit length over the whole sample",
+    )
+    temperature: float = field(
+        1.0, "InfoNCE logits are divided by it (1: the plain dot product; cosine runs used 0.07)"
+    )
     eps: float = field(1e-7, "added to the denominator")
 
     def validate(self, where: str) -> None:
