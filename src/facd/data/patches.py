@@ -14,10 +14,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from facd.data.image_io import list_images, read_image, write_image
 from facd.data.imresize import bicubic_downsample, modcrop
@@ -28,30 +30,73 @@ def cache_root() -> Path:
     return Path(os.environ.get("FACD_CACHE", Path.home() / ".cache" / "facd"))
 
 
+def _cache_file(raw: bytes, scale: int) -> Path:
+    return cache_root() / "lr" / f"{hashlib.sha1(raw).hexdigest()}_x{scale}.png"
+
+
+def _read_cached(cached: Path, hr: np.ndarray, scale: int) -> np.ndarray | None:
+    """The cached LR image if it exists, decodes and has the right size; else None."""
+    if not cached.is_file():
+        return None
+    try:
+        lr = read_image(cached)
+    except DataError:
+        return None  # a damaged cache entry is rebuilt
+    return lr if lr.shape == (hr.shape[0] // scale, hr.shape[1] // scale, 3) else None
+
+
+def _build_lr(hr: np.ndarray, scale: int, cached: Path | None) -> np.ndarray:
+    lr = bicubic_downsample(hr, scale)
+    if cached is not None:
+        with contextlib.suppress(OSError):  # the cache is an optimisation only
+            write_image(cached, lr)  # atomic: concurrent ranks never see half a file
+    return lr
+
+
+def _check_scale(path: Path, img: np.ndarray, scale: int) -> None:
+    h, w = img.shape[:2]
+    if h < scale or w < scale:
+        raise DataError(f"{path}: image is {w}x{h}, smaller than the scale factor {scale}")
+
+
 def load_pair(path: Path, scale: int, use_cache: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(HR modcropped, LR) uint8 HxWx3 arrays for one image."""
     raw = path.read_bytes()
-    hr = modcrop(read_image(path), scale)
-    key = hashlib.sha1(raw).hexdigest()
-    cached = cache_root() / "lr" / f"{key}_x{scale}.png"
-    if use_cache and cached.is_file():
-        try:
-            lr = read_image(cached)
-            if lr.shape == (hr.shape[0] // scale, hr.shape[1] // scale, 3):
-                return hr, lr
-        except DataError:
-            pass  # a damaged cache entry is rebuilt below
-    lr = bicubic_downsample(hr, scale)
-    if use_cache:
-        with contextlib.suppress(OSError):  # the cache is an optimisation only
-            write_image(cached, lr)
-    return hr, lr
+    img = read_image(path)
+    _check_scale(path, img, scale)
+    hr = modcrop(img, scale)
+    cached = _cache_file(raw, scale) if use_cache else None
+    lr = _read_cached(cached, hr, scale) if cached is not None else None
+    return hr, lr if lr is not None else _build_lr(hr, scale, cached)
+
+
+def too_small_message(path: Path, width: int, height: int, patch_size: int, scale: int) -> str:
+    need = patch_size * scale
+    return (
+        f"{path}: image is {width}x{height}, smaller than the HR patch {need}x{need} "
+        f"(data.patch_size {patch_size} x scale {scale}); remove it, lower data.patch_size or "
+        "set data.small_images=skip"
+    )
+
+
+def _main_process() -> bool:
+    """Rank 0 of a distributed run (``RANK`` as set by torchrun), or not distributed."""
+    return os.environ.get("RANK", "0") == "0"
 
 
 class TrainPatches(torch.utils.data.Dataset):
     """Item ``t`` is the batch of iteration ``t``: (lr, hr) float tensors in [0, 1].
 
     ``sample_slice`` selects this process's share of the global batch (distributed training).
+
+    Every image is checked before any LR image is computed: an image whose LR version (HR
+    cropped to a multiple of ``scale``, divided by ``scale``) is smaller than ``patch_size``
+    stops with an error naming the file (the size shown is the file's), or, with
+    ``small_images="skip"``, is left out (``skipped_paths``). The check is the same with and
+    without the cache and in every process of a distributed run, so all ranks keep the same
+    images. LR images missing from the cache are computed with a progress bar on stderr,
+    announced by one line (``progress``: default, rank 0 only; nothing is shown when every
+    image is cached or ``use_cache`` is off).
     """
 
     def __init__(
@@ -66,35 +111,48 @@ class TrainPatches(torch.utils.data.Dataset):
         sample_slice: slice | None = None,
         use_cache: bool = True,
         small_images: str = "error",
+        progress: bool | None = None,
     ) -> None:
-        self.paths: list[Path] = []
+        paths: list[Path] = []
         for d in dirs:
-            self.paths.extend(list_images(d))
-        if not self.paths:
+            paths.extend(list_images(d))
+        if not paths:
             raise DataError(f"no training images in {', '.join(map(str, dirs))}")
         self.scale, self.patch, self.batch_size = scale, patch_size, batch_size
         self.iterations, self.seed, self.augment = iterations, seed, augment
         self.sample_slice = sample_slice or slice(0, batch_size)
-        pairs = [load_pair(p, scale, use_cache) for p in self.paths]
         need = patch_size * scale
-        kept = []
-        for path, pair in zip(self.paths, pairs, strict=True):
-            hr = pair[0]
-            if hr.shape[0] >= need and hr.shape[1] >= need:
-                kept.append((path, pair))
-            elif small_images == "error":
-                raise DataError(
-                    f"{path}: image is {hr.shape[1]}x{hr.shape[0]}, smaller than the HR patch "
-                    f"{need}x{need} (data.patch_size {patch_size} x scale {scale}); remove it, "
-                    "lower data.patch_size or set data.small_images=skip"
-                )
+        kept: list[tuple[Path, np.ndarray, Path | None]] = []
+        self.skipped_paths: list[Path] = []
+        for path in paths:
+            raw = path.read_bytes()
+            img = read_image(path)
+            h, w = img.shape[:2]
+            if h // scale < patch_size or w // scale < patch_size:  # LR smaller than the patch
+                if small_images == "error":
+                    raise DataError(too_small_message(path, w, h, patch_size, scale))
+                self.skipped_paths.append(path)
+                continue
+            kept.append((path, modcrop(img, scale), _cache_file(raw, scale) if use_cache else None))
         if not kept:
             raise DataError(
                 f"no training image is at least {need}x{need} pixels in {', '.join(map(str, dirs))}"
             )
-        self.skipped = len(self.paths) - len(kept)
+        lrs = [_read_cached(c, hr, scale) if c is not None else None for _, hr, c in kept]
+        todo = [i for i, lr in enumerate(lrs) if lr is None]
+        show = use_cache and bool(todo) and (_main_process() if progress is None else progress)
+        if show:
+            print(
+                f"data: building the x{scale} LR cache for {len(todo)} of {len(kept)} training "
+                f"image(s) in {cache_root() / 'lr'} (once; later runs read it)",
+                file=sys.stderr,
+                flush=True,
+            )
+        for i in tqdm(todo, desc="LR cache", unit="img", file=sys.stderr, disable=not show):
+            lrs[i] = _build_lr(kept[i][1], scale, kept[i][2])
+        self.skipped = len(self.skipped_paths)
         self.paths = [k[0] for k in kept]
-        self.pairs = [k[1] for k in kept]
+        self.pairs = [(k[1], lr) for k, lr in zip(kept, lrs, strict=True)]
 
     def __len__(self) -> int:
         return self.iterations
