@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -81,14 +83,15 @@ def _identity_regressor(c: int) -> DeepRegressor:
     return dr
 
 
-def test_contrast_term_feature_domain_hand_computed():
-    """Eq. 4 with an identity regressor, 1x1 features, one tap of weight 0.5, alpha = (1, 0)."""
-    opts = ContrastOptions(weight=4.0, tap_weights=[0.5], regressor_layers=1, eps=0.0)
-    env = TermEnv(preset_spec("edsr-tiny-s", 2), preset_spec("edsr-tiny-s", 2), [2], [2])
-    term = ContrastTerm(opts, env)
+def _check_eq6_eq7(term: ContrastTerm) -> None:
+    """Eq. 4 with an identity regressor, 1x1 features, one tap of weight 0.5, alpha = (1, 0).
+
+    Sample 2 has alpha = 0 and a non-zero positive distance, so Eq. 6 (alpha in the numerator)
+    and Eq. 7 (no alpha) give different values: a term that ignores alpha fails here.
+    """
     term.regressors[0] = _identity_regressor(2)
     fs = torch.tensor([[3.0, 4.0], [0.0, 2.0]]).view(2, 2, 1, 1)  # -> (0.6, 0.8), (0, 1)
-    ft = torch.tensor([[1.0, 0.0], [0.0, 5.0]]).view(2, 2, 1, 1)  # -> (1, 0), (0, 1)
+    ft = torch.tensor([[1.0, 0.0], [3.0, 4.0]]).view(2, 2, 1, 1)  # -> (1, 0), (0.6, 0.8)
     ctx = StepContext(
         lr=torch.zeros(2, 3, 1, 1),
         hr=torch.zeros(2, 3, 2, 2),
@@ -97,13 +100,38 @@ def test_contrast_term_feature_domain_hand_computed():
         feats_t=[ft],
         alpha=torch.tensor([1.0, 0.0]),
     )
-    # sample 1: pos mean(|.6-1|,|.8-0|)=0.6; teacher neg mean(.6,.2)=0.4; student neg mean(.6,.2)=0.4
-    expected = 0.5 * (0.6 / 0.8)  # sample 2 is masked by alpha = 0
-    assert torch.allclose(term(ctx), torch.tensor(expected))
-    term.opts.adaptive = False  # Eq. 7: sample 2 counts: pos 0, so its ratio is 0
-    assert torch.allclose(term(ctx), torch.tensor(expected))
+    # sample 1: pos mean(|.6-1|,|.8-0|) = 0.6; teacher neg d(a1, t2) = 0; student neg
+    # mean(.6, .2) = 0.4 -> 1.5. Sample 2: pos mean(.6, .2) = 0.4; teacher neg mean(1, 1) = 1;
+    # student neg 0.4 -> 0.4 / 1.4.
+    r1, r2 = 0.6 / 0.4, 0.4 / 1.4
+    term.opts.adaptive, term.opts.batch_reduction = True, "sum"
+    assert torch.allclose(term(ctx), torch.tensor(0.5 * r1)), "Eq. 6: alpha = 0 masks sample 2"
+    term.opts.adaptive = False
+    assert torch.allclose(term(ctx), torch.tensor(0.5 * (r1 + r2))), "Eq. 7: sample 2 counts"
     term.opts.batch_reduction = "mean"
-    assert torch.allclose(term(ctx), torch.tensor(expected / 2))
+    assert torch.allclose(term(ctx), torch.tensor(0.5 * (r1 + r2) / 2))
+
+
+def _small_contrast_term() -> ContrastTerm:
+    opts = ContrastOptions(weight=4.0, tap_weights=[0.5], regressor_layers=1, eps=0.0)
+    env = TermEnv(preset_spec("edsr-tiny-s", 2), preset_spec("edsr-tiny-s", 2), [2], [2])
+    return ContrastTerm(opts, env)
+
+
+def test_contrast_term_feature_domain_hand_computed():
+    _check_eq6_eq7(_small_contrast_term())
+
+
+def test_eq6_eq7_check_sees_alpha(monkeypatch):
+    """The hand-computed check fails for a term that ignores alpha (the mutation it guards)."""
+    real = ContrastTerm.forward
+
+    def alpha_blind(self, ctx):
+        return real(self, dataclasses.replace(ctx, alpha=torch.ones_like(ctx.alpha)))
+
+    monkeypatch.setattr(ContrastTerm, "forward", alpha_blind)
+    with pytest.raises(AssertionError, match="Eq. 6"):
+        _check_eq6_eq7(_small_contrast_term())
 
 
 def test_contrast_term_needs_two_samples():
