@@ -70,6 +70,27 @@ def load_pair(path: Path, scale: int, use_cache: bool = True) -> tuple[np.ndarra
     return hr, lr if lr is not None else _build_lr(hr, scale, cached)
 
 
+def read_name_list(path: str | Path | None) -> tuple[str, ...]:
+    """Entries of an image list file (``data.exclude``): one path a line, ``#`` comments."""
+    if path is None:
+        return ()
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError:
+        raise DataError(
+            f"data.exclude: cannot read the list file {path}; give a path relative to the "
+            "working directory, or remove the key"
+        ) from None
+    lines = (line.split("#", 1)[0].strip() for line in text.splitlines())
+    return tuple(line.strip("/") for line in lines if line)
+
+
+def listed_in(path: Path, entries: tuple[str, ...]) -> bool:
+    """True when ``path`` ends with one of the entries (whole path components)."""
+    full = "/" + path.as_posix()
+    return any(full.endswith("/" + e) for e in entries)
+
+
 def too_small_message(path: Path, width: int, height: int, patch_size: int, scale: int) -> str:
     need = patch_size * scale
     return (
@@ -112,10 +133,13 @@ class TrainPatches(torch.utils.data.Dataset):
         use_cache: bool = True,
         small_images: str = "error",
         progress: bool | None = None,
+        exclude: str | Path | None = None,
     ) -> None:
         paths: list[Path] = []
         for d in dirs:
             paths.extend(list_images(d))
+        left_out = read_name_list(exclude)  # data.exclude
+        paths = [q for q in paths if not listed_in(q, left_out)]
         if not paths:
             raise DataError(f"no training images in {', '.join(map(str, dirs))}")
         self.scale, self.patch, self.batch_size = scale, patch_size, batch_size

@@ -22,6 +22,40 @@ from facd.typedconfig import field, from_dict, merge
 #: Run name of the PISR stage-1 teacher inside the protocol's run folder.
 PISR_TEACHER = "pisr-teacher"
 
+#: The committed validation split (never trained on by a protocol that selects on it).
+VAL_SPLIT = "configs/splits/val291.txt"
+
+#: lambda values (the paper's units, lambda = 4 in Eq. 5) tried for every contrastive form
+#: (FCD's L1 ratio, FCD(InfoNCE) dot and cosine). Fair-comparison rule: each form runs at the
+#: value with the best mean Y-PSNR on the validation split (``VAL_SPLIT``), one seed per value;
+#: when the best value is at an end of the grid, the grid is extended by a factor 10 that way.
+#: The benchmark sets are never used for this choice.
+CONTRAST_LAMBDA_GRID: tuple[float, ...] = (0.04, 0.4, 4.0, 40.0)
+
+
+def canonical_config(resolved: dict) -> dict:
+    """A resolved ``facd train`` config reduced to what the run depends on (for fingerprints).
+
+    None values are dropped (so that a new optional key leaves old fingerprints alone), and so
+    are the loss sections of switched-off terms (weight 0; the pixel section always stays) and
+    the InfoNCE options of a contrast term that uses the L1 ratio.
+    """
+
+    def drop_none(x: Any) -> Any:
+        if isinstance(x, dict):
+            return {k: drop_none(v) for k, v in x.items() if v is not None}
+        return x
+
+    out = drop_none(copy.deepcopy(resolved))
+    loss = out.get("loss") or {}
+    for section in [s for s, o in loss.items() if s != "pixel" and not o.get("weight")]:
+        del loss[section]
+    contrast = loss.get("contrast")
+    if contrast and contrast.get("similarity") != "infonce":
+        for key in ("infonce_form", "temperature"):
+            contrast.pop(key, None)
+    return out
+
 
 @dataclass
 class TeacherSection:
@@ -53,10 +87,18 @@ class Row:
     group: str = field("main", "table the row belongs to: main or an ablation group")
     skip: str = field("", "non-empty: never run; the text is shown in the report")
     note: str = field("", "short note shown in the report")
+    weight_grid: list[float] = field(
+        [],
+        "distillation weights (the method's paper units) to sweep on the validation split; the "
+        "row runs at the best one (empty: the method's own weight)",
+    )
 
     def validate(self, where: str) -> None:
         if not self.method:
             raise ConfigError(f"'{where}.method' is required")
+        bad = [w for w in self.weight_grid if not w >= 0]
+        if bad:
+            raise ConfigError(f"'{where}.weight_grid' values must be >= 0, got {bad}")
         if not self.skip and not self.seeds:
             raise ConfigError(f"'{where}.seeds' must list at least one seed")
         if len(set(self.seeds)) != len(self.seeds):

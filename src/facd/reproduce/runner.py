@@ -38,7 +38,7 @@ import yaml
 from facd.errors import FacdError
 from facd.fileio import atomic_write_text
 from facd.reproduce.evaljob import DONE_MARKER
-from facd.reproduce.protocol import PISR_TEACHER, Protocol, Row
+from facd.reproduce.protocol import PISR_TEACHER, Protocol, Row, canonical_config
 from facd.reproduce.scheduler import Outcome, Task, run_tasks
 
 RESULT_VERSION = 1
@@ -191,10 +191,23 @@ class Reproduction:
         return self.p.row_config(row, seed, self.teacher_weights_for(row))
 
     def row_fingerprint(self, row: Row, seed: int) -> str:
-        cfg = self.row_config(row, seed)
-        if "teacher" in cfg:  # the teacher is identified by its bytes, not its path
-            cfg["teacher"]["weights"] = self._teacher_identity(row)
-        return fingerprint({"config": cfg, "eval": self.p.eval.sets, "v": RESULT_VERSION})
+        """Hash of what the row's result depends on: its **resolved** config (the method's loss
+        options filled in, so redefining a method invalidates its cached results), reduced by
+        :func:`~facd.reproduce.protocol.canonical_config` (no None values, no options of
+        switched-off terms), the teacher's bytes and the evaluation sets. Results stamped by an
+        older definition are re-stamped by ``python -m facd.reproduce.refingerprint``."""
+        from facd.train.config import load_config
+
+        resolved = load_config(None, [], base=self.row_config(row, seed)).to_dict()
+        if resolved.get("teacher"):  # the teacher is identified by its bytes, not its path
+            resolved["teacher"]["weights"] = self._teacher_identity(row)
+        return fingerprint(
+            {
+                "resolved": canonical_config(resolved),
+                "eval": self.p.eval.sets,
+                "v": RESULT_VERSION,
+            }
+        )
 
     def _teacher_identity(self, row: Row) -> str:
         if row.method == "pisr":

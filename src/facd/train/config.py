@@ -69,6 +69,9 @@ class DataConfig:
         "error",
         "images smaller than the HR patch: stop with an error naming the file, or skip them",
     )
+    exclude: str | None = field(
+        None, "file listing training images to leave out (e.g. configs/splits/val291.txt)"
+    )
 
     def validate(self, where: str) -> None:
         if not self.train_dirs:

@@ -73,6 +73,7 @@ def _run(
         augment=cfg.data.augment,
         sample_slice=dist_ctx.sample_slice(cfg.train.batch_size),
         small_images=cfg.data.small_images,
+        exclude=cfg.data.exclude,
     )
     if dataset.skipped and dist_ctx.is_main:
         print(
