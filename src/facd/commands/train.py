@@ -1,4 +1,11 @@
-"""``facd train CONFIG --out RUN_DIR [--set key=value ...] [--resume] [--nproc K]``."""
+"""``facd train CONFIG --out RUN_DIR [--set key=value ...] [--resume | --overwrite] [--nproc K]``.
+
+One process writes a run folder at a time (a lock, see :mod:`facd.train.rundir`). With
+``--nproc K`` this process is a launcher: it holds the lock, starts torchrun in a session of its
+own and ties torchrun's and the ranks' lifetime to its own (a SIGKILLed launcher leaves no
+process behind). Ctrl-C reaches only the launcher, which passes it on; the ranks stop at one
+iteration, rank 0 saves a checkpoint, and the launcher exits 130.
+"""
 
 from __future__ import annotations
 
@@ -44,6 +51,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--resume", action="store_true", help="continue from the run directory's latest checkpoint"
     )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start a new run in a folder that holds an earlier run: its facd files (weights, "
+        "states, logs, config.yaml) are deleted, every other file is kept",
+    )
     p.add_argument("--nproc", type=int, default=0, help="launch K processes with torchrun (DDP)")
     p.add_argument(
         "--precision",
@@ -67,47 +80,82 @@ def run(args: argparse.Namespace) -> int:
     if args.precision:
         args.overrides = [*args.overrides, f"train.precision={args.precision}"]
         args.precision = None
+    if args.resume and args.overwrite:
+        raise ConfigError("--resume and --overwrite exclude each other; pass one of them")
     if args.nproc and args.nproc > 1 and "WORLD_SIZE" not in os.environ:
-        _prepare(args)  # a bad config or run folder fails once, here, not in every process
-        return _launch_torchrun(args)
+        from facd.train.rundir import RunLock
+
+        with RunLock(args.out):  # held while the ranks run; they know it from the environment
+            _prepare(args)  # a bad config or run folder fails once, here, not in every process
+            return _launch_torchrun(args)
     return _train(args)
 
 
 def _prepare(args: argparse.Namespace):
     """Load and check the config and the run folder; returns the resolved config."""
-    from facd.errors import ConfigError
     from facd.train.config import load_config
+    from facd.train.rundir import check_run_dir
     from facd.train.state import has_state
 
     rcfg = load_config(args.config, args.overrides)
     run_dir: Path = args.out
     saved = run_dir / "config.yaml"
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"--out {run_dir} exists and is not a folder")
-    if has_state(run_dir) and not args.resume:
-        raise ConfigError(
-            f"{run_dir} already holds a training state; pass --resume to continue it, "
-            "or choose another --out"
-        )
-    if args.resume and saved.is_file():
+    state = has_state(run_dir)
+    check_run_dir(run_dir, args.resume, args.overwrite, state)
+    if args.overwrite:
+        _check_inputs_survive(rcfg, run_dir)
+    if args.resume and state and saved.is_file():  # without a state nothing is continued
         _check_resumable(saved, rcfg.to_dict())
     return rcfg
+
+
+def _check_inputs_survive(rcfg, run_dir: Path) -> None:
+    """``--overwrite`` must not delete the weights this run starts from."""
+    from facd.errors import ConfigError
+    from facd.train.rundir import facd_entries
+
+    outputs, leftovers, _ = facd_entries(run_dir)
+    replaced = {(run_dir / rel).resolve() for rel in outputs + leftovers}
+    for role in ("student", "teacher"):
+        net = getattr(rcfg.config, role, None)
+        weights = getattr(net, "weights", None)
+        if weights and Path(weights).resolve() in replaced:
+            raise ConfigError(
+                f"'{role}.weights' {weights} is inside --out {run_dir}, whose files --overwrite "
+                "would delete; copy it elsewhere first, or choose another --out"
+            )
 
 
 def _train(args: argparse.Namespace) -> int:
     from facd.train.distributed import init_distributed, shutdown
     from facd.train.loop import run_training
+    from facd.train.rundir import lock_run_dir, watch_launcher
 
-    rcfg = _prepare(args)
     run_dir: Path = args.out
-    dist_ctx = init_distributed(rcfg.config.train.device)
+    # a rank of `facd train --nproc`: gone as soon as the launcher is (no orphan keeps writing)
+    launched = "WORLD_SIZE" in os.environ and watch_launcher()
+    # one writer per run folder: rank 0 (or the single process) locks it, unless the launcher
+    # already holds the lock; the other ranks never write
+    lock = lock_run_dir(run_dir) if os.environ.get("RANK", "0") == "0" else None
     try:
-        # config.yaml is written by run_training once the set-up has succeeded
-        summary = run_training(
-            rcfg, run_dir, resume=args.resume, dist_ctx=dist_ctx, progress=not args.no_progress
-        )
+        rcfg = _prepare(args)
+        dist_ctx = init_distributed(rcfg.config.train.device)
+        try:
+            # config.yaml is written by run_training once the set-up has succeeded
+            summary = run_training(
+                rcfg,
+                run_dir,
+                resume=args.resume,
+                dist_ctx=dist_ctx,
+                progress=not args.no_progress,
+                overwrite=args.overwrite,
+                stop_on_sigint=launched,
+            )
+        finally:
+            shutdown(dist_ctx)
     finally:
-        shutdown(dist_ctx)
+        if lock is not None:
+            lock.release()
     if dist_ctx.is_main:
         val = summary.get("val") or {}
         for name, m in val.items():
@@ -150,8 +198,8 @@ def _diff(a: object, b: object, prefix: str = "") -> list[str]:
 def _launch_torchrun(args: argparse.Namespace) -> int:
     cmd = [
         sys.executable,
-        "-m",
-        "torch.distributed.run",
+        "-c",
+        "from facd.commands.train import torchrun_main; raise SystemExit(torchrun_main())",
         "--standalone",
         f"--nproc_per_node={args.nproc}",
         "-m",
@@ -165,42 +213,74 @@ def _launch_torchrun(args: argparse.Namespace) -> int:
         cmd += ["--set", item]
     if args.resume:
         cmd.append("--resume")
+    if args.overwrite:
+        cmd.append("--overwrite")
     if args.no_progress:
         cmd.append("--no-progress")
     return _run_forwarding_signals(cmd, args.out)
 
 
-def _run_forwarding_signals(cmd: list[str], run_dir: Path) -> int:
-    """Run torchrun; pass SIGTERM/SIGUSR1 (pre-emption) on to it as SIGTERM.
+def torchrun_main() -> int:
+    """torchrun, without its traceback when a signal stops it (the launcher reports instead)."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.run import main
 
-    torchrun sends SIGTERM to every worker, which saves a checkpoint and exits 0; torchrun itself
+    try:
+        main()
+    except SignalException as err:
+        return 128 + int(err.sigval)
+    return 0
+
+
+def _run_forwarding_signals(cmd: list[str], run_dir: Path) -> int:
+    """Run torchrun; pass SIGTERM/SIGUSR1 (pre-emption) on to it as SIGTERM, and Ctrl-C as SIGINT.
+
+    torchrun sends the signal to every rank, which saves a checkpoint and exits 0; torchrun itself
     then exits non-zero. A pre-empted run counts as a clean stop (0) when a state newer than the
-    signal is on disk.
+    signal is on disk; an interrupted one (Ctrl-C, SIGINT) exits 130. torchrun runs in a session
+    of its own, so a Ctrl-C in the terminal reaches only this process, which passes it on once (a
+    second Ctrl-C kills torchrun, and the ranks follow it). torchrun dies with this process
+    (PR_SET_PDEATHSIG on Linux), and the ranks watch this process's pid.
     """
+    from facd.train.rundir import die_with_parent, launcher_env
     from facd.train.state import latest_state_path
 
-    proc = subprocess.Popen(cmd)
+    env = {**os.environ, **launcher_env(run_dir)}
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, preexec_fn=die_with_parent)
     signalled: list[float] = []
+    interrupted: list[float] = []
 
     def forward(_signum: int, _frame: object) -> None:
         signalled.append(time.time())
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(signal.SIGTERM)
 
+    def interrupt(_signum: int, _frame: object) -> None:
+        interrupted.append(time.time())
+        with contextlib.suppress(ProcessLookupError):
+            if len(interrupted) == 1:
+                proc.send_signal(signal.SIGINT)
+            else:
+                proc.kill()
+
     old = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGUSR1)}
-    # Ctrl-C reaches torchrun and the workers directly; wait for them to shut down
-    old[signal.SIGINT] = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    old[signal.SIGINT] = signal.signal(signal.SIGINT, interrupt)
     try:
         code = proc.wait()
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
-    if signalled and code != 0:
-        state = latest_state_path(run_dir)
-        if state is not None and state.stat().st_mtime >= signalled[0] - 1.0:
-            print(
-                f"facd train: stopped by a signal; checkpoint {state} saved, continue with --resume",
-                file=sys.stderr,
-            )
-            return 0
+    first = min(signalled + interrupted, default=None)
+    state = latest_state_path(run_dir)
+    saved = first is not None and state is not None and state.stat().st_mtime >= first - 1.0
+    if interrupted:
+        where = f"; checkpoint {state} saved, continue with --resume" if saved else ""
+        print(f"facd train: interrupted{where}", file=sys.stderr)
+        return 130
+    if signalled and code != 0 and saved:
+        print(
+            f"facd train: stopped by a signal; checkpoint {state} saved, continue with --resume",
+            file=sys.stderr,
+        )
+        return 0
     return code

@@ -16,7 +16,12 @@ and under the protocol's ``results_dir`` (small, committed)::
 
 Caching: a run whose result JSON matches its config fingerprint and whose published weights
 match the recorded SHA-256 is skipped; a finished training run without results is only
-evaluated; an interrupted one is continued with ``facd train --resume``.
+evaluated; an interrupted one is continued with ``facd train --resume``. Every ``facd train`` is
+run with ``--resume`` (which starts from scratch where there is no state yet), so that a run
+folder this runner wrote to in an earlier sitting (``repro_timing.json``, a config and logs of a
+run killed before its first checkpoint) is taken up again rather than refused as not empty.
+The subprocesses die with this process (Linux), so a killed ``facd reproduce`` leaves no
+training behind that would hold the run folder's lock.
 """
 
 from __future__ import annotations
@@ -114,7 +119,7 @@ def final_terms(records: list[dict]) -> dict[str, float]:
     """Mean of each logged loss term (unweighted) and the total over the last quarter of logs."""
     lines = [r for r in records if "loss" in r]
     tail = lines[-max(1, len(lines) // 4) :]
-    skip = {"iteration", "epoch", "lr", "it_per_s", "alpha0"}
+    skip = {"iteration", "epoch", "lr", "it_per_s", "iterations_averaged", "alpha0"}
     keys = [k for k in (tail[0] if tail else {}) if k not in skip]
     return {k: sum(r[k] for r in tail if k in r) / len(tail) for k in keys}
 
@@ -223,7 +228,9 @@ class Reproduction:
         with open(logs / f"{name}.log", "a", encoding="utf-8") as f:
             f.write(f"$ {' '.join(cmd)}\n")
             f.flush()
-            code = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
+            code = subprocess.call(
+                cmd, stdout=f, stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent()
+            )
         if code != 0:
             raise FacdError(f"{name}: exit code {code}; see {logs / (name + '.log')}")
 
@@ -238,14 +245,10 @@ class Reproduction:
         saved = _read_yaml(run_dir / "config.yaml")
         if finished_iteration(run_dir) == total and saved == resolved:
             return False
-        from facd.train.state import has_state
-
         cfg_path = self.out / f"{name}.yaml"
         atomic_write_text(cfg_path, yaml.safe_dump(cfg, sort_keys=False))
         cmd = [self.python, "-m", "facd", "train", str(cfg_path), "--out", str(run_dir)]
-        cmd.append("--no-progress")
-        if has_state(run_dir):
-            cmd.append("--resume")
+        cmd += ["--no-progress", "--resume"]  # from scratch where there is no state yet
         t0 = time.perf_counter()
         try:
             self._subprocess(name, cmd)
@@ -493,6 +496,14 @@ class Reproduction:
             "invocations": invocations,
         }
         _write_json(path, doc)
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    if os.name != "posix":
+        return None
+    from facd.train.rundir import die_with_parent
+
+    return die_with_parent
 
 
 def _bind(fn: Callable[[Row, int], bool], row: Row, seed: int) -> Callable[[], bool]:

@@ -1,10 +1,20 @@
-"""Run logging: ``metrics.jsonl`` (one JSON object per line) and TensorBoard event files."""
+"""Run logging: ``metrics.jsonl`` (one JSON object per line) and TensorBoard event files.
+
+The event files (``RUN/tb/events.out.tfevents.*``, one per launch) are written synchronously
+with tensorboardX's ``EventsWriter``, not through its ``SummaryWriter``: that one writes from a
+background thread, where a full disk kills the thread with a traceback and the next logs block
+on its full queue. Here a failed write raises ``OSError`` in the training loop, like a failed
+``metrics.jsonl`` write, and becomes a one-line ``StorageError``. To look at them:
+``pip install tensorboard`` then ``tensorboard --logdir RUN/tb``.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,19 +25,12 @@ class RunLogger:
     def __init__(
         self, run_dir: Path, resume_from: int | None = None, tensorboard: bool = True
     ) -> None:
+        self.run_dir = run_dir
         self.path = run_dir / "metrics.jsonl"
         if resume_from is not None and self.path.exists():
             self._truncate_after(resume_from)
         self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
-        self._tb = None
-        if tensorboard:
-            try:
-                from tensorboardX import SummaryWriter
-
-                # The pid keeps two launches within one second from sharing an event file.
-                self._tb = SummaryWriter(str(run_dir / "tb"), filename_suffix=f".{os.getpid()}")
-            except ImportError:
-                self._tb = None
+        self._tb = _EventFile(run_dir / "tb") if tensorboard else None
 
     def _truncate_after(self, iteration: int) -> None:
         """Drop lines logged after the checkpoint we resume from (they will be logged again)."""
@@ -45,14 +48,61 @@ class RunLogger:
         self._file.flush()
         if self._tb is not None:
             step = int(record.get("iteration", 0))
-            for key, value in _flatten(record).items():
-                if key != "iteration" and isinstance(value, (int, float)) and math.isfinite(value):
-                    self._tb.add_scalar(key, value, step)
+            scalars = {
+                key: float(value)
+                for key, value in _flatten(record).items()
+                if key != "iteration"
+                and isinstance(value, (int, float))
+                and not isinstance(value, bool)
+                and math.isfinite(value)
+            }
+            self._tb.write(scalars, step)
 
     def close(self) -> None:
-        self._file.close()
-        if self._tb is not None:
-            self._tb.close()
+        """Close both logs, even if the first fails; then raise the first error."""
+        errors: list[BaseException] = []
+        for closer in (self._file.close, self._tb.close if self._tb is not None else None):
+            if closer is None:
+                continue
+            try:
+                closer()
+            except Exception as err:  # noqa: BLE001 - re-raised below
+                errors.append(err)
+        self._tb = None
+        if errors:
+            raise errors[0]
+
+
+class _EventFile:
+    """One TensorBoard event file, written and flushed in the calling thread."""
+
+    def __init__(self, folder: Path) -> None:
+        self._writer = None
+        try:
+            from tensorboardX.event_file_writer import EventsWriter
+            from tensorboardX.proto.event_pb2 import Event
+            from tensorboardX.summary import scalar
+        except ImportError:  # logging to TensorBoard is optional
+            return
+        self._event, self._scalar = Event, scalar
+        folder.mkdir(parents=True, exist_ok=True)
+        # The pid keeps two launches within one second from sharing an event file.
+        self._writer = EventsWriter(str(folder / "events"), f".{os.getpid()}")
+
+    def write(self, scalars: dict[str, float], step: int) -> None:
+        if self._writer is None or not scalars:
+            return
+        now = time.time()
+        for key, value in scalars.items():
+            summary = self._scalar(key, value)
+            self._writer.write_event(self._event(wall_time=now, step=step, summary=summary))
+        self._writer.flush()
+
+    def close(self) -> None:
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            with contextlib.suppress(ValueError):  # already closed
+                writer.close()
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -18,7 +18,8 @@ from facd.fileio import atomic_write_text
 from facd.train.config import ResolvedConfig
 from facd.train.distributed import DistContext, all_reduce_mean, any_rank, barrier
 from facd.train.logger import RunLogger
-from facd.train.state import remove_stale_temps, storage_errors
+from facd.train.rundir import clear_earlier_run, remove_stale_temps
+from facd.train.state import StorageError, storage_errors
 from facd.train.trainer import Trainer
 
 
@@ -29,8 +30,17 @@ def run_training(
     dist_ctx: DistContext | None = None,
     progress: bool = True,
     stop_after: int | None = None,
+    overwrite: bool = False,
+    stop_on_sigint: bool = False,
 ) -> dict:
-    """Train until ``train.iterations`` (or ``stop_after`` more steps). Returns a summary."""
+    """Train until ``train.iterations`` (or ``stop_after`` more steps). Returns a summary.
+
+    ``overwrite``: delete the files of an earlier run in ``run_dir`` once the set-up has
+    succeeded (see :func:`facd.train.rundir.clear_earlier_run`). ``stop_on_sigint``: SIGINT
+    stops the run at a checkpoint like SIGTERM (the ranks of ``facd train --nproc``, to which
+    torchrun passes the launcher's Ctrl-C); otherwise it raises ``KeyboardInterrupt``.
+    The caller holds the run folder's lock (the CLI does).
+    """
     dist_ctx = dist_ctx or DistContext()
     if dist_ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -38,7 +48,14 @@ def run_training(
     with contextlib.ExitStack() as cleanup:
         trainer.install_signal_handlers()
         cleanup.callback(trainer.restore_signal_handlers)
-        return _run(trainer, rcfg, run_dir, resume, dist_ctx, progress, stop_after, cleanup)
+        if stop_on_sigint:
+            term = signal.getsignal(signal.SIGTERM)
+            if callable(term):
+                old = signal.signal(signal.SIGINT, term)
+                cleanup.callback(signal.signal, signal.SIGINT, old)
+        return _run(
+            trainer, rcfg, run_dir, resume, dist_ctx, progress, stop_after, cleanup, overwrite
+        )
 
 
 def _run(
@@ -50,6 +67,7 @@ def _run(
     progress: bool,
     stop_after: int | None,
     cleanup: contextlib.ExitStack,
+    overwrite: bool = False,
 ) -> dict:
     cfg = rcfg.config
     if dist_ctx.is_main:
@@ -83,6 +101,11 @@ def _run(
         )
     if dist_ctx.is_main:
         trainer.prepare_validation()  # a wrong set name fails here, before anything is written
+        if overwrite:
+            removed = clear_earlier_run(run_dir)
+            if removed:
+                print(f"--overwrite: deleted {len(removed)} file(s) of the earlier run in "
+                      f"{run_dir}", file=sys.stderr)  # fmt: skip
         with storage_errors(run_dir / "config.yaml"):
             atomic_write_text(run_dir / "config.yaml", rcfg.to_yaml())
     loader = torch.utils.data.DataLoader(
@@ -100,7 +123,7 @@ def _run(
     if dist_ctx.is_main:
         with storage_errors(run_dir / "metrics.jsonl"):
             logger = RunLogger(run_dir, resume_from=start)
-        cleanup.callback(logger.close)  # also when training fails
+        cleanup.push(_closer(logger))  # also when training fails
     bar = tqdm(
         total=total,
         initial=start,
@@ -136,6 +159,8 @@ def _run(
                 "epoch": round(trainer.epoch_of(it), 4),
                 "lr": trainer.optimizer.param_groups[0]["lr"],
                 **means,
+                # steps this line averages: fewer than log_every after a resume or skipped batches
+                "iterations_averaged": count,
                 "it_per_s": count / max(time.perf_counter() - t0, 1e-9),
             }
             _log(logger, record)
@@ -212,14 +237,34 @@ def _stop_requested(trainer: Trainer, dist_ctx: DistContext) -> bool:
 
 
 def _worker_init(_worker_id: int) -> None:
-    """Data workers ignore SIGTERM: the main process saves a checkpoint and stops them."""
+    """Data workers ignore SIGTERM and SIGINT: the main process stops them (a Ctrl-C reaches
+    the whole process group; the workers would otherwise die and the loader raise its own
+    error in place of the interruption)."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _closer(logger: RunLogger):
+    """An exit callback closing the logs. A failure to close (a full disk makes the TensorBoard
+    writer fail too) is a :class:`StorageError` on a clean exit; while another error is on its
+    way out it is dropped, so that the user sees the first error, not the echo of it."""
+
+    def close(exc_type: type[BaseException] | None, _exc: object, _tb: object) -> bool:
+        try:
+            logger.close()
+        except Exception as err:  # noqa: BLE001 - tensorboardX raises various types
+            if exc_type is None:
+                reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
+                raise StorageError(f"cannot write the logs in {logger.run_dir}: {reason}") from None
+        return False
+
+    return close
 
 
 def _postfix(means: dict[str, float]) -> dict[str, str]:
     out = {}
     for k, v in means.items():
-        if k == "it_per_s":
+        if k in ("it_per_s", "iterations_averaged"):
             continue
         out["a0" if k == "alpha0" else k] = f"{v:.3g}"
     return out

@@ -8,6 +8,7 @@ Layout of a run directory::
     checkpoints/state-NNNNNNNN.pt   optimizer, scheduler, scaler, loss modules, RNG, iteration
     checkpoints/latest.json     pointer to the newest complete state file
     metrics.jsonl, tb/          logs
+    .facd.lock                  held by the process writing the run (see facd.train.rundir)
 
 Each file is written to a temporary name, fsynced and renamed, and the pointer is updated only
 after its state file is complete, so a crash at any moment leaves a loadable latest state.
@@ -215,13 +216,8 @@ def _first(err: Exception) -> str:
 
 
 def remove_stale_temps(run_dir: Path) -> int:
-    """Delete temporary files left by writes that a crash interrupted; returns their count."""
-    count = 0
-    for folder in (run_dir, run_dir / STATE_DIR):
-        if not folder.is_dir():
-            continue
-        for p in folder.glob(".*.tmp"):
-            with contextlib.suppress(OSError):
-                p.unlink()
-                count += 1
-    return count
+    """Delete the temporary files that crashed writes left (only facd's: see
+    :func:`facd.train.rundir.remove_stale_temps`); returns their count."""
+    from facd.train.rundir import remove_stale_temps as remove
+
+    return remove(run_dir)
