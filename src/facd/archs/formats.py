@@ -17,9 +17,10 @@ from collections.abc import Mapping
 import torch
 
 from facd.archs.spec import ArchSpec
-from facd.errors import CheckpointError
+from facd.errors import CheckpointError, FacdError
 
 StateDict = dict[str, torch.Tensor]
+Shape = tuple[int, ...]
 
 _CONTAINER_KEYS = ("params_ema", "params", "state_dict", "model", "net", "generator")
 
@@ -34,14 +35,17 @@ def unwrap_state_dict(obj: object, source: str = "checkpoint") -> StateDict:
         if isinstance(obj, Mapping) and not _is_tensor_dict(obj):
             inner = next((obj[k] for k in _CONTAINER_KEYS if k in obj), None)
             if inner is None:
-                raise CheckpointError(
-                    f"{source}: no state dict found; top-level keys are {sorted(obj)[:8]}"
-                )
+                keys = sorted(str(k)[:40] for k in obj)[:8]
+                raise CheckpointError(f"{source}: no state dict found; top-level keys are {keys}")
             obj = inner
     if not isinstance(obj, Mapping) or not _is_tensor_dict(obj):
         raise CheckpointError(f"{source}: does not hold a dict of tensors")
     out = {}
     for key, value in obj.items():
+        if not isinstance(key, str):
+            raise CheckpointError(
+                f"{source}: tensor names must be strings, found {type(key).__name__} key"
+            )
         out[key[len("module.") :] if key.startswith("module.") else key] = value
     return out
 
@@ -137,70 +141,108 @@ def official_to_basicsr(sd: Mapping[str, torch.Tensor], spec: ArchSpec) -> State
     return out
 
 
-def _count_indices(sd: Mapping[str, torch.Tensor], pattern: str) -> int:
+def _count_indices(sd: Mapping[str, object], pattern: str) -> int:
+    """One more than the largest index the pattern's group captures (indices over 9 digits are
+    ignored: such keys are reported as unexpected by the strict load)."""
     regex = re.compile(pattern)
-    found = {int(m.group(1)) for k in sd if (m := regex.match(k))}
+    found = {int(m.group(1)) for k in sd if (m := regex.match(k)) and len(m.group(1)) <= 9}
     return max(found) + 1 if found else 0
 
 
-def detect_spec(sd: Mapping[str, torch.Tensor], source: str = "checkpoint") -> ArchSpec:
-    """Detect architecture and hyperparameters from an official-layout state dict."""
+def shape_of(value: torch.Tensor | Shape) -> Shape:
+    """The shape of a tensor, or a shape given as a tuple/list (from a safetensors header)."""
+    if isinstance(value, torch.Tensor):
+        return tuple(int(d) for d in value.shape)
+    return tuple(int(d) for d in value)
+
+
+def _conv_shape(
+    sd: Mapping[str, torch.Tensor | Shape], key: str, source: str
+) -> tuple[int, int, int, int]:
+    """The shape of conv weight ``key``: it must be 4-D with every dimension at least 1."""
+    shape = shape_of(sd[key])
+    if len(shape) != 4 or min(shape) < 1:
+        raise CheckpointError(
+            f"{source}: tensor {key!r} has shape {shape}; a conv weight needs 4 dimensions >= 1"
+        )
+    return shape  # type: ignore[return-value]
+
+
+def detect_spec(sd: Mapping[str, torch.Tensor | Shape], source: str = "checkpoint") -> ArchSpec:
+    """Detect architecture and hyperparameters from an official-layout state dict.
+
+    ``sd`` maps names to tensors or to shapes (a safetensors header read without its tensors).
+    Absurd shapes (a conv weight that is not 4-D or has an empty dimension) and hyperparameters
+    that no :class:`ArchSpec` allows are a :class:`CheckpointError` naming ``source``.
+    """
     if is_basicsr_layout(sd):
-        sd = basicsr_to_official(sd)
-    head = sd.get("head.0.weight")
-    if head is None or head.ndim != 4:
+        sd = basicsr_to_official(sd)  # type: ignore[arg-type]
+    if "head.0.weight" not in sd:
         raise CheckpointError(
             f"{source}: not an EDSR or RCAN checkpoint (no 'head.0.weight' or 'conv_first.weight')"
         )
-    n_feats, n_colors = int(head.shape[0]), int(head.shape[1])
+    n_feats, n_colors = _conv_shape(sd, "head.0.weight", source)[:2]
     scale = _detect_scale(sd, n_feats, source)
     rcan_ca = re.compile(r"^body\.(\d+)\.body\.(\d+)\.body\.3\.conv_du\.0\.weight$")
-    ca_keys = [k for k in sd if rcan_ca.match(k)]
-    if ca_keys:
-        n_groups = _count_indices(sd, r"^body\.(\d+)\.body\.\d+\.body\.")
-        n_blocks = _count_indices(sd, r"^body\.0\.body\.(\d+)\.body\.")
-        squeeze = int(sd[ca_keys[0]].shape[0])
+    ca_keys = sorted(k for k in sd if rcan_ca.match(k))
+    try:
+        if ca_keys:
+            n_groups = _count_indices(sd, r"^body\.(\d+)\.body\.\d+\.body\.")
+            n_blocks = _count_indices(sd, r"^body\.0\.body\.(\d+)\.body\.")
+            squeeze = _conv_shape(sd, ca_keys[0], source)[0]
+            reduction = max(1, n_feats // squeeze)
+            if n_feats // reduction != squeeze:
+                raise CheckpointError(
+                    f"{source}: channel attention {ca_keys[0]!r} squeezes {n_feats} channels "
+                    f"to {squeeze}, which no reduction factor gives"
+                )
+            return ArchSpec(
+                arch="rcan",
+                scale=scale,
+                n_feats=n_feats,
+                n_blocks=n_blocks,
+                n_groups=n_groups,
+                reduction=reduction,
+                n_colors=n_colors,
+            )
+        n_blocks = _count_indices(sd, r"^body\.(\d+)\.body\.0\.weight$")
+        if n_blocks == 0:
+            raise CheckpointError(
+                f"{source}: found a head conv but no EDSR ResBlocks or RCAN groups"
+            )
+        res_scale = 0.1 if n_feats >= 256 else 1.0
         return ArchSpec(
-            arch="rcan",
+            arch="edsr",
             scale=scale,
             n_feats=n_feats,
             n_blocks=n_blocks,
-            n_groups=n_groups,
-            reduction=max(1, n_feats // squeeze),
+            res_scale=res_scale,
             n_colors=n_colors,
         )
-    n_blocks = _count_indices(sd, r"^body\.(\d+)\.body\.0\.weight$")
-    if n_blocks == 0:
-        raise CheckpointError(f"{source}: found a head conv but no EDSR ResBlocks or RCAN groups")
-    res_scale = 0.1 if n_feats >= 256 else 1.0
-    return ArchSpec(
-        arch="edsr",
-        scale=scale,
-        n_feats=n_feats,
-        n_blocks=n_blocks,
-        res_scale=res_scale,
-        n_colors=n_colors,
-    )
+    except CheckpointError:
+        raise
+    except FacdError as err:  # e.g. a scale or colour count that no network supports
+        raise CheckpointError(f"{source}: unsupported architecture in the tensors: {err}") from None
 
 
-def _detect_scale(sd: Mapping[str, torch.Tensor], n_feats: int, source: str) -> int:
+def _detect_scale(sd: Mapping[str, torch.Tensor | Shape], n_feats: int, source: str) -> int:
     stages = sorted(
-        (int(m.group(1)), v)
-        for k, v in sd.items()
-        if (m := re.match(r"^tail\.0\.(\d+)\.weight$", k))
+        (int(m.group(1)), k) for k in sd if (m := re.match(r"^tail\.0\.(\d{1,9})\.weight$", k))
     )
     if not stages:
         raise CheckpointError(f"{source}: no upsampler weights ('tail.0.*' or 'upsample.*')")
     scale = 1
-    for _, weight in stages:
-        ratio = int(weight.shape[0]) // n_feats
-        if ratio == 4:
+    for _, key in stages:
+        outputs = _conv_shape(sd, key, source)[0]
+        if outputs == 4 * n_feats:
             scale *= 2
-        elif ratio == 9:
+        elif outputs == 9 * n_feats:
             scale *= 3
         else:
             raise CheckpointError(
-                f"{source}: upsampler conv has {weight.shape[0]} outputs for {n_feats} features; "
+                f"{source}: upsampler conv {key!r} has {outputs} outputs for {n_feats} features; "
                 "expected 4x (x2 stage) or 9x (x3 stage)"
             )
+        if scale > 64:
+            break  # already unsupported; ArchSpec reports it
     return scale

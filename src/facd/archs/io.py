@@ -8,7 +8,7 @@ which refuses any pickled object that is not a tensor or a plain container, so n
 from __future__ import annotations
 
 import json
-import pickle
+import math
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -16,47 +16,149 @@ from typing import Any
 import torch
 from torch import nn
 
-from facd.archs.formats import StateDict, basicsr_to_official, detect_spec, unwrap_state_dict
-from facd.archs.spec import PRESETS, ArchSpec, preset_spec
-from facd.errors import CheckpointError
-from facd.fileio import atomic_write_bytes, unpickling_reason
+from facd.archs.formats import (
+    Shape,
+    StateDict,
+    basicsr_to_official,
+    detect_spec,
+    shape_of,
+    unwrap_state_dict,
+)
+from facd.archs.spec import PRESETS, ArchSpec, layout_size, preset_spec
+from facd.errors import CheckpointError, FacdError
+from facd.fileio import atomic_write_bytes, torch_load_weights_only
 
 ARCH_METADATA_KEY = "facd.arch"
+_MEAN_SHIFT = ("sub_mean.", "add_mean.")
+_INTACT = "the file is damaged or was edited: use an intact copy"
+
+
+def _open_safetensors(path: Path, with_tensors: bool) -> tuple[dict[str, Any], dict[str, str]]:
+    """Metadata and either the tensors or (``with_tensors=False``) only their shapes."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = dict(f.metadata() or {})
+            if with_tensors:
+                return {k: f.get_tensor(k) for k in f.keys()}, meta  # noqa: SIM118
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}, meta  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError, TypeError) as err:
+        reason = " ".join(str(err).split())[:160]
+        raise CheckpointError(f"{path}: not a valid safetensors file ({reason})") from None
+
+
+def _check_file(path: Path) -> None:
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
 
 
 def read_checkpoint(path: str | Path) -> tuple[StateDict, dict[str, str]]:
     """Read tensors and metadata from a safetensors or a ``.pt``/``.pth`` file, without pickle code."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
+    _check_file(path)
     if path.suffix == ".safetensors":
-        from safetensors import SafetensorError, safe_open
-
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                meta = dict(f.metadata() or {})
-                tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
-        except (SafetensorError, OSError, ValueError) as err:
-            raise CheckpointError(f"{path}: not a valid safetensors file ({err})") from None
-        return tensors, meta
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise CheckpointError(
-            f"{path}: refused to load: it holds pickled objects other than tensors "
-            f"({unpickling_reason(err)})"
-        ) from None
-    except (RuntimeError, EOFError, OSError) as err:
-        raise CheckpointError(
-            f"{path}: unreadable checkpoint ({str(err).splitlines()[0][:160]})"
-        ) from None
+        return _open_safetensors(path, with_tensors=True)
+    obj = torch_load_weights_only(path)
     return unwrap_state_dict(obj, source=str(path)), {}
 
 
-def spec_from_checkpoint(sd: StateDict, meta: dict[str, str], source: str) -> ArchSpec:
-    if ARCH_METADATA_KEY in meta:
-        return ArchSpec.from_dict(json.loads(meta[ARCH_METADATA_KEY]))
-    return detect_spec(sd, source=source)
+def read_shapes(path: str | Path) -> tuple[dict[str, Shape], dict[str, str]]:
+    """Tensor shapes and metadata. A safetensors file's tensors are not read (its header gives
+    the shapes); a ``.pt`` file has no header, so it is loaded (its size bounds the memory)."""
+    path = Path(path)
+    _check_file(path)
+    if path.suffix == ".safetensors":
+        return _open_safetensors(path, with_tensors=False)
+    sd, meta = read_checkpoint(path)
+    return {k: shape_of(v) for k, v in sd.items()}, meta
+
+
+def spec_from_checkpoint(
+    sd: dict[str, torch.Tensor] | dict[str, Shape], meta: dict[str, str], source: str
+) -> ArchSpec:
+    """The checkpoint's :class:`ArchSpec`, checked against its tensors' shapes.
+
+    Metadata is untrusted: malformed JSON, wrong types or impossible values, and any field that
+    disagrees with the tensors (``sd`` maps names to tensors or shapes) are a one-line
+    :class:`CheckpointError` naming ``source``. Files without metadata are detected from shapes.
+    """
+    found = detect_spec(sd, source=source)
+    if ARCH_METADATA_KEY not in meta:
+        return found
+    where = f"{source}: metadata {ARCH_METADATA_KEY!r}"
+    try:
+        spec = ArchSpec.from_json(meta[ARCH_METADATA_KEY])
+    except FacdError as err:
+        raise CheckpointError(f"{where} is invalid: {err}; {_INTACT}") from None
+    names = ["arch", "scale", "n_feats", "n_colors"]
+    if spec.arch == found.arch:
+        names += ["n_blocks"] + (["n_groups", "reduction"] if spec.arch == "rcan" else [])
+    for name in names:
+        claimed, actual = getattr(spec, name), getattr(found, name)
+        if name == "reduction":  # only the squeezed width leaves a trace in the weights
+            claimed, actual = spec.n_feats // claimed, found.n_feats // actual
+            name = "n_feats // reduction"
+        if claimed != actual:
+            raise CheckpointError(
+                f"{where} says {name} = {claimed!r}, but the tensors have {actual!r}; {_INTACT}"
+            )
+    return spec
+
+
+def check_before_build(spec: ArchSpec, shapes: dict[str, Shape], source: str) -> None:
+    """Check a file's tensor names and shapes against ``spec`` before anything is allocated.
+
+    First the number of tensors computed from ``spec`` must not exceed what the file holds (so
+    a few hundred KB cannot ask for gigabytes, even where the metadata and the detected shapes
+    agree, e.g. a lone ``body.63.*`` key); then, with that bounded, the network is built on the
+    meta device (no memory) and compared key by key, and its parameter count must equal the
+    file's.
+    """
+    from facd.archs import build_model
+
+    shapes = _official_names(shapes)
+    tensors, params = layout_size(spec)
+    held = {k: s for k, s in shapes.items() if not k.startswith(_MEAN_SHIFT)}
+    held_params = sum(math.prod(s) for s in held.values())
+    if tensors > len(held):
+        raise CheckpointError(
+            f"{source}: {spec.describe()} needs {tensors:,} tensors with {params:,} parameters "
+            f"but the file holds {len(held):,} with {held_params:,}; refusing to build it"
+        )
+    with torch.device("meta"):
+        own = build_model(spec).state_dict()
+    _compare_shapes({k: tuple(v.shape) for k, v in own.items()}, shapes, source)
+    if params != held_params:  # implied by the comparison; kept as the guard's last word
+        raise CheckpointError(
+            f"{source}: {spec.describe()} needs {params:,} parameters but the file holds "
+            f"{held_params:,}; refusing to build it"
+        )
+
+
+def _compare_shapes(own: dict[str, Shape], found: dict[str, Shape], source: str) -> None:
+    """Strict key and shape comparison; MeanShift keys may be absent (they are constants)."""
+    found = dict(found)
+    for key in own:
+        if key.startswith(_MEAN_SHIFT) and key not in found:
+            found[key] = own[key]
+    missing = sorted(set(own) - set(found))
+    unexpected = sorted(set(found) - set(own))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{source}: keys do not match the architecture: missing {missing[:4]}"
+            f"{' ...' if len(missing) > 4 else ''}, unexpected {[k[:60] for k in unexpected[:4]]}"
+            f"{' ...' if len(unexpected) > 4 else ''}"
+        )
+    for key, shape in found.items():
+        if tuple(own[key]) != tuple(shape):
+            raise CheckpointError(
+                f"{source}: tensor {key!r} has shape {tuple(shape)}, expected {tuple(own[key])}"
+            )
+
+
+def _official_names(shapes: dict[str, Shape]) -> dict[str, Shape]:
+    return basicsr_to_official(shapes) if "conv_first.weight" in shapes else shapes  # type: ignore[arg-type,return-value]
 
 
 def load_weights(model: nn.Module, sd: StateDict, source: str) -> None:
@@ -64,23 +166,18 @@ def load_weights(model: nn.Module, sd: StateDict, source: str) -> None:
     if "conv_first.weight" in sd:
         sd = basicsr_to_official(sd)
     own = model.state_dict()
+    _compare_shapes(
+        {k: tuple(v.shape) for k, v in own.items()}, {k: shape_of(v) for k, v in sd.items()}, source
+    )
+    for key, value in sd.items():
+        if not value.is_floating_point():
+            raise CheckpointError(
+                f"{source}: tensor {key!r} holds {value.dtype}; weights must be floating point"
+            )
     sd = dict(sd)
     for key in own:
-        if key.startswith(("sub_mean.", "add_mean.")) and key not in sd:
+        if key.startswith(_MEAN_SHIFT) and key not in sd:
             sd[key] = own[key]
-    missing = sorted(set(own) - set(sd))
-    unexpected = sorted(set(sd) - set(own))
-    if missing or unexpected:
-        raise CheckpointError(
-            f"{source}: keys do not match the architecture: missing {missing[:4]}"
-            f"{' ...' if len(missing) > 4 else ''}, unexpected {unexpected[:4]}"
-            f"{' ...' if len(unexpected) > 4 else ''}"
-        )
-    for key, value in sd.items():
-        if tuple(own[key].shape) != tuple(value.shape):
-            raise CheckpointError(
-                f"{source}: tensor {key!r} has shape {tuple(value.shape)}, expected {tuple(own[key].shape)}"
-            )
     model.load_state_dict(sd, strict=True)
 
 
@@ -107,12 +204,19 @@ def load_model(
         raise CheckpointError(
             f"model {ref_str!r} is neither a file nor a preset (presets: {', '.join(PRESETS)})"
         )
-    sd, meta = read_checkpoint(path)
-    spec = spec_from_checkpoint(sd, meta, str(path))
+    if path.suffix == ".safetensors":  # the header only: nothing is allocated yet
+        sd, (shapes, meta) = None, read_shapes(path)
+    else:  # no header to read first; the tensors take no more memory than the file's size
+        sd, meta = read_checkpoint(path)
+        shapes = {k: shape_of(v) for k, v in sd.items()}
+    spec = spec_from_checkpoint(shapes, meta, str(path))
     if scale is not None and spec.scale != scale:
         raise CheckpointError(f"{path}: checkpoint is x{spec.scale}, but x{scale} was asked for")
     if expect is not None:
         check_spec_matches(spec, expect, str(path))
+    check_before_build(spec, shapes, str(path))
+    if sd is None:
+        sd, _ = read_checkpoint(path)
     model = build_model(spec)
     load_weights(model, sd, str(path))
     return model, spec
