@@ -2,6 +2,11 @@
 
 Relative paths are resolved against the current working directory. Keys that scripts rely on
 (kept stable): ``train.iterations`` (the total), ``seed``, ``data.train_dirs``.
+
+Every numeric key has an allowed range (``field(..., ge=, gt=, le=)``), checked when the config
+is loaded, before anything is written; the ranges are in the JSON schema and docs/config.md.
+Upper bounds are far above any real run and exist to catch typos (an extra zero, a seed past
+what numpy's and torch's generators take) before they turn into a crash hours in.
 """
 
 from __future__ import annotations
@@ -13,11 +18,26 @@ from typing import Any, Literal
 
 import yaml
 
-from facd.archs.spec import PRESETS, ArchSpec, preset_spec
+from facd.archs.spec import PRESETS, SUPPORTED_SCALES, ArchSpec, preset_spec
 from facd.distill.methods import get_method, resolve_loss
 from facd.distill.options import LossOptions
 from facd.errors import ConfigError
-from facd.typedconfig import apply_overrides, field, from_dict, json_schema, to_dict
+from facd.typedconfig import (
+    apply_overrides,
+    field,
+    from_dict,
+    json_schema,
+    load_yaml,
+    short_repr,
+    short_str,
+    to_dict,
+)
+
+SEED_MAX = 2**32 - 1
+"""Largest seed: numpy's legacy ``np.random.seed`` takes [0, 2**32 - 1], torch more."""
+
+BATCH_MAX = 65536
+ITERATIONS_MAX = 10**9
 
 
 @dataclass
@@ -26,18 +46,18 @@ class NetConfig:
 
     preset: str | None = field(None, f"one of: {', '.join(PRESETS)}")
     arch: Literal["edsr", "rcan"] | None = field(None, "architecture (when no preset)")
-    n_feats: int | None = field(None, "channels")
-    n_blocks: int | None = field(None, "ResBlocks (EDSR) or RCABs per group (RCAN)")
-    n_groups: int | None = field(None, "residual groups (RCAN)")
-    res_scale: float | None = field(None, "residual scaling (EDSR)")
-    reduction: int | None = field(None, "channel-attention reduction (RCAN)")
+    n_feats: int | None = field(None, "channels", ge=1, le=4096)
+    n_blocks: int | None = field(None, "ResBlocks (EDSR) or RCABs per group (RCAN)", ge=1, le=1024)
+    n_groups: int | None = field(None, "residual groups (RCAN)", ge=1, le=1024)
+    res_scale: float | None = field(None, "residual scaling (EDSR)", gt=0, le=1)
+    reduction: int | None = field(None, "channel-attention reduction (RCAN)", ge=1, le=4096)
     weights: str | None = field(None, "checkpoint to load (teacher: required for distillation)")
     taps: list[str] | None = field(None, "module paths of the feature taps; default: FAKD's three")
 
     def validate(self, where: str) -> None:
         if self.preset is not None and self.preset not in PRESETS:
             raise ConfigError(
-                f"'{where}.preset' is {self.preset!r}; known presets: {', '.join(PRESETS)}"
+                f"'{where}.preset' is {short_repr(self.preset)}; known presets: {', '.join(PRESETS)}"
             )
         if self.preset is None and self.arch is None:
             raise ConfigError(f"'{where}' needs a 'preset' or an 'arch'")
@@ -62,9 +82,9 @@ class DataConfig:
     train_dirs: list[str] = field(
         ["../shared/data/T91/HR", "../shared/data/BSD200/HR"], "folders of HR training images"
     )
-    patch_size: int = field(48, "LR patch size (HR patch = patch_size * scale)")
+    patch_size: int = field(48, "LR patch size (HR patch = patch_size * scale)", ge=4, le=1024)
     augment: bool = field(True, "random flips and 90-degree rotations")
-    num_workers: int = field(0, "data-loading processes")
+    num_workers: int = field(0, "data-loading processes", ge=0, le=256)
     small_images: Literal["error", "skip"] = field(
         "error",
         "images smaller than the HR patch: stop with an error naming the file, or skip them",
@@ -76,51 +96,42 @@ class DataConfig:
     def validate(self, where: str) -> None:
         if not self.train_dirs:
             raise ConfigError(f"'{where}.train_dirs' must list at least one folder")
-        if self.patch_size < 4:
-            raise ConfigError(f"'{where}.patch_size' must be >= 4, got {self.patch_size}")
-        if self.num_workers < 0:
-            raise ConfigError(f"'{where}.num_workers' must be >= 0")
 
 
 @dataclass
 class ValConfig:
     data_root: str = field("../shared/data", "folder holding the benchmark sets")
     sets: list[str] = field(["Set5"], "benchmark sets to validate on (Y-PSNR)")
-    every: int = field(1000, "validate every N iterations (0: only at the end)")
-    max_images: int = field(0, "use only the first N images of each set (0: all)")
+    every: int = field(1000, "validate every N iterations (0: only at the end)", ge=0)
+    max_images: int = field(0, "use only the first N images of each set (0: all)", ge=0)
 
 
 @dataclass
 class TrainSection:
-    iterations: int = field(600_000, "total iterations (600 epochs of 1000)")
-    batch_size: int = field(16, "global batch size")
-    lr: float = field(2e-4, "initial learning rate (Adam, default betas)")
-    iters_per_epoch: int = field(1000, "iterations per epoch (EDSR-PyTorch's test_every)")
-    lr_milestones: list[int] = field(
-        [150, 300, 450], "epochs at which the lr is multiplied by lr_gamma"
+    iterations: int = field(
+        600_000, "total iterations (600 epochs of 1000)", ge=1, le=ITERATIONS_MAX
     )
-    lr_gamma: float = field(0.5, "lr decay factor")
-    log_every: int = field(100, "iterations between log lines")
-    save_every: int = field(1000, "iterations between checkpoints")
-    keep_checkpoints: int = field(2, "training states kept on disk")
+    batch_size: int = field(16, "global batch size", ge=1, le=BATCH_MAX)
+    lr: float = field(2e-4, "initial learning rate (Adam, default betas)", gt=0, le=1)
+    iters_per_epoch: int = field(
+        1000, "iterations per epoch (EDSR-PyTorch's test_every)", ge=1, le=ITERATIONS_MAX
+    )
+    lr_milestones: list[int] = field(
+        [150, 300, 450], "epochs at which the lr is multiplied by lr_gamma", ge=0
+    )
+    lr_gamma: float = field(0.5, "lr decay factor", gt=0, le=1)
+    log_every: int = field(100, "iterations between log lines", ge=1)
+    save_every: int = field(1000, "iterations between checkpoints", ge=1)
+    keep_checkpoints: int = field(2, "training states kept on disk", ge=1)
     precision: Literal["fp32", "bf16", "fp16"] = field("fp32", "autocast precision")
     channels_last: bool = field(False, "channels_last memory format")
     compile: bool = field(False, "torch.compile the student")
     device: str = field("auto", "auto, cpu, cuda or cuda:N")
-    grad_clip: float = field(0.0, "max gradient norm (0: off)")
+    grad_clip: float = field(0.0, "max gradient norm (0: off)", ge=0)
     nan_policy: Literal["stop", "skip"] = field(
         "stop", "on a non-finite loss: stop, or skip the batch"
     )
-    max_skips: int = field(10, "with nan_policy=skip: stop after this many skipped batches")
-
-    def validate(self, where: str) -> None:
-        for name in ("iterations", "batch_size", "iters_per_epoch", "log_every", "save_every"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"'{where}.{name}' must be >= 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ConfigError(f"'{where}.lr' must be > 0, got {self.lr}")
-        if self.keep_checkpoints < 1:
-            raise ConfigError(f"'{where}.keep_checkpoints' must be >= 1")
+    max_skips: int = field(10, "with nan_policy=skip: stop after this many skipped batches", ge=0)
 
     @property
     def milestone_iterations(self) -> list[int]:
@@ -130,8 +141,10 @@ class TrainSection:
 @dataclass
 class Config:
     method: str = field("scratch", "distillation method (see `facd methods`)")
-    scale: int = field(4, "upscaling factor")
-    seed: int = field(0, "seed of the weights' initialisation and the data sampler")
+    scale: int = field(4, f"upscaling factor: {', '.join(map(str, SUPPORTED_SCALES))}")
+    seed: int = field(
+        0, "seed of the weights' initialisation and the data sampler", ge=0, le=SEED_MAX
+    )
     student: NetConfig = dataclasses.field(default_factory=lambda: NetConfig(preset="edsr-s"))
     teacher: NetConfig | None = field(None, "the frozen teacher (needed by distillation methods)")
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
@@ -140,6 +153,10 @@ class Config:
     loss: dict[str, Any] = field({}, "overrides of the method's loss options (see LossOptions)")
 
     def validate(self, where: str) -> None:
+        if self.scale not in SUPPORTED_SCALES:
+            raise ConfigError(
+                f"'scale' must be one of {', '.join(map(str, SUPPORTED_SCALES))}, got {self.scale}"
+            )
         method = get_method(self.method)
         if method.needs_teacher and self.teacher is None:
             raise ConfigError(f"method {self.method!r} needs a 'teacher' section")
@@ -164,20 +181,27 @@ class ResolvedConfig:
 def load_config(
     path: str | Path | None, overrides: list[str] | None = None, base: dict | None = None
 ) -> ResolvedConfig:
-    """Read a YAML config, apply ``key=value`` overrides, validate, and resolve the loss."""
+    """Read a YAML config, apply ``key=value`` overrides, validate, and resolve the loss.
+
+    Nothing is written: every error (YAML, key, type, range) is raised here, before a run starts.
+    """
     data: dict = dict(base or {})
     if path is not None:
         path = Path(path)
         if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
+            raise ConfigError(f"config file not found: {short_str(str(path), tail=True)}")
         try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            where = f" line {mark.line + 1}" if mark else ""
-            raise ConfigError(f"{path}{where}: invalid YAML") from None
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as err:
+            reason = getattr(err, "strerror", None) or "not UTF-8 text"
+            raise ConfigError(
+                f"{short_str(str(path), tail=True)}: cannot read the config ({reason})"
+            ) from None
+        loaded = load_yaml(text, short_str(str(path), tail=True)) or {}
         if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: expected a mapping at the top level")
+            raise ConfigError(
+                f"{short_str(str(path), tail=True)}: expected a mapping at the top level"
+            )
         data.update(loaded)
     data = apply_overrides(data, overrides or [])
     cfg = from_dict(Config, data)
