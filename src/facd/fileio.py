@@ -15,6 +15,17 @@ from typing import Any
 
 from facd.errors import CheckpointError
 
+# Temporary files of atomic writes are named ``.<name>.facd-<8 random chars>.tmp`` (mkstemp adds
+# the 8 characters), so that a clean-up after a crash can tell them from a user's own files.
+TEMP_PREFIX_MARK = ".facd-"
+TEMP_SUFFIX = ".tmp"
+TEMP_RE = re.compile(r"\..+\.facd-[a-z0-9_]{8}\.tmp")
+
+
+def is_facd_temp(name: str) -> bool:
+    """Whether a file name is a temporary file of :func:`atomic_path` (left by a crash)."""
+    return TEMP_RE.fullmatch(name) is not None
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -24,7 +35,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}{TEMP_PREFIX_MARK}", suffix=TEMP_SUFFIX, dir=path.parent
+    )
     os.close(fd)
     tmp_path = Path(tmp)
     try:
