@@ -115,9 +115,9 @@ class TrainPatches(torch.utils.data.Dataset):
     stops with an error naming the file (the size shown is the file's), or, with
     ``small_images="skip"``, is left out (``skipped_paths``). The check is the same with and
     without the cache and in every process of a distributed run, so all ranks keep the same
-    images. LR images missing from the cache are computed with a progress bar on stderr,
-    announced by one line (``progress``: default, rank 0 only; nothing is shown when every
-    image is cached or ``use_cache`` is off).
+    images. LR images missing from the cache are computed after one line on stderr that says
+    so, with a progress bar (``progress=False``: no bar). Only rank 0 of a distributed run
+    (``RANK``) shows either; nothing is shown when every image is cached or ``use_cache`` is off.
     """
 
     def __init__(
@@ -164,15 +164,16 @@ class TrainPatches(torch.utils.data.Dataset):
             )
         lrs = [_read_cached(c, hr, scale) if c is not None else None for _, hr, c in kept]
         todo = [i for i, lr in enumerate(lrs) if lr is None]
-        show = use_cache and bool(todo) and (_main_process() if progress is None else progress)
-        if show:
+        announce = use_cache and bool(todo) and _main_process()
+        bar = announce and progress is not False
+        if announce:
             print(
                 f"data: building the x{scale} LR cache for {len(todo)} of {len(kept)} training "
                 f"image(s) in {cache_root() / 'lr'} (once; later runs read it)",
                 file=sys.stderr,
                 flush=True,
             )
-        for i in tqdm(todo, desc="LR cache", unit="img", file=sys.stderr, disable=not show):
+        for i in tqdm(todo, desc="LR cache", unit="img", file=sys.stderr, disable=not bar):
             lrs[i] = _build_lr(kept[i][1], scale, kept[i][2])
         self.skipped = len(self.skipped_paths)
         self.paths = [k[0] for k in kept]
