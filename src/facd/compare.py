@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from facd.errors import DataError
+from facd.infer.tiling import NonFiniteOutputError
 
 __all__ = [
     "ComparisonFigure",
@@ -233,7 +234,14 @@ def build_comparison(
             panels = [("HR", _cut(hr, crop), None)]
             factor = 1
         outputs = [("Bicubic", bicubic_upsample(lr, scale))]
-        outputs += [(label, fn(lr)) for label, fn in models]
+        for label, fn in models:
+            try:
+                outputs.append((label, fn(lr)))
+            except NonFiniteOutputError:
+                raise NonFiniteOutputError(
+                    f"model {label} produced NaN or infinite values on {name}; its weights "
+                    "are broken (e.g. saved from a diverged training run)"
+                ) from None
         for label, sr in outputs:
             if sr.shape[:2] != (lr.shape[0] * scale, lr.shape[1] * scale):
                 raise DataError(f"{label}: output {sr.shape[:2]} is not x{scale} of {lr.shape[:2]}")

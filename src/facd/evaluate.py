@@ -9,6 +9,9 @@ Protocol (the EDSR/RCAN convention, see ``docs/evaluation.md``):
 * PSNR and SSIM on Y (``facd.metrics``), ``shave = scale`` pixels off every border;
   single-channel HR images follow ``gray`` (``"native"``: their own grey values).
 * A set's score is the mean over its images.
+* A network output holding NaN or infinity stops the evaluation with
+  :class:`~facd.infer.tiling.NonFiniteOutputError` naming the model and the image, instead of
+  scoring the black image that clamping would make of it.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from torch import Tensor, nn
 
 from facd.data.benchmark import BenchmarkItem, BenchmarkSet
 from facd.errors import FacdError
+from facd.infer.tiling import NonFiniteOutputError
 from facd.metrics import GrayMode, psnr_y, psnr_y_torch, ssim_y, ssim_y_torch
 
 __all__ = [
@@ -103,6 +107,9 @@ def super_resolve(
             f"model output is {tuple(y.shape)} for input {tuple(x.shape)}; expected "
             f"3 channels at {expect[0]}x{expect[1]} (is the model really x{scale}?)"
         )
+    if not bool(torch.isfinite(y).all()):
+        # clamping would turn NaN into black pixels and a plausible-looking 7 dB score
+        raise NonFiniteOutputError("model output holds NaN or infinite values")
     return _quantise(y)
 
 
@@ -193,7 +200,17 @@ def evaluate(
             per_image: dict[str, dict[str, float]] = {}
             for item in bench:
                 bar.set_postfix_str(f"{bench.name}/{item.name}", refresh=False)
-                sr = super_resolve(model, item.lr, scale, dev, x8=self_ensemble and not is_bicubic)
+                try:
+                    sr = super_resolve(
+                        model, item.lr, scale, dev, x8=self_ensemble and not is_bicubic
+                    )
+                except NonFiniteOutputError:
+                    name = model_name or _model_name(model_or_bicubic)
+                    raise NonFiniteOutputError(
+                        f"model {name} produced NaN or infinite values on {bench.name}/"
+                        f"{item.name}; its weights are broken (e.g. saved from a diverged "
+                        "training run), so no score is reported"
+                    ) from None
                 ((psnr, ssim),) = _score(sr, [item], scale, gray)
                 per_image[item.name] = {"psnr_y": psnr, "ssim_y": ssim}
                 if out_dir is not None:

@@ -101,6 +101,8 @@ def export_onnx(
 
     if not 11 <= opset <= 20:
         raise FacdError(f"opset {opset} is not supported; use 11..20 (default {DEFAULT_OPSET})")
+    if Path(path).is_dir():  # checked before the export's work, not at the final rename
+        raise FacdError(f"{path} is a folder; give a file name for the ONNX model")
     net = copy.deepcopy(model).float().cpu().eval()
     for p in net.parameters():
         p.requires_grad_(False)

@@ -38,10 +38,12 @@ __all__ = [
     "DEFAULT_OVERLAP",
     "DEFAULT_TAIL_TILE_OUTPUT",
     "DEFAULT_TILE_64",
+    "NonFiniteOutputError",
     "Tile",
     "conv_layers",
     "default_tail_tile",
     "default_tile",
+    "is_out_of_memory",
     "receptive_margin",
     "split_axis",
     "tail_margin",
@@ -68,6 +70,30 @@ def default_tile(spec: ArchSpec) -> int:
 def default_tail_tile(scale: int) -> int:
     """The default tail sub-tile core size in LR pixels."""
     return max(16, DEFAULT_TAIL_TILE_OUTPUT // scale)
+
+
+class NonFiniteOutputError(FacdError):
+    """The network returned NaN or infinite values (broken weights, or fp16 overflow)."""
+
+
+#: Lower-case fragments of the messages torch raises when an allocation fails.
+_OOM_MESSAGES = (
+    "out of memory",  # CUDA, MPS
+    "not enough memory",  # CPU allocator on Linux/Windows
+    "can't allocate memory",  # DefaultCPUAllocator
+)
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """True for torch's (and Python's) out-of-memory errors, on CPU and GPU.
+
+    torch raises ``torch.OutOfMemoryError`` on CUDA but a plain ``RuntimeError`` from its CPU
+    allocator (``DefaultCPUAllocator: can't allocate memory`` / ``not enough memory``).
+    """
+    oom_type = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
+    if isinstance(err, (MemoryError, oom_type)):
+        return True
+    return isinstance(err, RuntimeError) and any(m in str(err).lower() for m in _OOM_MESSAGES)
 
 
 Forward = Callable[[Tensor], Tensor]
@@ -218,6 +244,9 @@ def tiled_forward(
     ``write(y, x, block)`` receives each core's output (C', hc*scale, wc*scale) and its top-left
     corner in output pixels. ``on_tile(n)`` is called after each batch of ``n`` tiles.
     ``tile=0`` runs the whole image at once. Returns the number of tiles.
+
+    Raises :class:`NonFiniteOutputError` as soon as an output holds NaN or infinity: clamping
+    and quantising would otherwise turn it into a plausible-looking black image.
     """
     if lr.dim() == 4:
         if lr.shape[0] != 1:
@@ -237,6 +266,11 @@ def tiled_forward(
         if tuple(out.shape[-2:]) != (th * scale, tw * scale):
             raise FacdError(
                 f"model output {tuple(out.shape[-2:])} is not x{scale} of its input {(th, tw)}"
+            )
+        if not bool(torch.isfinite(out).all()):
+            raise NonFiniteOutputError(
+                "model output holds NaN or infinite values; the weights are probably broken "
+                "(e.g. saved from a diverged training run), or half precision overflowed"
             )
         for t, y in zip(group, out, strict=True):
             ys, xs = t.core_in_window(scale)
