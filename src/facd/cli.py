@@ -1,14 +1,23 @@
 """The ``facd`` command line.
 
 Each subcommand lives in ``facd.commands.<name>`` and exposes ``HELP``, ``add_arguments(parser)``
-and ``run(args) -> int``. Modules are imported only when their subcommand runs, so ``facd --help``
-does not import torch.
+and ``run(args) -> int``; it may also define ``parse_args(parser, argv) -> Namespace`` to parse
+its own arguments (``argv`` without the command name), e.g. to allow options in any order.
+Modules are imported only when their subcommand runs, so ``facd --help`` does not import torch.
+
+Exit codes: 0 success, 1 usage/check failure, 2 a :class:`~facd.errors.FacdError` (its
+``exit_code``), 130 Ctrl-C, and 141 (128 + SIGPIPE, what the shell reports for a Unix tool
+killed by a closed pipe) when the reader of stdout went away, as with ``facd methods | head -1``:
+the rest of the output is dropped without a traceback, like ``cat`` or ``grep`` would, and a
+script with ``set -o pipefail`` still sees that the output was cut short.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -35,7 +44,18 @@ def _load_command(name: str):
     return importlib.import_module(module_name)
 
 
+#: Exit status after a closed stdout pipe: 128 + SIGPIPE, as for a tool killed by the signal.
+EXIT_BROKEN_PIPE = 141
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    return _build_parsers(only)[0]
+
+
+def _build_parsers(
+    only: str | None = None,
+) -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The top-level parser and each command's subparser (arguments added only for ``only``)."""
     parser = argparse.ArgumentParser(
         prog="facd", description="Knowledge distillation for super-resolution networks."
     )
@@ -43,11 +63,29 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"facd {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = {}
     for name, (_, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name == only:
             _load_command(name).add_arguments(p)
-    return parser
+        subparsers[name] = p
+    return parser, subparsers
+
+
+def _silence_closed_pipes() -> None:
+    """Point stdout (and stderr) at /dev/null where their reader has gone, so that the flush
+    at interpreter exit does not raise a second BrokenPipeError."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (BrokenPipeError, ValueError):
+                # not a real file descriptor (e.g. captured in tests): nothing to redirect
+                with contextlib.suppress(OSError, ValueError):
+                    os.dup2(devnull, stream.fileno())
+    finally:
+        os.close(devnull)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -57,14 +95,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     only = command if command in COMMANDS else None
-    parser = build_parser(only)
-    args = parser.parse_args(argv)
+    parser, subparsers = _build_parsers(only)
+    custom = getattr(_load_command(only), "parse_args", None) if only else None
+    if custom is not None and argv and argv[0] == only:
+        args = custom(subparsers[only], argv[1:])
+        args.command = only
+    else:
+        args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 1
     try:
         with cli_wording(f"facd {args.command}"):  # messages say --flag, warnings go to stderr
-            return int(_load_command(args.command).run(args) or 0)
+            code = int(_load_command(args.command).run(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at exit
+        return code
+    except BrokenPipeError:
+        _silence_closed_pipes()
+        return EXIT_BROKEN_PIPE
     except FacdError as err:
         print(f"facd {args.command}: error: {err}", file=sys.stderr)
         return err.exit_code

@@ -1,9 +1,15 @@
-"""``facd compare IMAGE... --models NAME=MODEL ... --scale S --crop x,y,w,h -o fig.png``.
+"""``facd compare IMAGE... --models NAME=MODEL ... --crop x,y,w,h -o fig.png [--scale S]``.
 
 Each IMAGE is an HR image (the LR input is its MATLAB-bicubic downscale) and becomes one row:
 an overview with the crop marked, then the crops of HR, bicubic and every model, with each
 panel's Y-PSNR (shave = S) on the whole image (``--psnr-region crop`` for the crop only).
 Give one ``--crop`` per image, or one for all. The PSNR table is printed too.
+
+Arguments may come in any order: the list after ``--models`` ends at the first value that is
+not ``NAME=MODEL`` (so images may follow it), and images may be given in several places.
+The scale is read from the checkpoints (facd checkpoints store it; official files have it in
+their upsampler's shape); ``--scale`` is needed only when every model is a preset, and must
+match the checkpoints when given. The output path is checked before any model runs.
 """
 
 from __future__ import annotations
@@ -11,9 +17,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from facd.errors import DataError
 from facd.infer.device import DEVICES
+
+if TYPE_CHECKING:
+    from facd.infer.api import Upscaler
 
 HELP = "side-by-side crops of several models on one image"
 
@@ -31,12 +41,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--models",
         "-m",
         nargs="+",
+        action="extend",
         type=_named_model,
         required=True,
         metavar="NAME=MODEL",
         help="panel name and preset/checkpoint, e.g. FACD=runs/facd/best.safetensors",
     )
-    parser.add_argument("--scale", "-s", type=int, required=True, help="scale factor")
+    parser.add_argument(
+        "--scale",
+        "-s",
+        type=int,
+        default=None,
+        help="scale factor (default: the checkpoints' scale; needed when all models are presets)",
+    )
     parser.add_argument(
         "--crop",
         action="append",
@@ -64,10 +81,95 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="FIG.png")
 
 
-def run(args: argparse.Namespace) -> int:
+def _models_flag_value(token: str) -> tuple[bool, str | None]:
+    """Is ``token`` the ``--models``/``-m`` flag (or an unambiguous prefix), and its ``=value``."""
+    if token.startswith("--"):
+        flag, sep, value = token.partition("=")
+        if len(flag) >= 3 and "--models".startswith(flag):
+            return True, value if sep else None
+        return False, None
+    if token.startswith("-m"):
+        value = token[2:]
+        return True, (value[1:] if value.startswith("=") else value) or None
+    return False, None
+
+
+def group_models(argv: list[str]) -> list[str]:
+    """Rewrite ``--models A=x B=y IMG`` as ``--models=A=x --models=B=y IMG``.
+
+    argparse's ``nargs="+"`` would swallow the image after the models; as separate
+    ``--models=VALUE`` options the list ends at the first value that is not ``NAME=MODEL``
+    (the value right after the flag always belongs to it, so ``-m typo`` still names the typo).
+    """
+    out: list[str] = []
+    in_models = need_value = False
+    for i, token in enumerate(argv):
+        if token == "--":
+            out.extend(argv[i:])
+            need_value = False
+            break
+        is_flag, value = _models_flag_value(token)
+        if is_flag:
+            if need_value:
+                out.append("--models")  # a flag without values: let argparse say so
+            in_models, need_value = True, value is None
+            if value is not None:
+                out.append(f"--models={value}")
+        elif in_models and not token.startswith("-") and (need_value or "=" in token):
+            out.append(f"--models={token}")
+            need_value = False
+        else:
+            if need_value:
+                out.append("--models")
+            in_models = need_value = False
+            out.append(token)
+    if need_value:
+        out.append("--models")
+    return out
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Options and images in any order (see the module docstring)."""
+    return parser.parse_intermixed_args(group_models(list(argv)))
+
+
+def load_models(
+    models: list[tuple[str, str]], scale: int | None, device: str, tile: int
+) -> tuple[list[tuple[str, Upscaler]], int]:
+    """Load every ``(name, ref)`` as an Upscaler; returns them (in order) and the common scale.
+
+    Checkpoints are loaded first: without ``scale`` the first one sets it and the others must
+    agree; presets (which have no stored scale) then get it.
+    """
     import facd
+    from facd.archs.spec import PRESETS
+
+    is_preset = [ref in PRESETS for _, ref in models]
+    if scale is None and all(is_preset):
+        presets = ", ".join(ref for _, ref in models)
+        raise DataError(f"--scale is needed: presets ({presets}) have no stored scale")
+    loaded: dict[int, Upscaler] = {}
+    first = ""
+    for i in sorted(range(len(models)), key=lambda k: is_preset[k]):
+        name, ref = models[i]
+        up = facd.load(ref, scale=scale if is_preset[i] else None, device=device, tile=tile)
+        if scale is None:
+            scale, first = up.scale, name
+        elif up.scale != scale:
+            whose = f"model {first} is x{scale}" if first else f"--scale is {scale}"
+            raise DataError(
+                f"{whose} but model {name} ({ref}) is x{up.scale}; compare models of one scale"
+            )
+        loaded[i] = up
+    assert scale is not None
+    return [(name, loaded[i]) for i, (name, _) in enumerate(models)], scale
+
+
+def run(args: argparse.Namespace) -> int:
+    from facd.commands._checks import check_writable_file
     from facd.compare import build_comparison, parse_crop
-    from facd.data.image_io import read_image_raw, write_image
+    from facd.data.image_io import _WRITE_FORMATS, read_image_raw, write_image
+    from facd.infer.tiling import is_out_of_memory
 
     crops = [parse_crop(c) for c in args.crop]
     if len(crops) == 1:
@@ -81,26 +183,36 @@ def run(args: argparse.Namespace) -> int:
     names = [n for n, _ in args.models]
     if len(set(names)) != len(names):
         raise DataError(f"model names must differ, got {names}")
-    models = [
-        (name, facd.load(ref, scale=args.scale, device=args.device, tile=args.tile))
-        for name, ref in args.models
-    ]
+    check_writable_file(args.output, "-o", example="compare.png")
+    if Path(args.output).suffix.lower() not in _WRITE_FORMATS:
+        known = ", ".join(sorted(_WRITE_FORMATS))
+        raise DataError(f"-o {args.output}: unsupported image extension (use one of {known})")
+    models, scale = load_models(args.models, args.scale, args.device, args.tile)
     images = [(p.stem, read_image_raw(p)) for p in args.images]
-    fig = build_comparison(
-        images,
-        crops,
-        models,
-        args.scale,
-        hr_is_input=args.hr_is_input,
-        psnr_region=args.psnr_region,
-        panel_width=args.panel_width,
-        overview=not args.no_overview,
-    )
+    try:
+        fig = build_comparison(
+            images,
+            crops,
+            models,
+            scale,
+            hr_is_input=args.hr_is_input,
+            psnr_region=args.psnr_region,
+            panel_width=args.panel_width,
+            overview=not args.no_overview,
+        )
+    except (RuntimeError, MemoryError) as err:
+        if not is_out_of_memory(err):
+            raise
+        if args.tile == 0:
+            advice = "whole images (--tile 0, the default); use tiles, e.g. --tile 256"
+        else:
+            advice = f"--tile {args.tile}; use a smaller one, e.g. --tile {max(16, args.tile // 2)}"
+        raise DataError(f"out of memory running the models on {advice}") from None
     import numpy as np
 
     write_image(args.output, np.asarray(fig.image))
     if not args.hr_is_input:
-        print(f"Y-PSNR (dB) on the {args.psnr_region}, shave {args.scale}:")
+        print(f"Y-PSNR (dB) on the {args.psnr_region}, shave {scale}:")
         print(fig.table())
     w, h = fig.size
     print(f"wrote {args.output} ({w}x{h})", file=sys.stderr)

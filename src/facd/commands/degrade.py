@@ -3,7 +3,8 @@
 For every image ``<name>.<ext>`` in HR_DIR and every scale S, writes
 ``OUT_DIR/X<S>/<name>x<S>.png`` = MATLAB ``imresize(modcrop(HR, S), 1/S, 'bicubic')``, the EDSR
 ``LR_bicubic`` layout and naming. Images keep their stored channel count (a single-channel HR
-gives a single-channel LR, as in the reference benchmark files).
+gives a single-channel LR, as in the reference benchmark files). OUT_DIR and its ``X<S>``
+folders are checked to be writable folders before any image is read.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from facd.commands._checks import check_writable_dir
     from facd.data.image_io import list_images, read_image_raw, write_image
     from facd.data.imresize import bicubic_downsample
 
@@ -57,6 +59,9 @@ def run(args: argparse.Namespace) -> int:
     scales = sorted(set(args.scale))
     if Path(args.out_dir).resolve() == Path(args.hr_dir).resolve():
         raise DataError(f"{args.out_dir}: output folder must differ from the HR folder")
+    check_writable_dir(args.out_dir, "OUT_DIR")
+    for s in scales:
+        check_writable_dir(Path(args.out_dir) / f"X{s}", "OUT_DIR")
     written = 0
     bar = tqdm(files, desc="degrade", unit="img", file=sys.stderr, disable=args.quiet)
     for path in bar:

@@ -97,10 +97,15 @@ def format_table(result: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from facd.commands._checks import check_writable_dir, check_writable_file
     from facd.errors import FacdError
     from facd.evaluate import BICUBIC, evaluate
     from facd.fileio import atomic_write_text
 
+    if args.json is not None:
+        check_writable_file(args.json, "--json", example="results.json")
+    if args.save_images is not None:
+        check_writable_dir(args.save_images, "--save-images")
     scales = list(dict.fromkeys(args.scale or []))
     root = data_root_from(args.data_root)
     common = dict(
@@ -131,8 +136,8 @@ def run(args: argparse.Namespace) -> int:
         result = evaluate(model, scale=spec.scale, **common)
         result["arch"] = spec.describe()
         results.append(result)
-    print("\n\n".join(format_table(r) for r in results))
-    if args.json is not None:
+    if args.json is not None:  # before printing: a closed stdout pipe must not lose the file
         doc = results[0] if len(results) == 1 else {"model": args.model, "scales": results}
         atomic_write_text(args.json, json.dumps(doc, indent=2) + "\n")
+    print("\n\n".join(format_table(r) for r in results))
     return 0

@@ -33,8 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from facd.archs.io import load_model
+    from facd.commands._checks import check_writable_file
     from facd.infer.export import export_onnx, verify_onnx
 
+    check_writable_file(args.onnx, "--onnx", example="model.onnx")
     model, spec = load_model(args.model, args.scale)
     path = export_onnx(model, spec, args.onnx, opset=args.opset)
     size_mb = path.stat().st_size / 2**20

@@ -8,21 +8,27 @@ Inputs are files, folders (their images, not recursive) or glob patterns. Each o
 * transparency is kept: RGB goes through the network, alpha through MATLAB bicubic
   (PNG/WebP only; JPEG cannot store alpha); fully opaque alpha is dropped;
 * 16-bit images are refused (convert them to 8 bits per channel first).
+
+Before any image is written, the whole batch is checked: ``-o`` must be a writable folder (or
+creatable), and no output may be one of the inputs (``a.png`` -> ``a_x4.png`` while
+``a_x4.png`` is itself an input), after resolving symlinks. Running out of memory names the
+``--tile`` to use; a model that outputs NaN stops with an error instead of writing black images.
 """
 
 from __future__ import annotations
 
 import argparse
 import glob
+import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from facd.errors import DataError
+from facd.errors import DataError, FacdError
 from facd.infer.device import DEVICES, PRECISIONS
-from facd.infer.tiling import DEFAULT_OVERLAP, DEFAULT_TILE_64
+from facd.infer.tiling import DEFAULT_OVERLAP, DEFAULT_TILE_64, default_tile
 
 HELP = "super-resolve images (tiled, any size)"
 
@@ -138,18 +144,41 @@ def gather_inputs(items: list[str]) -> list[Path]:
     return unique
 
 
+def _file_id(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of an existing file, to catch hard links; None if it does not exist."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 def output_paths(inputs: list[Path], out_dir: Path, scale: int, fmt: str) -> list[Path]:
-    """``OUT_DIR/<stem>_x<S>.<fmt>`` per input; two inputs with one stem are an error."""
+    """``OUT_DIR/<stem>_x<S>.<fmt>`` per input, checked for the whole batch before any write.
+
+    Refused: two inputs with one output, and an output that is *any* input of the batch
+    (``a.png``'s output ``a_x4.png`` may be another input). Paths are compared after resolving
+    symlinks and ``.``/``..``, and existing files also by inode, so hard links count too.
+    """
     outs = [out_dir / f"{p.stem}_x{scale}.{fmt}" for p in inputs]
+    by_path = {p.resolve(): p for p in inputs}
+    by_id = {fid: p for p in inputs if (fid := _file_id(p)) is not None}
     owner: dict[Path, Path] = {}
     for src, dst in zip(inputs, outs, strict=True):
-        if dst in owner:
+        key = dst.resolve()
+        if key in owner:
             raise DataError(
-                f"{owner[dst]} and {src} would both be written to {dst}; upscale them separately"
+                f"{owner[key]} and {src} would both be written to {dst}; upscale them separately"
             )
-        if dst.resolve() == src.resolve():
-            raise DataError(f"{src}: output would overwrite the input; choose another -o folder")
-        owner[dst] = src
+        fid = _file_id(dst)
+        clash = by_path.get(key) or (by_id.get(fid) if fid is not None else None)
+        if clash is not None:
+            same = "an input" if str(clash) == str(dst) else f"the input {clash}"
+            raise DataError(
+                f"output {dst} (for {src}) is also {same}; nothing was written; "
+                "choose another -o folder"
+            )
+        owner[key] = src
     return outs
 
 
@@ -201,14 +230,46 @@ def write_output(path: Path, img: np.ndarray, quality: int | None) -> None:
 # ----------------------------------------------------------------------------- run
 
 
+def _upscale_one(up, lr: np.ndarray, src: Path, args: argparse.Namespace) -> np.ndarray:
+    """``up(lr)`` with out-of-memory and NaN failures turned into one-line errors."""
+    from facd.infer.tiling import NonFiniteOutputError, is_out_of_memory
+
+    try:
+        return up(lr)
+    except NonFiniteOutputError:
+        hint = "" if args.precision == "fp32" else f" (or --precision {args.precision} overflowed)"
+        raise FacdError(
+            f"model {args.model} produced NaN or infinite values on {src}; its weights are "
+            f"broken{hint}, e.g. saved from a diverged training run"
+        ) from None
+    except (RuntimeError, MemoryError) as err:
+        if not is_out_of_memory(err):
+            raise
+        h, w = lr.shape[:2]
+        tile, batch = up.options["tile"], up.options["batch"]
+        if tile == 0 or tile >= max(h, w):
+            default = default_tile(up.description.spec)
+            suggest = default if 0 < default < max(h, w) else max(64, max(h, w) // 2 // 8 * 8)
+            advice = f"whole {w}x{h} image at once; use --tile {suggest} (or smaller)"
+        else:
+            advice = (
+                f"--tile {tile} --batch {batch}; use a smaller --tile, e.g. {max(16, tile // 2)}"
+            )
+            if batch > 1:
+                advice += " or --batch 1"
+        raise FacdError(f"{src}: out of memory upscaling the {advice}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     import facd
+    from facd.commands._checks import check_writable_dir
     from facd.infer.tiling import tile_grid
 
     if args.quality is not None and not 1 <= args.quality <= 100:
         raise DataError(f"--quality must be between 1 and 100, got {args.quality}")
+    check_writable_dir(args.output, "-o")
     inputs = gather_inputs(args.inputs)
     up = facd.load(
         args.model,
@@ -236,7 +297,7 @@ def run(args: argparse.Namespace) -> int:
         overlap = up.options["overlap"]
         n_tiles = len(tile_grid(lr.shape[0], lr.shape[1], up.options["tile"], overlap))
         approx |= n_tiles > 1 and not (desc.exact_tiling and overlap >= desc.receptive_margin)
-        write_output(dst, up(lr), args.quality)
+        write_output(dst, _upscale_one(up, lr, src, args), args.quality)
     if not args.quiet:
         took = time.perf_counter() - t0
         print(
