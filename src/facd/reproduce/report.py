@@ -82,7 +82,7 @@ ABLATIONS: list[tuple[str, list[str], str, str]] = [
         ["facd-faa", "facd-fab", "facd"],
         "facd",
         "The same weights with the adaptive indicator on (FACD); the paper runs Table 10 on "
-        "FCD, see the table above.",
+        "FCD (rows fcd-faa and fcd-fab, with fcd as the reference).",
     ),
     (
         "Indicator in the feature term, Eq. 6 vs Eq. 7 (analogue of Table 11)",
