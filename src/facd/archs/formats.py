@@ -163,7 +163,8 @@ def _conv_shape(
     shape = shape_of(sd[key])
     if len(shape) != 4 or min(shape) < 1:
         raise CheckpointError(
-            f"{source}: tensor {key!r} has shape {shape}; a conv weight needs 4 dimensions >= 1"
+            f"{source}: tensor {key!r} has shape {shape}; a conv weight needs 4 dimensions >= 1 "
+            "(the file is damaged or not an EDSR/RCAN checkpoint)"
         )
     return shape  # type: ignore[return-value]
 
