@@ -32,7 +32,7 @@ from facd.distill.vgg import VGG19Features
 from facd.train.config import load_config
 from facd.train.loop import run_training
 from facd.train.state import latest_state_path, load_state
-from facd.train.trainer import Trainer
+from facd.train.trainer import StepRandom, Trainer
 
 from .helpers import make_checkpoint, make_image_folder
 
@@ -76,7 +76,7 @@ def overrides(method: str, assets: dict[str, Path], iterations: int = STEPS) -> 
     over = [
         f"method={method}",
         f"data.train_dirs=[{assets['data']}]",
-        "data.patch_size=8",
+        "data.patch_size=4",  # HR 16 x 16: VGG19 down to relu5_1 at 1 x 1
         f"train.batch_size={BATCH}",
         f"train.iterations={iterations}",
         "train.log_every=1",
@@ -138,11 +138,28 @@ def test_training_never_draws_from_the_global_rng(method, assets, tmp_path):
     The global state is what a resume restores from rank 0's checkpoint; a draw from it during
     training would make a resumed run (and every DDP rank but 0) differ from an uninterrupted one.
     """
-    rcfg = load_config(BASE_CONFIG, overrides(method, assets, iterations=2))
+    rcfg = load_config(BASE_CONFIG, overrides(method, assets, iterations=1))
     Trainer(rcfg, tmp_path / "setup-only", log=lambda *_: None)  # seeds and builds: set-up draws
     after_setup = global_rng()
-    run_training(rcfg, tmp_path / "run", progress=False)  # the same set-up, then two steps
+    run_training(rcfg, tmp_path / "run", progress=False)  # the same set-up, then one step
     after_run = global_rng()
     assert torch.equal(after_setup[0], after_run[0]), "torch's global generator was drawn from"
     assert np.array_equal(after_setup[1], after_run[1]), "numpy's global generator was drawn from"
     assert after_setup[2] == after_run[2], "python's random module was drawn from"
+
+
+def test_step_generators_depend_only_on_seed_iteration_rank_and_stream():
+    def draw(r: StepRandom, stream: str = "csd", iteration: int | None = None) -> list[int]:
+        return torch.randperm(24, generator=r.generator(stream, iteration)).tolist()
+
+    r = StepRandom(seed=0, rank=0, iteration=5)
+    before = torch.get_rng_state()
+    assert draw(r) == draw(StepRandom(seed=0, rank=0, iteration=5)) == draw(r, iteration=5)
+    assert torch.equal(torch.get_rng_state(), before)  # the global generator is not touched
+    others = [
+        draw(StepRandom(1, 0, 5)),
+        draw(StepRandom(0, 1, 5)),
+        draw(StepRandom(0, 0, 6)),
+        draw(r, "data_loader"),
+    ]
+    assert all(o != draw(r) for o in others)
