@@ -239,7 +239,7 @@ def build_comparison(
                 outputs.append((label, fn(lr)))
             except NonFiniteOutputError:
                 raise NonFiniteOutputError(
-                    f"model {label} produced NaN or infinite values on {name}; its weights "
+                    f"model {label} produced NaN or infinite values on image {name}; its weights "
                     "are broken (e.g. saved from a diverged training run)"
                 ) from None
         for label, sr in outputs:

@@ -147,7 +147,7 @@ def load_models(
     is_preset = [ref in PRESETS for _, ref in models]
     if scale is None and all(is_preset):
         presets = ", ".join(ref for _, ref in models)
-        raise DataError(f"--scale is needed: presets ({presets}) have no stored scale")
+        raise DataError(f"presets ({presets}) have no stored scale; give --scale S")
     loaded: dict[int, Upscaler] = {}
     first = ""
     for i in sorted(range(len(models)), key=lambda k: is_preset[k]):
@@ -206,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
         if args.tile == 0:
             advice = "whole images (--tile 0, the default); use tiles, e.g. --tile 256"
         else:
-            advice = f"--tile {args.tile}; use a smaller one, e.g. --tile {max(16, args.tile // 2)}"
+            advice = f"--tile {args.tile}; use a smaller one, e.g. --tile {max(1, args.tile // 2)}"
         raise DataError(f"out of memory running the models on {advice}") from None
     import numpy as np
 

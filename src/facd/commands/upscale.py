@@ -237,10 +237,14 @@ def _upscale_one(up, lr: np.ndarray, src: Path, args: argparse.Namespace) -> np.
     try:
         return up(lr)
     except NonFiniteOutputError:
-        hint = "" if args.precision == "fp32" else f" (or --precision {args.precision} overflowed)"
+        hint = (
+            ""
+            if args.precision == "fp32"
+            else f", or --precision {args.precision} overflowed (try --precision fp32)"
+        )
         raise FacdError(
             f"model {args.model} produced NaN or infinite values on {src}; its weights are "
-            f"broken{hint}, e.g. saved from a diverged training run"
+            f"broken (e.g. saved from a diverged training run){hint}"
         ) from None
     except (RuntimeError, MemoryError) as err:
         if not is_out_of_memory(err):
@@ -249,15 +253,15 @@ def _upscale_one(up, lr: np.ndarray, src: Path, args: argparse.Namespace) -> np.
         tile, batch = up.options["tile"], up.options["batch"]
         if tile == 0 or tile >= max(h, w):
             default = default_tile(up.description.spec)
-            suggest = default if 0 < default < max(h, w) else max(64, max(h, w) // 2 // 8 * 8)
-            advice = f"whole {w}x{h} image at once; use --tile {suggest} (or smaller)"
+            suggest = default if 0 < default < max(h, w) else max(8, max(h, w) // 2 // 8 * 8)
+            advice = f"the whole {w}x{h} image at once; use --tile {suggest} (or smaller)"
         else:
             advice = (
-                f"--tile {tile} --batch {batch}; use a smaller --tile, e.g. {max(16, tile // 2)}"
+                f"with --tile {tile} --batch {batch}; use a smaller --tile, e.g. {tile // 2 or 1}"
             )
             if batch > 1:
-                advice += " or --batch 1"
-        raise FacdError(f"{src}: out of memory upscaling the {advice}") from None
+                advice += ", or --batch 1"
+        raise FacdError(f"{src}: out of memory upscaling {advice}") from None
 
 
 def run(args: argparse.Namespace) -> int:
