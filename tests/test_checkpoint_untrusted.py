@@ -364,3 +364,22 @@ def test_valid_files_still_load(tmp_path):
             assert (found.arch, found.scale, found.n_feats, found.n_blocks) == (
                 spec.arch, scale, spec.n_feats, spec.n_blocks)  # fmt: skip
             assert torch.equal(model.state_dict()["head.0.weight"], sd["head.0.weight"])
+
+
+def test_pisr_stage_files_with_damaged_metadata_are_checkpoint_errors(tmp_path: Path) -> None:
+    """PISR's teacher-stage files are untrusted too: bad JSON or a damaged header is one line."""
+    from facd.distill.pisr import (
+        ENCODER_METADATA_KEY,
+        HREncoder,
+        check_teacher_stage,
+        load_encoder_into,
+    )
+
+    enc_path = tmp_path / "pisr_encoder.safetensors"
+    save_file({"x": torch.zeros(1)}, str(enc_path), metadata={ENCODER_METADATA_KEY: "{not json"})
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        load_encoder_into(HREncoder(2, 4, 2), enc_path)
+    bad = tmp_path / "teacher.safetensors"
+    bad.write_bytes(b"\x00" * 5)
+    with pytest.raises(CheckpointError, match="not a valid safetensors file"):
+        check_teacher_stage(str(bad))

@@ -96,7 +96,13 @@ def load_encoder_into(encoder: HREncoder, path: str | Path) -> None:
 
     sd, meta = read_checkpoint(path)
     if ENCODER_METADATA_KEY in meta:
-        found = json.loads(meta[ENCODER_METADATA_KEY])
+        try:
+            found = json.loads(meta[ENCODER_METADATA_KEY])
+        except (ValueError, RecursionError):
+            raise CheckpointError(
+                f"{path}: metadata {ENCODER_METADATA_KEY!r} is not valid JSON; the file is "
+                "damaged or was edited: train the pisr-teacher stage again"
+            ) from None
         if found != encoder.describe():
             raise CheckpointError(
                 f"{path}: PISR encoder is {found}, but this run expects {encoder.describe()} "
@@ -259,8 +265,12 @@ def check_teacher_stage(weights: str | None) -> None:
         return  # official .pt teachers carry no method; the encoder file is still required
     from safetensors import safe_open
 
-    with safe_open(str(weights), framework="pt") as f:
-        method = (f.metadata() or {}).get("method")
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            method = (f.metadata() or {}).get("method")
+    except Exception as err:  # noqa: BLE001 - safetensors raises its own error types
+        first = " ".join(str(err).split())[:160] or type(err).__name__
+        raise CheckpointError(f"{weights}: not a valid safetensors file ({first})") from None
     if method is not None and method != TEACHER_METHOD:
         raise ConfigError(
             f"{weights} was trained with method {method!r}; PISR's teacher must be trained on "
