@@ -239,3 +239,16 @@ def test_published_tolerance_still_separates_models() -> None:
         pytest.skip("published rows not present")
     a, b = (json.loads(p.read_text())["sets"]["Set5"]["psnr_y"] for p in docs)
     assert abs(a - b) > 100 * PSNR_TOL_DB
+
+
+def test_protocol_file_with_nested_anchors_is_refused(tmp_path: Path, capsys) -> None:
+    """A protocol file is read with the same bounded YAML loader as configs."""
+    lines = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    for i, name in enumerate("bcdefgh"):
+        prev = "a" if i == 0 else "bcdefgh"[i - 1]
+        lines.append(f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 10) + "]")
+    path = tmp_path / "laughs.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    assert main(["reproduce", str(path), "--report-only", "--no-figures"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "laughs.yaml: refused" in err and len(err) < 400 and "\n" not in err

@@ -14,10 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from facd.errors import ConfigError
-from facd.typedconfig import field, from_dict, merge
+from facd.typedconfig import field, from_dict, load_yaml, merge
 
 #: Run name of the PISR stage-1 teacher inside the protocol's run folder.
 PISR_TEACHER = "pisr-teacher"
@@ -209,7 +207,7 @@ class Protocol:
         path = Path(self.teacher.config)
         if not path.is_file():
             raise ConfigError(f"teacher config not found: {path}")
-        return yaml.safe_load(path.read_text()) or {}
+        return load_yaml(_read_text(path), str(path)) or {}
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -220,10 +218,7 @@ def load_protocol(path: str | Path) -> Protocol:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"protocol file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError:
-        raise ConfigError(f"{path}: invalid YAML") from None
+    data = load_yaml(_read_text(path), str(path)) or {}
     proto = from_dict(Protocol, data)
     # Validate every row's config now, so that a typo fails before hours of training.
     from facd.train.config import load_config
@@ -235,3 +230,10 @@ def load_protocol(path: str | Path) -> Protocol:
             raise ConfigError("row 'pisr' needs 'pisr_teacher.iterations' > 0")
         load_config(None, [], base=proto.row_config(row, row.seeds[0], proto.teacher.weights))
     return proto
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read ({type(err).__name__})") from None
