@@ -338,3 +338,28 @@ def test_cli_train_small_image_error_and_skip(tmp_path, capsys, monkeypatch):
     )
     assert code == 0
     assert "data: skipped 1 image(s) smaller than the HR patch (2 used)" in capsys.readouterr().err
+
+
+def test_pisr_without_any_teacher_stage_says_run_pisr_teacher_first(tmp_path):
+    """No stage-1 folder at all: the first error already names the pisr-teacher config."""
+    from facd.train.config import load_config
+    from facd.train.trainer import Trainer
+
+    data = make_image_folder(tmp_path / "hr", count=2, size=(40, 40))
+    missing = tmp_path / "stage1" / "last.safetensors"
+    rcfg = load_config(
+        REPO / "configs" / "tiny" / "pisr.yaml",
+        [
+            f"data.train_dirs=[{data}]",
+            "data.patch_size=8",
+            "train.batch_size=2",
+            "train.iterations=2",
+            "val.sets=[]",
+            f"teacher.weights={missing}",
+        ],
+    )
+    with pytest.raises(ConfigError) as info:
+        Trainer(rcfg, tmp_path / "run", log=lambda *_: None)
+    msg = str(info.value)
+    assert "\n" not in msg and f"{missing} not found" in msg
+    assert "run the pisr-teacher config first" in msg

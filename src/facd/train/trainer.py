@@ -250,6 +250,11 @@ class Trainer:
             raise ConfigError(
                 "'teacher.weights' is not set: a distillation run needs a trained teacher"
             )
+        pisr_student = any(n == "vid" for n, _ in self.terms_used)  # mode "distill" here
+        if pisr_student and not Path(cfg.teacher.weights).is_file():
+            from facd.distill.pisr import missing_teacher_stage_message
+
+            raise ConfigError(missing_teacher_stage_message(Path(cfg.teacher.weights), cfg))
         teacher, found = self._load_checkpoint(cfg.teacher.weights, spec, "teacher")
         teacher.eval().requires_grad_(False).to(self.device)
         taps = None
