@@ -4,7 +4,7 @@ The event files (``RUN/tb/events.out.tfevents.*``, one per launch) are written s
 with tensorboardX's ``EventsWriter``, not through its ``SummaryWriter``: that one writes from a
 background thread, where a full disk kills the thread with a traceback and the next logs block
 on its full queue. Here a failed write raises ``OSError`` in the training loop, like a failed
-``metrics.jsonl`` write, and becomes a one-line ``StorageError``. To look at them:
+``metrics.jsonl`` write, and becomes a one-line ``StorageError`` naming the event file. To look at them:
 ``pip install tensorboard`` then ``tensorboard --logdir RUN/tb``.
 """
 
@@ -93,10 +93,17 @@ class _EventFile:
         if self._writer is None or not scalars:
             return
         now = time.time()
-        for key, value in scalars.items():
-            summary = self._scalar(key, value)
-            self._writer.write_event(self._event(wall_time=now, step=step, summary=summary))
-        self._writer.flush()
+        try:
+            for key, value in scalars.items():
+                summary = self._scalar(key, value)
+                self._writer.write_event(self._event(wall_time=now, step=step, summary=summary))
+            self._writer.flush()
+        except OSError as err:
+            from facd.train.state import StorageError
+
+            reason = err.strerror or str(err) or type(err).__name__
+            path = getattr(self._writer, "_file_name", "the TensorBoard event file")
+            raise StorageError(f"cannot write {path}: {reason}") from None
 
     def close(self) -> None:
         if self._writer is not None:
