@@ -87,16 +87,12 @@ class RunLock:
             except FileExistsError:
                 pass
             except OSError as err:
-                raise ConfigError(
-                    f"--out {self.run_dir}: cannot create the folder ({err.strerror or err})"
-                ) from None
+                raise _storage_error(self.run_dir, err) from None
         while True:
             try:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             except OSError as err:
-                raise ConfigError(
-                    f"--out {self.run_dir}: cannot create {LOCK_NAME} ({err.strerror or err})"
-                ) from None
+                raise _storage_error(self.path, err) from None
             if not _try_lock(fd):
                 holder = _read_pid(fd)
                 os.close(fd)
@@ -136,6 +132,12 @@ class RunLock:
 
     def __exit__(self, *_exc: object) -> None:
         self.release()
+
+
+def _storage_error(path: Path, err: OSError) -> Exception:
+    from facd.train.state import StorageError  # exit 4, like every failed write of a run
+
+    return StorageError(f"cannot write {path}: {err.strerror or err}")
 
 
 def _try_lock(fd: int) -> bool:
