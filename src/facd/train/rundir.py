@@ -274,7 +274,7 @@ def facd_entries(run_dir: Path) -> tuple[list[str], list[str], list[str]]:
         return outputs, leftovers, foreign
     for p in sorted(run_dir.iterdir()):
         name = p.name
-        if name in (LOCK_NAME, *TOP_FILES) and p.is_file() or is_run_temp(name):
+        if (name in (LOCK_NAME, *TOP_FILES) or is_run_temp(name)) and p.is_file():
             leftovers.append(name)
         elif name in WEIGHTS and p.is_file():
             outputs.append(name)
