@@ -337,7 +337,9 @@ def test_cli_train_small_image_error_and_skip(tmp_path, capsys, monkeypatch):
         ["train", "cfg.yaml", "--out", "run2", "--no-progress", "--set", "data.small_images=skip"]
     )
     assert code == 0
-    assert "data: skipped 1 image(s) smaller than the HR patch (2 used)" in capsys.readouterr().err
+    assert "data: skipped 1 image(s) smaller than the HR patch (tiny.png; 2 used)" in (
+        capsys.readouterr().err
+    )
 
 
 def test_pisr_without_any_teacher_stage_says_run_pisr_teacher_first(tmp_path):

@@ -164,7 +164,9 @@ def test_overwrite_replaces_only_facds_files(case, capsys):
         (run / rel).parent.mkdir(parents=True, exist_ok=True)
         (run / rel).write_text(text)
     old_best = (run / "best.safetensors").read_bytes()
-    old_events = {p.name for p in (run / "tb").glob("events.out.tfevents.*")}
+    # event files are named by second and pid, so the new run's file may reuse the old name:
+    # compare contents
+    old_events = {p.read_bytes() for p in (run / "tb").glob("events.out.tfevents.*")}
     assert train("--overwrite", "--set", "seed=3") == 0
     err = capsys.readouterr().err
     assert "--overwrite: deleted" in err
@@ -173,7 +175,7 @@ def test_overwrite_replaces_only_facds_files(case, capsys):
     assert [p.name for p in state_files(run)] == ["state-00000002.pt", "state-00000001.pt"]
     assert not list(run.glob("checkpoints/*.unreadable"))
     assert (run / "best.safetensors").read_bytes() != old_best
-    assert not old_events & {p.name for p in (run / "tb").iterdir()}
+    assert not old_events & {p.read_bytes() for p in (run / "tb").glob("events.out.tfevents.*")}
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in lines if "loss" in r] == [1, 2]
     assert yaml.safe_load((run / "config.yaml").read_text())["seed"] == 3

@@ -92,11 +92,14 @@ def _run(
         sample_slice=dist_ctx.sample_slice(cfg.train.batch_size),
         small_images=cfg.data.small_images,
         exclude=cfg.data.exclude,
+        progress=progress,
     )
     if dataset.skipped and dist_ctx.is_main:
+        names = ", ".join(p.name for p in dataset.skipped_paths[:3])
+        more = ", ..." if dataset.skipped > 3 else ""
         print(
             f"data: skipped {dataset.skipped} image(s) smaller than the HR patch "
-            f"({len(dataset.paths)} used)",
+            f"({names}{more}; {len(dataset.paths)} used)",
             file=sys.stderr,
         )
     if dist_ctx.is_main:

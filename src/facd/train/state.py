@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import pickle
 import random
 import re
 from collections.abc import Callable, Iterator
@@ -32,7 +31,7 @@ import numpy as np
 import torch
 
 from facd.errors import CheckpointError, FacdError
-from facd.fileio import atomic_write_bytes, atomic_write_text, unpickling_reason
+from facd.fileio import atomic_write_bytes, atomic_write_text, torch_load_weights_only
 
 STATE_DIR = "checkpoints"
 POINTER = "latest.json"
@@ -191,18 +190,11 @@ def _pointer_ok(pointer: Path) -> bool:
 
 
 def load_state(path: Path) -> dict[str, Any]:
-    """Read a state file with ``torch.load(weights_only=True)``: tensors and plain data only."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        reason = unpickling_reason(err)
-        if "global" in reason.lower():  # a pickled class or function: never executed
-            raise CheckpointError(
-                f"{path}: refused to load: it holds pickled objects other than tensors ({reason})"
-            ) from None
-        raise CheckpointError(f"{path}: cannot read training state ({reason})") from None
-    except Exception as err:  # noqa: BLE001 - torch raises many types for a damaged zip
-        raise CheckpointError(f"{path}: cannot read training state ({_first(err)})") from None
+    """Read a state file with ``torch.load(weights_only=True)``: tensors and plain data only.
+
+    A pickled class or function is refused (no code runs); a damaged file is called corrupt.
+    """
+    state = torch_load_weights_only(path, "training state")
     missing = [k for k in REQUIRED_KEYS if not isinstance(state, dict) or k not in state]
     if missing:
         raise CheckpointError(f"{path}: not a facd training state (missing {', '.join(missing)})")
