@@ -142,7 +142,6 @@ def torch_load_weights_only(path: str | os.PathLike, what: str = "checkpoint") -
 
 
 def _corrupt_message(path: str | os.PathLike, what: str, err: BaseException) -> str:
-    return (
-        f"{path}: corrupt or not a PyTorch {what} ({load_error_reason(err)}); "
-        "download or export it again"
-    )
+    # a damaged training state is skipped for an older one by the caller: no advice here
+    advice = "" if what == "training state" else "; download or export it again"
+    return f"{path}: corrupt or not a PyTorch {what} ({load_error_reason(err)}){advice}"
