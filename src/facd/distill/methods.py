@@ -27,6 +27,13 @@ class MethodDef:
     paper_range: int = 255  # pixel range the paper's weights were tuned for
     needs_teacher: bool = True
     source: str = ""
+    label: str = ""  # short display name in tables (reports, docs)
+    teacher_stage: str | None = None  # the method whose run must come first (its output is read)
+
+    @property
+    def terms(self) -> tuple[tuple[str, float], ...]:
+        """(term name, weight on [0, 1] images) of every active term, in the order they are summed."""
+        return tuple(active_terms(self.loss_options()))
 
     def loss_options(self) -> LossOptions:
         return from_dict(LossOptions, self.resolved_dict(), f"method {self.name}")
@@ -61,6 +68,7 @@ _add(
         "plain L1 to GT (the student row; also how teachers are trained)",
         {"pixel": {"gt_weight": 1.0}},
         needs_teacher=False,
+        label="Student (scratch)",
     )
 )
 _add(
@@ -69,6 +77,7 @@ _add(
         "teacher supervision: 0.5 L1_GT + 0.5 L1_T",
         {"pixel": dict(_HALF)},
         source="FAKD code/loss.py, alpha = 0.5",
+        label="TS",
     )
 )
 _add(
@@ -77,6 +86,7 @@ _add(
         "FAKD: TS + spatial-affinity L1 at three taps, beta = 10 ([0,255])",
         {"pixel": dict(_HALF), "fakd": {"weight": 10.0}},
         source="FAKD code/scripts/*_SA_*.sh: 10*SA",
+        label="FAKD",
     )
 )
 _add(
@@ -85,6 +95,7 @@ _add(
         "LFD: L1_GT + local 1x1 regressors, L1 feature loss at three taps",
         {"pixel": {"gt_weight": 1.0}, "lfd": {"weight": 1.0, "attention": "none"}},
         source="reconstruction, unverified (docs/methods-baselines.md); lambda_FD = 1 assumed",
+        label="LFD",
     )
 )
 _add(
@@ -93,6 +104,7 @@ _add(
         "LSFD: LFD with |T - S| soft attention (h*w*softmax(D/tau)) on the feature loss",
         {"pixel": {"gt_weight": 1.0}, "lfd": {"weight": 1.0, "attention": "teacher_student"}},
         source="reconstruction, unverified (docs/methods-baselines.md); lambda_FD = 1 assumed",
+        label="LSFD",
     )
 )
 _add(
@@ -105,6 +117,7 @@ _add(
         },
         source="reconstruction, unverified: the FACD paper cites LSFD for feature plus "
         "image-domain distillation; the TS weights 0.5 / 0.5 are FAKD's",
+        label="LSFD + L1_T",
     )
 )
 _add(
@@ -113,6 +126,7 @@ _add(
         "CSD: L1_GT + 200 x VGG19 contrastive ratio, teacher -> student, K = 10 ([0,255])",
         {"pixel": {"gt_weight": 1.0}, "csd": {"weight": 200.0, "negatives": 10}},
         source="CSD README: contra_lambda 200, neg_num 10",
+        label="CSD",
     )
 )
 _add(
@@ -123,6 +137,7 @@ _add(
         paper_range=1,
         needs_teacher=False,
         source="PISR configs/fsrcnn/step1.yml (teacher_LR_constraint_loss)",
+        label="PISR* teacher (stage 1)",
     )
 )
 _add(
@@ -132,6 +147,8 @@ _add(
         {"pixel": {"gt_weight": 1.0}, "vid": {"weight": 1e-6, "mode": "distill"}},
         paper_range=1,
         source="PISR configs/fsrcnn/step2.yml",
+        label="PISR*",
+        teacher_stage="pisr-teacher",
     )
 )
 _add(
@@ -140,6 +157,7 @@ _add(
         "FCD: feature contrastive distillation, no adaptive indicator (FAT weights: Table 10's "
         "FCD(FAT) row)",
         {"pixel": dict(_HALF), "contrast": dict(_FCD)},
+        label="FCD",
     )
 )
 _add(
@@ -147,6 +165,7 @@ _add(
         "facd",
         "FACD: adaptive image loss (Eq. 2) + adaptive feature contrast (Eq. 4, 6)",
         {"pixel": {**_HALF, "adaptive": True}, "contrast": {"weight": 4.0, "adaptive": True}},
+        label="FACD",
     )
 )
 _add(
@@ -154,6 +173,7 @@ _add(
         "facd-eq7",
         "FACD with the indicator dropped from the feature term (Eq. 7)",
         {"pixel": {**_HALF, "adaptive": True}, "contrast": {"weight": 4.0, "adaptive": False}},
+        label="FACD, Eq. 7",
     )
 )
 _add(
@@ -161,6 +181,7 @@ _add(
         "icd",
         "ICD: the contrastive ratio on output images",
         {"pixel": dict(_HALF), "contrast": {**_FCD, "domain": "image"}},
+        label="ICD",
     )
 )
 _add(
@@ -168,6 +189,7 @@ _add(
         "fcd-sa",
         "FCD(SA): the contrastive ratio on spatial-affinity matrices",
         {"pixel": dict(_HALF), "contrast": {**_FCD, "domain": "affinity"}},
+        label="FCD (SA)",
     )
 )
 _add(
@@ -178,6 +200,7 @@ _add(
             "pixel": dict(_HALF),
             "contrast": {**_FCD, "similarity": "infonce", "infonce_form": "dot"},
         },
+        label="FCD (InfoNCE, dot product)",
     )
 )
 _add(
@@ -194,8 +217,11 @@ _add(
                 "temperature": 0.07,
             },
         },
+        label="FCD (InfoNCE, cosine, T = 0.07)",
     )
 )
+LABEL_F = {"faa": "FCD (FAA)", "fab": "FCD (FAB)"}
+LABEL_A = {"faa": "FACD, FAA weights", "fab": "FACD, FAB weights", "fat": "FACD, FAT weights"}
 TAP_WEIGHTS = {  # Table 10
     "faa": [1 / 3, 1 / 3, 1 / 3],
     "fab": [0.2, 0.3, 0.5],
@@ -211,6 +237,7 @@ for _name in ("faa", "fab"):
             f"FCD({_name.upper()}): FCD with tap weights {[round(w, 3) for w in _w]} "
             "(Table 10; its FAT row is fcd)",
             {"pixel": dict(_HALF), "contrast": {**_FCD, "tap_weights": _w}},
+            label=LABEL_F[_name],
         )
     )
 # The same weights on FACD (adaptive indicator on): not the paper's Table 10 rows.
@@ -224,6 +251,7 @@ for _name, _w in TAP_WEIGHTS.items():
                 "pixel": {**_HALF, "adaptive": True},
                 "contrast": {"weight": 4.0, "adaptive": True, "tap_weights": _w},
             },
+            label=LABEL_A[_name],
         )
     )
 _add(
@@ -231,6 +259,7 @@ _add(
         "gt-fcd",
         "Table 8: L1_GT + FCD (no teacher output loss)",
         {"pixel": {"gt_weight": 1.0}, "contrast": dict(_FCD)},
+        label="L1_GT + FCD",
     )
 )
 _add(
@@ -238,6 +267,7 @@ _add(
         "t-fcd",
         "Table 8: L1_T + FCD (no GT loss)",
         {"pixel": {"gt_weight": 0.0, "teacher_weight": 1.0}, "contrast": dict(_FCD)},
+        label="L1_T + FCD",
     )
 )
 
