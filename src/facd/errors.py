@@ -1,4 +1,26 @@
-"""User-facing errors: one line, naming the offending file, key or value."""
+"""User-facing errors: one line, naming the offending file, key or value.
+
+Every error that the command line turns into a message and an exit code is defined here (the
+modules that raise them re-export the older names: ``facd.train.state.StorageError`` is
+``facd.errors.StorageError``). The ``facd`` command prints ``error: <message>`` on one line, with
+no traceback, and exits with the class's ``exit_code``:
+
+======================  =====  ==========================================================
+class                   exit   when
+======================  =====  ==========================================================
+(usage)                 1      bad command-line arguments (argparse), a failed check
+FacdError               2      any other error caused by the user's input
+ConfigError             2      invalid config: unknown key, wrong type, out-of-range value
+RunDirBusy              2      another process holds the run folder's lock
+DataError               2      unreadable, unsupported or too-small input data
+CheckpointError         2      a checkpoint that cannot be loaded or does not match
+NonFiniteOutputError    2      the network returned NaN or infinite values
+TrainingDiverged        3      the loss became non-finite (``train.nan_policy``)
+StorageError            4      writing a run or an output failed (disk full, read-only)
+(Ctrl-C)                130    interrupted; a training run saves its state first
+(SIGPIPE)               141    the reader of stdout went away (``facd methods | head -1``)
+======================  =====  ==========================================================
+"""
 
 from __future__ import annotations
 
@@ -22,3 +44,23 @@ class DataError(FacdError):
 
 class CheckpointError(FacdError):
     """A checkpoint that cannot be loaded or does not match what was asked for."""
+
+
+class StorageError(FacdError):
+    """Writing to the run directory failed (disk full, read-only, quota)."""
+
+    exit_code = 4
+
+
+class RunDirBusy(ConfigError):
+    """Another process is writing the run folder."""
+
+
+class TrainingDiverged(FacdError):
+    """The training loss became NaN or infinite (and ``train.nan_policy`` says stop)."""
+
+    exit_code = 3
+
+
+class NonFiniteOutputError(FacdError):
+    """The network returned NaN or infinite values (broken weights, or fp16 overflow)."""

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from facd.archs.spec import ArchSpec
-from facd.errors import FacdError
+from facd.errors import FacdError, NonFiniteOutputError
 
 __all__ = [
     "DEFAULT_OVERLAP",
@@ -70,10 +70,6 @@ def default_tile(spec: ArchSpec) -> int:
 def default_tail_tile(scale: int) -> int:
     """The default tail sub-tile core size in LR pixels."""
     return max(16, DEFAULT_TAIL_TILE_OUTPUT // scale)
-
-
-class NonFiniteOutputError(FacdError):
-    """The network returned NaN or infinite values (broken weights, or fp16 overflow)."""
 
 
 #: Lower-case fragments of the messages torch raises when an allocation fails.

@@ -36,7 +36,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from facd.errors import ConfigError
+from facd.errors import ConfigError, RunDirBusy
 from facd.fileio import is_facd_temp
 
 LOCK_NAME = ".facd.lock"
@@ -54,10 +54,6 @@ _LEGACY_TEMP_RE = re.compile(
     r"\.(config\.yaml|metrics\.jsonl|last\.safetensors|best\.safetensors|"
     r"pisr_encoder\.safetensors|latest\.json|state-\d+\.pt)\.[a-z0-9_]{8}\.tmp"
 )
-
-
-class RunDirBusy(ConfigError):
-    """Another process is writing the run folder."""
 
 
 def is_run_temp(name: str) -> bool:

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from facd.errors import CheckpointError, FacdError
+from facd.errors import CheckpointError, StorageError
 from facd.fileio import atomic_write_bytes, atomic_write_text, torch_load_weights_only
 
 STATE_DIR = "checkpoints"
@@ -72,12 +72,6 @@ def restore_rng(rng: dict[str, Any]) -> None:
     torch.set_rng_state(rng["torch"])
     if "cuda" in rng and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(rng["cuda"])
-
-
-class StorageError(FacdError):
-    """Writing to the run directory failed (disk full, read-only, quota)."""
-
-    exit_code = 4
 
 
 STATE_RE = re.compile(r"state-(\d+)\.pt")

@@ -49,7 +49,7 @@ from facd.distill.methods import active_terms, get_method
 from facd.distill.pixel import adaptive_indicator
 from facd.distill.taps import FeatureTaps, default_taps, tap_channels
 from facd.distill.terms import LossTerm, StepContext, TermEnv, build_term
-from facd.errors import CheckpointError, ConfigError, FacdError
+from facd.errors import CheckpointError, ConfigError, TrainingDiverged
 from facd.train.config import ResolvedConfig
 from facd.train.distributed import DistContext, any_rank
 from facd.train.state import (
@@ -60,10 +60,6 @@ from facd.train.state import (
     save_state,
     storage_errors,
 )
-
-
-class TrainingDiverged(FacdError):
-    exit_code = 3
 
 
 def derive_seed(*keys: int | str) -> int:
