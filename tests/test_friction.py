@@ -201,6 +201,18 @@ def test_dir_facd_shows_only_the_public_api_and_import_stays_light():
         "Upscaler",
         "__version__",
         "load",
+        # distillation in any loop (docs/api.md) and new methods (docs/extending.md)
+        "Distiller",
+        "DistillOutput",
+        "TrainPatches",
+        "MethodDef",
+        "register_method",
+        "LossTerm",
+        "Needs",
+        "SetupContext",
+        "StepContext",
+        "TermEnv",
+        "register_term",
     }
     from facd.infer.api import Upscaler
 

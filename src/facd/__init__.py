@@ -1,9 +1,18 @@
 """facd: knowledge distillation for single-image super-resolution.
 
-The public Python API is ``facd.load(...)`` (an :class:`Upscaler`), the :class:`Upscaler` and
-:class:`ModelDescription` classes, and :class:`UntrainedWeightsWarning` (to filter the warning
-that a preset has random weights). ``dir(facd)`` lists only these; the submodules stay
-importable as usual (``facd.archs``, ``facd.data``, ...).
+The public Python API:
+
+- inference: ``facd.load(...)`` (an :class:`Upscaler`), the :class:`Upscaler` and
+  :class:`ModelDescription` classes, and :class:`UntrainedWeightsWarning` (to filter the warning
+  that a preset has random weights);
+- distillation in any training loop (docs/api.md): :class:`Distiller` (its result:
+  :class:`DistillOutput`) and :class:`TrainPatches` (facd's training batches);
+- new methods and loss terms (docs/extending.md): :func:`register_method` with
+  :class:`MethodDef`, :func:`register_term` with :class:`LossTerm`, :class:`StepContext`,
+  :class:`TermEnv`, :class:`SetupContext` and :class:`Needs`.
+
+``dir(facd)`` lists only these; the submodules stay importable as usual (``facd.archs``,
+``facd.data``, ...).
 
 Heavy modules are imported lazily (module ``__getattr__``) so that ``import facd`` and
 ``facd --help`` stay fast and do not import torch.
@@ -16,16 +25,55 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from facd.data.patches import TrainPatches
+    from facd.distill.methods import MethodDef, register_method
+    from facd.distill.terms import (
+        LossTerm,
+        Needs,
+        SetupContext,
+        StepContext,
+        TermEnv,
+        register_term,
+    )
+    from facd.distiller import Distiller, DistillOutput
     from facd.infer.api import ModelDescription, Upscaler
     from facd.messages import UntrainedWeightsWarning
 
-__all__ = ["ModelDescription", "UntrainedWeightsWarning", "Upscaler", "__version__", "load"]
+__all__ = [
+    "DistillOutput",
+    "Distiller",
+    "LossTerm",
+    "MethodDef",
+    "ModelDescription",
+    "Needs",
+    "SetupContext",
+    "StepContext",
+    "TermEnv",
+    "TrainPatches",
+    "UntrainedWeightsWarning",
+    "Upscaler",
+    "__version__",
+    "load",
+    "register_method",
+    "register_term",
+]
 
 # public name -> module that defines it (imported on first access)
 _LAZY = {
     "ModelDescription": "facd.infer.api",
     "Upscaler": "facd.infer.api",
     "UntrainedWeightsWarning": "facd.messages",
+    "Distiller": "facd.distiller",
+    "DistillOutput": "facd.distiller",
+    "TrainPatches": "facd.data.patches",
+    "MethodDef": "facd.distill.methods",
+    "register_method": "facd.distill.methods",
+    "LossTerm": "facd.distill.terms",
+    "Needs": "facd.distill.terms",
+    "SetupContext": "facd.distill.terms",
+    "StepContext": "facd.distill.terms",
+    "TermEnv": "facd.distill.terms",
+    "register_term": "facd.distill.terms",
 }
 
 

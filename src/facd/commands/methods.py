@@ -1,9 +1,10 @@
 """``facd methods [NAME ...] [--wide | --json | --markdown]``: the methods and their loss terms.
 
-Reads :mod:`facd.distill.methods`, the one place that defines them. For every term it shows the
-weight as given by the method's paper or code (tuned for images in [0, ``paper range``]) and the
-weight used here, on [0, 1] images: pixel weights are unchanged, other weights are divided by
-the paper range (see ``methods.py``).
+Reads the method and term declarations (:mod:`facd.distill.methods`), the one place that
+defines them; the same rows make the method table of docs/methods.md (``--markdown``). For every
+term it shows the weight as given by the method's paper or code (tuned for images in
+[0, ``paper range``]) and the weight used here, on [0, 1] images: pixel weights are unchanged,
+other weights are divided by the paper range (see ``methods.py``).
 
 The text table fits :data:`WIDTH` columns: the terms wrap onto continuation lines (a term is
 never split unless it alone is wider than its column) and the source column is left out.
@@ -21,18 +22,6 @@ HELP = "list the distillation methods and their loss terms"
 #: Columns of the default text table (``--wide``: no limit).
 WIDTH = 100
 
-# term name -> (options section, key of its weight in that section)
-_TERM_KEYS = {
-    "l1_gt": ("pixel", "gt_weight"),
-    "l1_t": ("pixel", "teacher_weight"),
-    "contrast": ("contrast", "weight"),
-    "fakd": ("fakd", "weight"),
-    "lfd": ("lfd", "weight"),
-    "csd": ("csd", "weight"),
-    "vid": ("vid", "weight"),
-}
-_PIXEL_WEIGHTS = ("gt_weight", "teacher_weight")
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("names", nargs="*", metavar="NAME", help="only these methods")
@@ -47,33 +36,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def method_rows(names: list[str] | None = None) -> list[dict]:
-    """One dict per method: its terms with paper and effective weights, range, teacher, source."""
-    from facd.distill.methods import METHODS, active_terms, get_method
+    """One dict per method: label, terms with paper and effective weights and needs, range,
+    teacher, teacher stage, source (all read from the declarations)."""
+    from facd.distill.methods import METHODS, get_method
+    from facd.distill.terms import TERMS
 
     rows = []
     for name in names or list(METHODS):
         m = get_method(name)
+        opts = m.loss_options()
+        weight_keys = {TERMS[t].weight_key for t in TERMS}
         terms = []
-        for term, weight in active_terms(m.loss_options()):
-            section, key = _TERM_KEYS.get(term, (term, "weight"))
-            given = m.paper_weights.get(section, {})
-            skip = _PIXEL_WEIGHTS if section == "pixel" else ("weight",)
-            options = {k: v for k, v in given.items() if k not in skip}
+        for term, weight in m.terms:
+            spec = TERMS[term]
+            given = m.paper_weights.get(spec.section, {})
+            options = {k: v for k, v in given.items() if k not in weight_keys}
             terms.append(
                 {
                     "term": term,
-                    "paper_weight": given.get(key, weight),
+                    "paper_weight": given.get(spec.weight_key, weight),
                     "weight": weight,
                     "options": options,
+                    "needs": spec.needs(opts).describe(),
                 }
             )
         rows.append(
             {
                 "method": m.name,
+                "label": m.label,
                 "summary": m.summary,
                 "terms": terms,
                 "paper_range": m.paper_range,
                 "needs_teacher": m.needs_teacher,
+                "needs": m.needs.describe(),
+                "teacher_stage": m.teacher_stage,
                 "source": m.source or "FACD paper",
             }
         )
@@ -167,16 +163,20 @@ def _align(table: list[tuple[str, ...]]) -> str:
 
 
 def format_markdown(rows: list[dict]) -> str:
+    """The table of docs/methods.md (a test checks that the page holds exactly this)."""
     lines = [
-        "| method | terms: paper weight -> weight on [0,1] images | paper pixel range "
-        "| teacher | source |",
-        "|---|---|---|---|---|",
+        "| method | label | terms: paper weight -> weight on [0,1] images | paper pixel range "
+        "| needs | source |",
+        "|---|---|---|---|---|---|",
     ]
     for r in rows:
         terms = "<br>".join(f"`{format_term(t)}`" for t in r["terms"])
+        needs = ", ".join(r["needs"]) or "nothing but the data"
+        if r["teacher_stage"]:
+            needs += f" (stage `{r['teacher_stage']}` first)"
         lines.append(
-            f"| `{r['method']}` | {terms} | 0-{r['paper_range']} "
-            f"| {'yes' if r['needs_teacher'] else 'no'} | {r['source']} |"
+            f"| `{r['method']}` | {r['label']} | {terms} | 0-{r['paper_range']} "
+            f"| {needs} | {r['source']} |"
         )
     return "\n".join(lines)
 

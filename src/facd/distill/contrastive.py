@@ -38,7 +38,7 @@ from torch import nn
 from facd.distill import crossrank
 from facd.distill.options import ContrastOptions, LossOptions
 from facd.distill.regressor import DeepRegressor
-from facd.distill.terms import LossTerm, StepContext, TermEnv, register_term
+from facd.distill.terms import LossTerm, StepContext, TermEnv
 from facd.errors import ConfigError
 
 
@@ -151,14 +151,11 @@ def info_nce(
 
 
 class ContrastTerm(LossTerm):
-    needs_features = True
-
     def __init__(self, opts: ContrastOptions, env: TermEnv) -> None:
         super().__init__()
         self.opts = opts
-        self.needs_features = opts.domain != "image"
         n_taps = len(env.student_channels)
-        if self.needs_features and len(opts.tap_weights) != n_taps:
+        if opts.domain != "image" and len(opts.tap_weights) != n_taps:
             raise ConfigError(
                 f"'loss.contrast.tap_weights' has {len(opts.tap_weights)} weights for {n_taps} taps"
             )
@@ -224,6 +221,5 @@ class ContrastTerm(LossTerm):
         return f"contrast[{o.domain}, {sim}, adaptive={o.adaptive}, w={o.tap_weights}]"
 
 
-@register_term("contrast")
-def _build(opts: LossOptions, env: TermEnv) -> LossTerm:
+def build(opts: LossOptions, env: TermEnv) -> LossTerm:
     return ContrastTerm(opts.contrast, env)

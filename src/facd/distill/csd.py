@@ -21,26 +21,21 @@ Choices:
 - The VGG is kept outside the module tree: it is frozen and ImageNet-given, so it is not written
   into every training state (~80 MB); it follows the student's device on first use.
 - The random order of the negatives comes from a fresh generator per step, seeded from (seed,
-  iteration, rank) by the trainer's ``StepRandom`` (stream ``"csd"``): it draws nothing from
+  iteration, rank) by the distiller's ``StepRandom`` (stream ``"csd"``): it draws nothing from
   torch's global generator and needs no saved state, so a resumed run is bit-exact. The sum over
   k does not depend on the order in exact arithmetic; the order changes only float rounding.
-  A term used outside a trainer (never set up) falls back to torch's global generator.
+  A term used outside a distiller (never set up) falls back to torch's global generator.
 """
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
 from facd.distill.options import CSDOptions, LossOptions
-from facd.distill.terms import LossTerm, StepContext, TermEnv, register_term
+from facd.distill.terms import LossTerm, SetupContext, StepContext, StepRandom, TermEnv
 from facd.distill.vgg import VGG19Features, load_vgg19
 from facd.errors import ConfigError
-
-if TYPE_CHECKING:
-    from facd.train.trainer import StepRandom
 
 
 def bicubic_negatives(
@@ -98,23 +93,21 @@ class CSDTerm(LossTerm):
         super().__init__()
         self.opts = opts
         self._vgg = [vgg]  # a list keeps it out of state_dict() and parameters()
-        self._random: StepRandom | None = None  # the trainer's, set in on_setup
+        self._random: StepRandom | None = None  # the distiller's, set in setup
 
     @property
     def vgg(self) -> VGG19Features:
         return self._vgg[0]
 
-    def on_setup(self, trainer: object) -> None:
-        cfg = trainer.cfg  # type: ignore[attr-defined]
-        world = getattr(getattr(trainer, "dist", None), "world_size", 1)
-        per_process = cfg.train.batch_size // world
-        if self.opts.negatives > per_process:
+    def setup(self, ctx: SetupContext) -> None:
+        per_process = ctx.batch_size
+        if per_process is not None and self.opts.negatives > per_process:
             raise ConfigError(
                 f"loss.csd.negatives={self.opts.negatives} needs at least that many images per "
                 f"process, but the batch has {per_process}; lower loss.csd.negatives"
             )
-        self.vgg.to(trainer.device)  # type: ignore[attr-defined]
-        self._random = getattr(trainer, "step_random", None)
+        self.vgg.to(ctx.device)
+        self._random = ctx.step_random
 
     def forward(self, ctx: StepContext) -> torch.Tensor:
         assert ctx.sr_t is not None
@@ -134,6 +127,5 @@ class CSDTerm(LossTerm):
         return f"csd[VGG19 relu1_1..5_1, K={self.opts.negatives}]"
 
 
-@register_term("csd")
-def _build(opts: LossOptions, env: TermEnv) -> LossTerm:
+def build(opts: LossOptions, env: TermEnv) -> LossTerm:
     return CSDTerm(opts.csd, load_vgg19(opts.csd.vgg_weights))

@@ -12,7 +12,7 @@ Choices:
 
 - The affinities are computed in float32 with autocast off: the L1 of cosine similarities
   near 1 is too coarse in bf16/fp16, and the memory guard below assumes 4 bytes per entry.
-- Memory grows as (h * w)^2. Before training starts, ``on_setup`` estimates the bytes of the
+- Memory grows as (h * w)^2. Before training starts, ``setup`` estimates the bytes of the
   affinity matrices of one step (2 per tap, student and teacher, plus two N x N gradient buffers
   in the backward pass) and raises a ``ConfigError`` above ``memory_budget_gb`` rather than
   letting the first step run out of memory.
@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from facd.distill.contrastive import spatial_affinity
 from facd.distill.options import FAKDOptions, LossOptions
-from facd.distill.terms import LossTerm, StepContext, TermEnv, register_term
+from facd.distill.terms import LossTerm, SetupContext, StepContext, TermEnv
 from facd.errors import ConfigError
 
 BYTES_PER_ENTRY = 4  # float32
@@ -73,17 +73,14 @@ def check_memory(opts: FAKDOptions, batch: int, patch: int, taps: int) -> int:
 
 
 class FAKDTerm(LossTerm):
-    needs_features = True
-
     def __init__(self, opts: FAKDOptions, env: TermEnv) -> None:
         super().__init__()
         self.opts = opts
         self.n_taps = len(env.student_channels)
 
-    def on_setup(self, trainer: object) -> None:
-        cfg = trainer.cfg  # type: ignore[attr-defined]
-        world = getattr(getattr(trainer, "dist", None), "world_size", 1)
-        check_memory(self.opts, cfg.train.batch_size // world, cfg.data.patch_size, self.n_taps)
+    def setup(self, ctx: SetupContext) -> None:
+        if ctx.batch_size is not None and ctx.patch_size is not None:
+            check_memory(self.opts, ctx.batch_size, ctx.patch_size, self.n_taps)
 
     def forward(self, ctx: StepContext) -> torch.Tensor:
         assert ctx.feats_s is not None and ctx.feats_t is not None
@@ -98,6 +95,5 @@ class FAKDTerm(LossTerm):
         return f"fakd[{self.n_taps} taps{pool}]"
 
 
-@register_term("fakd")
-def _build(opts: LossOptions, env: TermEnv) -> LossTerm:
+def build(opts: LossOptions, env: TermEnv) -> LossTerm:
     return FAKDTerm(opts.fakd, env)

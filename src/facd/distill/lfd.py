@@ -28,7 +28,7 @@ from torch import nn
 
 from facd.distill.options import LFDOptions, LossOptions
 from facd.distill.regressor import DeepRegressor
-from facd.distill.terms import LossTerm, StepContext, TermEnv, register_term
+from facd.distill.terms import LossTerm, StepContext, TermEnv
 from facd.errors import ConfigError
 
 _EPS = 1e-12
@@ -64,8 +64,6 @@ def normalise_attention(d: torch.Tensor, norm: str, tau: float) -> torch.Tensor:
 
 
 class LFDTerm(LossTerm):
-    needs_features = True
-
     def __init__(self, opts: LFDOptions, env: TermEnv) -> None:
         super().__init__()
         if not env.student_channels:
@@ -104,9 +102,9 @@ class LFDTerm(LossTerm):
     def describe(self) -> str:
         o = self.opts
         att = "" if o.attention == "none" else f", {o.attention} {o.attention_norm} tau={o.tau:g}"
-        return f"{'lsfd' if att else 'lfd'}[{len(self.regressors)} taps, {o.distance}{att}]"
+        kind = "local features with attention" if att else "local features"
+        return f"lfd[{kind}, {len(self.regressors)} taps, {o.distance}{att}]"
 
 
-@register_term("lfd")
-def _build(opts: LossOptions, env: TermEnv) -> LossTerm:
+def build(opts: LossOptions, env: TermEnv) -> LossTerm:
     return LFDTerm(opts.lfd, env)

@@ -1,31 +1,153 @@
-"""The one place that lists which loss terms each method adds, at which weights.
+"""The method declarations: the one place that names methods and declares the built-in terms.
+
+A method (:class:`MethodDef`) declares its options per ``loss`` section (``paper_weights``), from
+which its terms and their weights follow (:attr:`MethodDef.terms`), its display ``label``, and
+the ``teacher_stage`` it needs (a method trained first, whose output it reads). A term
+(:class:`facd.distill.terms.TermSpec`) declares its section and what it needs, as a function of
+the options. The trainer, the :class:`facd.Distiller`, ``facd methods``, the docs' method table
+and the reproduction report read these declarations; nothing else names a method.
 
 Every method trains the same student from the same teacher, with the same taps, data, seed
 handling and schedule; only the ``loss`` options below differ. Weights are given as in each
 method's paper or code (``paper_weights``) together with the pixel range that code used; the
 resolved options are in [0, 1] units. Pixel losses are 255x larger on [0, 255] images, so a
 non-pixel weight tuned there is divided by 255 here: the balance between terms is unchanged.
+
+New methods and terms are added from outside with :func:`register_method` and
+:func:`facd.distill.terms.register_term` (public as ``facd.register_method`` and
+``facd.register_term``; see docs/extending.md).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from facd.distill.options import LossOptions
+from facd.distill.terms import TERMS, Needs, TermSpec, add_term
 from facd.errors import ConfigError
 from facd.typedconfig import from_dict, merge, to_dict
 
 PIXEL_WEIGHT_KEYS = {("pixel", "gt_weight"), ("pixel", "teacher_weight")}
+DEFAULT_METHOD = "scratch"
+"""The method of a config that names none."""
+
+# -- the built-in terms, in the order their values are summed ----------------------------------
+_PIX = "facd.distill.pixel"
+add_term(
+    TermSpec(
+        "l1_gt",
+        "pixel",
+        lambda o: Needs(teacher_output=o.pixel.adaptive),  # Eq. 2 weighs it by the indicator
+        f"{_PIX}:build_gt",
+        "gt_weight",
+        summary="mean|S - GT| (Eq. 2 with the indicator when pixel.adaptive)",
+    )
+)
+add_term(
+    TermSpec(
+        "l1_t",
+        "pixel",
+        lambda o: Needs(teacher_output=True),
+        f"{_PIX}:build_t",
+        "teacher_weight",
+        summary="mean|S - T|, teacher supervision",
+    )
+)
+add_term(
+    TermSpec(
+        "contrast",
+        "contrast",
+        lambda o: Needs(
+            teacher_output=True,
+            teacher_features=o.contrast.domain != "image",
+            student_features=o.contrast.domain != "image",
+        ),
+        "facd.distill.contrastive:build",
+        summary="FACD's contrastive ratio (Eq. 4, 6, 7) and its ablations",
+    )
+)
+add_term(
+    TermSpec(
+        "fakd",
+        "fakd",
+        lambda o: Needs(teacher_features=True, student_features=True),
+        "facd.distill.fakd:build",
+        summary="FAKD spatial-affinity L1 at every tap",
+    )
+)
+add_term(
+    TermSpec(
+        "lfd",
+        "lfd",
+        lambda o: Needs(
+            teacher_output=o.lfd.attention == "teacher_student",
+            teacher_features=True,
+            student_features=True,
+        ),
+        "facd.distill.lfd:build",
+        summary="LFD / LSFD local feature distillation",
+    )
+)
+add_term(
+    TermSpec(
+        "csd",
+        "csd",
+        lambda o: Needs(teacher_output=True, extra_network="VGG19 (ImageNet, frozen)"),
+        "facd.distill.csd:build",
+        summary="CSD's VGG19 contrastive loss, teacher -> student",
+    )
+)
+add_term(
+    TermSpec(
+        "vid",
+        "vid",
+        lambda o: (
+            Needs(extra_network="HR encoder (trained)")
+            if o.vid.mode == "teacher"
+            else Needs(
+                teacher_features=True,
+                student_features=True,
+                teacher_stage=True,
+                extra_network="HR encoder (frozen, from the teacher stage)",
+            )
+        ),
+        "facd.distill.pisr:build",
+        summary="PISR: the teacher stage (mode teacher) or VID distillation (mode distill)",
+    )
+)
+
+
+def loss_options_class() -> type[LossOptions]:
+    """:class:`LossOptions`, extended by the sections of terms declared from outside (if any)."""
+    extra = sorted({(t.section, t.options) for t in TERMS.values() if t.options is not None})
+    known = {f.name for f in dataclasses.fields(LossOptions)}
+    extra = [(s, o) for s, o in extra if s not in known]
+    if not extra:
+        return LossOptions
+    key = tuple(extra)
+    cls = _EXTENDED.get(key)
+    if cls is None:
+        fields = [(s, o, dataclasses.field(default_factory=o)) for s, o in extra]
+        cls = dataclasses.make_dataclass("LossOptions", fields, bases=(LossOptions,))
+        cls.__module__ = LossOptions.__module__
+        _EXTENDED[key] = cls
+    return cls
+
+
+_EXTENDED: dict[tuple, type[LossOptions]] = {}
 
 
 @dataclass(frozen=True)
 class MethodDef:
+    """A method: its options per ``loss`` section, as its paper or code gives them."""
+
     name: str
     summary: str
     paper_weights: dict = field(default_factory=dict)  # {section: {option: value}}
     paper_range: int = 255  # pixel range the paper's weights were tuned for
-    needs_teacher: bool = True
     source: str = ""
     label: str = ""  # short display name in tables (reports, docs)
     teacher_stage: str | None = None  # the method whose run must come first (its output is read)
@@ -35,8 +157,22 @@ class MethodDef:
         """(term name, weight on [0, 1] images) of every active term, in the order they are summed."""
         return tuple(active_terms(self.loss_options()))
 
+    @property
+    def needs(self) -> Needs:
+        """What the method's terms need together."""
+        return needs_of(self.loss_options())
+
+    @property
+    def needs_teacher(self) -> bool:
+        return self.needs.teacher
+
+    @property
+    def options_sections(self) -> list[str]:
+        """The ``loss`` sections the method sets."""
+        return list(self.paper_weights)
+
     def loss_options(self) -> LossOptions:
-        return from_dict(LossOptions, self.resolved_dict(), f"method {self.name}")
+        return from_dict(loss_options_class(), self.resolved_dict(), f"method {self.name}")
 
     def resolved_dict(self) -> dict:
         """The method's options in [0, 1] units (non-pixel weights divided by paper_range)."""
@@ -44,7 +180,7 @@ class MethodDef:
         for section, opts in out.items():
             if "weight" in opts and (section, "weight") not in PIXEL_WEIGHT_KEYS:
                 opts["weight"] = opts["weight"] / self.paper_range
-        base = to_dict(LossOptions())
+        base = to_dict(loss_options_class()())
         # Sections a method does not name are switched off, whatever their defaults.
         for section in base:
             if section not in out:
@@ -67,7 +203,6 @@ _add(
         "scratch",
         "plain L1 to GT (the student row; also how teachers are trained)",
         {"pixel": {"gt_weight": 1.0}},
-        needs_teacher=False,
         label="Student (scratch)",
     )
 )
@@ -135,7 +270,6 @@ _add(
         "PISR stage 1: train the teacher on E(Y) with L1_GT + 1e-4 imitation |E(Y) - x|",
         {"pixel": {"gt_weight": 1.0}, "vid": {"weight": 1e-4, "mode": "teacher"}},
         paper_range=1,
-        needs_teacher=False,
         source="PISR configs/fsrcnn/step1.yml (teacher_LR_constraint_loss)",
         label="PISR* teacher (stage 1)",
     )
@@ -272,6 +406,25 @@ _add(
 )
 
 
+def register_method(method: MethodDef) -> MethodDef:
+    """Declare a method (public as ``facd.register_method``). Its sections must exist: built-in
+    ones or those of terms declared with ``facd.register_term``. A built-in method cannot be
+    replaced; one added from outside may be declared again (a module imported twice)."""
+    old = METHODS.get(method.name)
+    if old is not None and old.name in _BUILT_IN and old != method:
+        raise ConfigError(f"method {method.name!r} is built in; choose another name")
+    if not method.label:
+        method = dataclasses.replace(method, label=method.name)
+    METHODS[method.name] = method
+    try:
+        if not method.terms:
+            raise ConfigError(f"method {method.name!r} switches on no loss term")
+    except ConfigError:
+        del METHODS[method.name]
+        raise
+    return method
+
+
 def get_method(name: str) -> MethodDef:
     if name not in METHODS:
         raise ConfigError(f"unknown method {name!r}; known methods: {', '.join(METHODS)}")
@@ -279,22 +432,68 @@ def get_method(name: str) -> MethodDef:
 
 
 def resolve_loss(method: str, overrides: dict | None) -> LossOptions:
-    """The method's options with a config's ``loss:`` overrides on top (strictly checked)."""
-    data = get_method(method).resolved_dict()
+    """The method's options with a config's ``loss:`` overrides on top (strictly checked).
+
+    An override that makes a term need a teacher in a method that trains without one (e.g.
+    ``loss.pixel.adaptive=true`` on the plain student) is a ConfigError here, before any run.
+    """
+    m = get_method(method)
+    data = m.resolved_dict()
     if overrides:
         data = merge(data, overrides)
-    return from_dict(LossOptions, data, "loss")
+    opts = from_dict(loss_options_class(), data, "loss")
+    if overrides and not m.needs_teacher:
+        for name, _ in active_terms(opts):
+            spec = TERMS[name]
+            if spec.needs(opts).teacher:
+                what = f"'loss.{spec.section}' overrides switch on term {name!r}"
+                raise ConfigError(
+                    f"method {method!r} trains without a teacher, but {what}, which needs the "
+                    f"teacher's output or features; remove the 'loss.{spec.section}' override or "
+                    "choose a method with a teacher (see facd methods)"
+                )
+    return opts
 
 
 def active_terms(opts: LossOptions) -> list[tuple[str, float]]:
-    """(term name, weight) for every term with a non-zero weight, in a fixed order."""
-    terms: list[tuple[str, float]] = []
-    if opts.pixel.gt_weight:
-        terms.append(("l1_gt", opts.pixel.gt_weight))
-    if opts.pixel.teacher_weight:
-        terms.append(("l1_t", opts.pixel.teacher_weight))
-    for section in ("contrast", "fakd", "lfd", "csd", "vid"):
-        weight = getattr(opts, section).weight
-        if weight:
-            terms.append((section, weight))
-    return terms
+    """(term name, weight) for every term with a non-zero weight, in declaration order."""
+    out = []
+    for spec in TERMS.values():
+        if hasattr(opts, spec.section):
+            weight = spec.weight(opts)
+            if weight:
+                out.append((spec.name, weight))
+    return out
+
+
+def needs_of(opts: LossOptions) -> Needs:
+    """What the active terms of ``opts`` need together."""
+    needs = Needs()
+    for name, _ in active_terms(opts):
+        needs = needs | TERMS[name].needs(opts)
+    return needs
+
+
+def stage_config_hint(stage: str, teacher_preset: str | None, scale: int) -> str:
+    """The shipped config of a teacher stage for this run's teacher (``configs/...``), a hint."""
+    preset = teacher_preset or ""
+    if "tiny" in preset:
+        return f"configs/tiny/{stage}.yaml"
+    arch = "rcan" if preset.startswith("rcan") else "edsr"
+    return f"configs/paper/{arch}-x{scale}-{stage}.yaml"
+
+
+def missing_stage_message(
+    method: str, path: Path, teacher_preset: str | None, scale: int, note: str = ""
+) -> str:
+    """One line: a method's teacher stage output is missing, and the command that makes it."""
+    m = get_method(method)
+    stage = m.teacher_stage or method
+    return (
+        f"{m.label} needs its teacher stage: {path} not found; run the {stage} config first "
+        f"(facd train {stage_config_hint(stage, teacher_preset, scale)} --out {path.parent}) and "
+        f"set teacher.weights to its last.safetensors{note}"
+    )
+
+
+_BUILT_IN = frozenset(METHODS)

@@ -10,11 +10,13 @@ Two stages, both ordinary training runs (``loss.vid.mode`` picks the stage):
 
    (the pixel term, plus this term's value: the "imitation" loss). E is this term's module, so
    it is trained, checkpointed and resumed with the network. The swap of the network's input is
-   a forward pre-hook on the trainer's ``DistillModel`` installed in ``on_setup``; the encoder
-   weights are written to ``<run dir>/pisr_encoder.safetensors`` at every save.
-2. ``method: pisr`` (``mode: distill``). The frozen teacher D sees E(Y) (``teacher_input``, E
-   frozen, from ``loss.vid.teacher_encoder``, default: the file beside ``teacher.weights``); the
-   student sees x and is trained with L_S = mean|S - Y| + 1e-6 * L_VID.
+   the term's declared ``student_input`` hook; the encoder is declared as an extra output
+   (``extra_outputs``), written to ``<run dir>/pisr_encoder.safetensors`` at every save, and as
+   the stage's product (``stage_products``) handed to a stage-2 distiller in the same process.
+2. ``method: pisr`` (``mode: distill``; the method declares ``teacher_stage``). The frozen
+   teacher D sees E(Y) (``teacher_input``, E frozen, from the stage-1 distiller when one is
+   given, else from ``loss.vid.teacher_encoder``, default: the file beside ``teacher.weights``);
+   the student sees x and is trained with L_S = mean|S - Y| + 1e-6 * L_VID.
 
 VID (Laplace): mu = head(F_S), b = softplus(head'(F_S)), b' = 0.1 b + 1e-8,
 L_VID = mean_{b,c,h,w} [log(2 b') + |t - mu| / b'] with t the teacher feature (detached). The
@@ -51,12 +53,11 @@ import torch
 from torch import nn
 
 from facd.distill.options import LossOptions, VIDOptions
-from facd.distill.terms import LossTerm, StepContext, TermEnv, register_term
+from facd.distill.terms import LossTerm, SetupContext, StepContext, TermEnv
 from facd.errors import CheckpointError, ConfigError
 
 ENCODER_FILE = "pisr_encoder.safetensors"
 ENCODER_METADATA_KEY = "facd.pisr_encoder"
-TEACHER_METHOD = "pisr-teacher"
 
 
 class HREncoder(nn.Sequential):
@@ -80,13 +81,18 @@ class HREncoder(nn.Sequential):
         return {"scale": self.scale, "channels": self.channels, "bottleneck": self.bottleneck}
 
 
+def encoder_file(encoder: HREncoder) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors and metadata of a stage-1 encoder file."""
+    tensors = {k: v.detach().contiguous().cpu() for k, v in encoder.state_dict().items()}
+    return tensors, {ENCODER_METADATA_KEY: json.dumps(encoder.describe()), "format": "facd"}
+
+
 def save_encoder(path: str | Path, encoder: HREncoder) -> None:
     from safetensors.torch import save
 
     from facd.fileio import atomic_write_bytes
 
-    tensors = {k: v.detach().contiguous().cpu() for k, v in encoder.state_dict().items()}
-    meta = {ENCODER_METADATA_KEY: json.dumps(encoder.describe()), "format": "facd"}
+    tensors, meta = encoder_file(encoder)
     atomic_write_bytes(path, save(tensors, metadata=meta))
 
 
@@ -134,41 +140,37 @@ def vid_head(c_in: int, c_out: int, width: int, positive: bool) -> nn.Sequential
     return nn.Sequential(*mods)
 
 
+def _scale(env: TermEnv) -> int:
+    if env.student is None:
+        raise ConfigError(
+            "PISR needs a student network of the architecture registry (EDSR/RCAN) to know "
+            "the scale and pixel range"
+        )
+    return env.student.scale
+
+
 class PISRTeacherStage(LossTerm):
     """Stage 1: owns E, feeds E(Y) to the trained network, returns mean|E(Y) - x|."""
-
-    needs_teacher = False
 
     def __init__(self, opts: VIDOptions, env: TermEnv) -> None:
         super().__init__()
         self.opts = opts
-        self.encoder = HREncoder(env.student.scale, opts.encoder_channels, opts.encoder_bottleneck)
-        self._real_lr: torch.Tensor | None = None
+        self.encoder = HREncoder(_scale(env), opts.encoder_channels, opts.encoder_bottleneck)
 
-    def swap_input(self, _module: nn.Module, args: tuple) -> tuple:
-        """Forward pre-hook of ``DistillModel``: (lr, hr, ...) -> (E(hr), hr, ...)."""
-        lr, hr, *rest = args
-        self._real_lr = lr
-        return (self.encoder(hr), hr, *rest)
+    def student_input(self, lr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+        """The trained network sees E(Y) instead of the LR image."""
+        return self.encoder(hr)
 
-    def on_setup(self, trainer: object) -> None:
-        t = trainer  # the facd Trainer
-        t.model.register_forward_pre_hook(self.swap_input)  # type: ignore[attr-defined]
-        save_network = t.save  # type: ignore[attr-defined]
-        path = Path(t.run_dir) / ENCODER_FILE  # type: ignore[attr-defined]
+    def extra_outputs(self, run_dir: Path) -> dict[Path, tuple[dict[str, torch.Tensor], dict]]:
+        return {Path(run_dir) / ENCODER_FILE: encoder_file(self.encoder)}
 
-        def save() -> None:
-            save_network()
-            if t.dist.is_main:  # type: ignore[attr-defined]
-                save_encoder(path, self.encoder)
-
-        t.save = save  # type: ignore[attr-defined]
+    def stage_products(self) -> dict[str, nn.Module]:
+        return {"encoder": self.encoder}
 
     def forward(self, ctx: StepContext) -> torch.Tensor:
-        if self._real_lr is None:
-            raise RuntimeError("PISR teacher stage: the input swap hook did not run")
-        real, self._real_lr = self._real_lr, None
-        return (ctx.lr.float() - real.float()).abs().mean()
+        if ctx.data_lr is None:
+            raise RuntimeError("PISR teacher stage: the step context lacks the data's LR image")
+        return (ctx.lr.float() - ctx.data_lr.float()).abs().mean()
 
     def describe(self) -> str:
         return f"pisr-teacher[imitation mean|E(Y) - x|, E x{self.encoder.scale}]"
@@ -176,8 +178,6 @@ class PISRTeacherStage(LossTerm):
 
 class VIDTerm(LossTerm):
     """Stage 2: VID heads on the student's tap feature; the teacher sees E(Y)."""
-
-    needs_features = True
 
     def __init__(self, opts: VIDOptions, env: TermEnv) -> None:
         super().__init__()
@@ -191,32 +191,40 @@ class VIDTerm(LossTerm):
         width = opts.head_width or cs
         self.mean_head = vid_head(cs, ct, width, positive=False)
         self.scale_head = vid_head(cs, ct, width, positive=True)
+        scale = _scale(env)
+        assert env.student is not None
         self.feature_scale = 1.0 / env.student.rgb_range
         self.teacher_feature_scale = 1.0 / (env.teacher or env.student).rgb_range
-        encoder = HREncoder(env.student.scale, opts.encoder_channels, opts.encoder_bottleneck)
+        encoder = HREncoder(scale, opts.encoder_channels, opts.encoder_bottleneck)
         self._encoder = [encoder.requires_grad_(False).eval()]  # frozen: not in state_dict()
 
     @property
     def encoder(self) -> HREncoder:
         return self._encoder[0]
 
-    def encoder_path(self, trainer: object) -> Path:
-        cfg = trainer.cfg  # type: ignore[attr-defined]
+    def encoder_path(self, teacher_weights: str | None) -> Path | None:
         if self.opts.teacher_encoder:
             return Path(self.opts.teacher_encoder)
-        return Path(cfg.teacher.weights).parent / ENCODER_FILE
+        return Path(teacher_weights).parent / ENCODER_FILE if teacher_weights else None
 
-    def on_setup(self, trainer: object) -> None:
-        t = trainer
-        cfg = t.cfg  # type: ignore[attr-defined]
-        check_teacher_stage(cfg.teacher.weights)
-        path = self.encoder_path(t)
-        if not path.is_file():
-            raise ConfigError(missing_teacher_stage_message(path, cfg))
-        load_encoder_into(self.encoder, path)
-        self.encoder.to(t.device)  # type: ignore[attr-defined]
+    def setup(self, ctx: SetupContext) -> None:
+        check_teacher_stage(ctx.teacher_weights, ctx.teacher_stage)
+        given = ctx.stage_products.get("encoder")
+        if given is not None:  # the stage-1 distiller of this process
+            self.encoder.load_state_dict(given.state_dict())
+        else:
+            path = self.encoder_path(ctx.teacher_weights)
+            if path is None:
+                raise ConfigError(
+                    "PISR needs the encoder of its teacher stage: pass teacher_stage=<the "
+                    f"stage-1 distiller> or set loss.vid.teacher_encoder to a {ENCODER_FILE}"
+                )
+            if not path.is_file():
+                raise ConfigError(missing_teacher_stage_message(path, ctx))
+            load_encoder_into(self.encoder, path)
+        self.encoder.to(ctx.device)
         if self.opts.init_student == "auto":
-            init_from_teacher(t)
+            init_from_teacher(ctx)
 
     def teacher_input(
         self, lr: torch.Tensor, hr: torch.Tensor, current: torch.Tensor
@@ -239,28 +247,21 @@ class VIDTerm(LossTerm):
         return f"vid[{self.opts.pdf}, tap {self.opts.tap}, teacher sees E(Y)]"
 
 
-def teacher_stage_config(cfg: object) -> str:
-    """The shipped config of stage 1 for this run's teacher (``configs/...``), as a hint."""
-    teacher = getattr(cfg, "teacher", None)
-    preset = str(getattr(teacher, "preset", "") or "")
-    if "tiny" in preset:
-        return f"configs/tiny/{TEACHER_METHOD}.yaml"
-    arch = "rcan" if preset.startswith("rcan") else "edsr"
-    return f"configs/paper/{arch}-x{getattr(cfg, 'scale', 4)}-{TEACHER_METHOD}.yaml"
-
-
-def missing_teacher_stage_message(path: Path, cfg: object) -> str:
+def missing_teacher_stage_message(path: Path, ctx: SetupContext) -> str:
     """One line: what is missing and the stage-1 command that makes it."""
-    return (
-        f"PISR needs its teacher stage: {path} not found; run the {TEACHER_METHOD} config "
-        f"first (facd train {teacher_stage_config(cfg)} --out {path.parent}) and set "
-        f"teacher.weights to its last.safetensors (the {ENCODER_FILE} beside it is read), or "
-        f"set loss.vid.teacher_encoder to an existing {ENCODER_FILE}"
+    from facd.distill.methods import missing_stage_message
+
+    scale = ctx.teacher_spec.scale if ctx.teacher_spec else 4
+    note = (
+        f" (the {ENCODER_FILE} beside it is read), or set loss.vid.teacher_encoder to an "
+        f"existing {ENCODER_FILE}"
     )
+    return missing_stage_message(ctx.method, path, ctx.teacher_preset, scale, note)
 
 
-def check_teacher_stage(weights: str | None) -> None:
-    """Decision (b): refuse a facd teacher checkpoint trained by a method other than stage 1."""
+def check_teacher_stage(weights: str | None, stage: str | None = None) -> None:
+    """Decision (b): refuse a facd teacher checkpoint trained by a method other than ``stage``
+    (the method's declared teacher stage). A damaged file is a CheckpointError either way."""
     if not weights or not str(weights).endswith(".safetensors") or not Path(weights).is_file():
         return  # official .pt teachers carry no method; the encoder file is still required
     from safetensors import safe_open
@@ -271,28 +272,26 @@ def check_teacher_stage(weights: str | None) -> None:
     except Exception as err:  # noqa: BLE001 - safetensors raises its own error types
         first = " ".join(str(err).split())[:160] or type(err).__name__
         raise CheckpointError(f"{weights}: not a valid safetensors file ({first})") from None
-    if method is not None and method != TEACHER_METHOD:
+    if stage is not None and method is not None and method != stage:
         raise ConfigError(
             f"{weights} was trained with method {method!r}; PISR's teacher must be trained on "
-            f"E(Y) with method {TEACHER_METHOD} (a teacher trained on LR input cannot be used)"
+            f"E(Y) with method {stage} (a teacher trained on LR input cannot be used)"
         )
 
 
-def init_from_teacher(trainer: object) -> bool:
+def init_from_teacher(ctx: SetupContext) -> bool:
     """Decision (e): copy the teacher's weights into the student if the architectures match."""
-    t = trainer
-    if t.cfg.student.weights:  # type: ignore[attr-defined]
+    if ctx.student_weights or ctx.teacher is None:
         return False
-    if t.student_spec != t.teacher_spec:  # type: ignore[attr-defined]
-        t.log("pisr: student and teacher differ; student not initialised from the teacher")  # type: ignore[attr-defined]
+    if ctx.student_spec is None or ctx.student_spec != ctx.teacher_spec:
+        ctx.log("pisr: student and teacher differ; student not initialised from the teacher")
         return False
-    t.model.student.load_state_dict(t.teacher.state_dict())  # type: ignore[attr-defined]
-    t.log("pisr: student initialised from the teacher's weights")  # type: ignore[attr-defined]
+    ctx.student.load_state_dict(ctx.teacher.state_dict())
+    ctx.log("pisr: student initialised from the teacher's weights")
     return True
 
 
-@register_term("vid")
-def _build(opts: LossOptions, env: TermEnv) -> LossTerm:
+def build(opts: LossOptions, env: TermEnv) -> LossTerm:
     if opts.vid.mode == "teacher":
         return PISRTeacherStage(opts.vid, env)
     return VIDTerm(opts.vid, env)

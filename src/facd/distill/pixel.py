@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from facd.distill.options import LossOptions
-from facd.distill.terms import LossTerm, StepContext, TermEnv, register_term
+from facd.distill.terms import LossTerm, StepContext, TermEnv
 
 
 @torch.no_grad()
@@ -26,12 +26,9 @@ def per_sample_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 class L1ToGT(LossTerm):
-    needs_teacher = False
-
     def __init__(self, adaptive: bool) -> None:
         super().__init__()
         self.adaptive = adaptive
-        self.needs_teacher = adaptive
 
     def forward(self, ctx: StepContext) -> torch.Tensor:
         err = per_sample_l1(ctx.sr_s, ctx.hr)
@@ -55,11 +52,9 @@ class L1ToTeacher(LossTerm):
         return err.mean()
 
 
-@register_term("l1_gt")
-def _build_gt(opts: LossOptions, env: TermEnv) -> LossTerm:
+def build_gt(opts: LossOptions, env: TermEnv) -> LossTerm:
     return L1ToGT(opts.pixel.adaptive)
 
 
-@register_term("l1_t")
-def _build_t(opts: LossOptions, env: TermEnv) -> LossTerm:
+def build_t(opts: LossOptions, env: TermEnv) -> LossTerm:
     return L1ToTeacher(opts.pixel.adaptive)

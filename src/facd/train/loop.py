@@ -69,7 +69,25 @@ def _run(
     cleanup: contextlib.ExitStack,
     overwrite: bool = False,
 ) -> dict:
+    """Set up, train from the start iteration to the end one, save and summarise."""
+    start = _start(trainer, run_dir, resume, dist_ctx)
     cfg = rcfg.config
+    end = (
+        cfg.train.iterations
+        if stop_after is None
+        else min(cfg.train.iterations, start + stop_after)
+    )
+    dataset = _dataset(rcfg, dist_ctx, progress)
+    if dist_ctx.is_main:
+        _write_run_header(trainer, rcfg, run_dir, overwrite)
+    run = _Steps(trainer, dist_ctx, start, end)
+    run.open(cleanup, run_dir, progress)
+    stopped = run.train(_loader(trainer, dataset, start, end))
+    return run.finish(stopped)
+
+
+def _start(trainer: Trainer, run_dir: Path, resume: bool, dist_ctx: DistContext) -> int:
+    """Clean a crash's temporary files, resume if asked, print the set-up; the start iteration."""
     if dist_ctx.is_main:
         remove_stale_temps(run_dir)  # left by a write that a crash interrupted
     resumed = trainer.resume() if resume else False
@@ -78,15 +96,18 @@ def _run(
             print(line, file=sys.stderr)
         if resumed:
             print(f"resumed from iteration {trainer.iteration}", file=sys.stderr)
-    start = trainer.iteration
-    total = cfg.train.iterations
-    end = total if stop_after is None else min(total, start + stop_after)
+    return trainer.iteration
+
+
+def _dataset(rcfg: ResolvedConfig, dist_ctx: DistContext, progress: bool) -> TrainPatches:
+    """The training patches of this process (its share of every global batch)."""
+    cfg = rcfg.config
     dataset = TrainPatches(
         cfg.data.train_dirs,
         cfg.scale,
         cfg.data.patch_size,
         cfg.train.batch_size,
-        total,
+        cfg.train.iterations,
         seed=cfg.seed,
         augment=cfg.data.augment,
         sample_slice=dist_ctx.sample_slice(cfg.train.batch_size),
@@ -102,111 +123,161 @@ def _run(
             f"({names}{more}; {len(dataset.paths)} used)",
             file=sys.stderr,
         )
-    if dist_ctx.is_main:
-        trainer.prepare_validation()  # a wrong set name fails here, before anything is written
-        if overwrite:
-            removed = clear_earlier_run(run_dir)
-            if removed:
-                print(f"--overwrite: deleted {len(removed)} file(s) of the earlier run in "
-                      f"{run_dir}", file=sys.stderr)  # fmt: skip
-        with storage_errors(run_dir / "config.yaml"):
-            atomic_write_text(run_dir / "config.yaml", rcfg.to_yaml())
-    loader = torch.utils.data.DataLoader(
+    return dataset
+
+
+def _write_run_header(
+    trainer: Trainer, rcfg: ResolvedConfig, run_dir: Path, overwrite: bool
+) -> None:
+    """Rank 0, once set-up has succeeded: open the validation sets (a wrong name fails before
+    anything is written), clear an earlier run (``--overwrite``), write config.yaml."""
+    trainer.prepare_validation()
+    if overwrite:
+        removed = clear_earlier_run(run_dir)
+        if removed:
+            print(f"--overwrite: deleted {len(removed)} file(s) of the earlier run in "
+                  f"{run_dir}", file=sys.stderr)  # fmt: skip
+    with storage_errors(run_dir / "config.yaml"):
+        atomic_write_text(run_dir / "config.yaml", rcfg.to_yaml())
+
+
+def _loader(
+    trainer: Trainer, dataset: TrainPatches, start: int, end: int
+) -> torch.utils.data.DataLoader:
+    """Batches ``start .. end - 1``; the base seed comes from its own stream, not the global RNG."""
+    workers = trainer.cfg.data.num_workers
+    return torch.utils.data.DataLoader(
         dataset,
         batch_size=None,
         sampler=range(start, end),
-        num_workers=cfg.data.num_workers,
+        num_workers=workers,
         pin_memory=trainer.device.type == "cuda",
         persistent_workers=False,
-        worker_init_fn=_worker_init if cfg.data.num_workers else None,
+        worker_init_fn=_worker_init if workers else None,
         generator=trainer.step_random.generator("data_loader", start),  # not the global RNG
     )
-    # lines logged after the state we start from (a crash, or a fresh start) are dropped
-    logger = None
-    if dist_ctx.is_main:
-        with storage_errors(run_dir / "metrics.jsonl"):
-            logger = RunLogger(run_dir, resume_from=start)
-        cleanup.push(_closer(logger))  # also when training fails
-    bar = tqdm(
-        total=total,
-        initial=start,
-        disable=not (progress and dist_ctx.is_main),
-        dynamic_ncols=True,
-        desc="train",
-        file=sys.stderr,
-    )
-    cleanup.callback(bar.close)
-    sums: dict[str, float] = defaultdict(float)
-    count = 0
-    t0 = time.perf_counter()
-    last_val: dict = {}
-    stopped = False
-    for lr, hr in loader:
-        stopped = _stop_requested(trainer, dist_ctx)
-        if stopped:
-            break
+
+
+class _Steps:
+    """The training steps of one run, with their logging, validation and checkpoints."""
+
+    def __init__(self, trainer: Trainer, dist_ctx: DistContext, start: int, end: int) -> None:
+        self.trainer, self.dist_ctx = trainer, dist_ctx
+        self.cfg = trainer.cfg
+        self.start, self.end = start, end
+        self.logger: RunLogger | None = None
+        self.bar: tqdm | None = None
+        self.sums: dict[str, float] = defaultdict(float)
+        self.count = 0
+        self.t0 = time.perf_counter()
+        self.last_val: dict = {}
+
+    def open(self, cleanup: contextlib.ExitStack, run_dir: Path, progress: bool) -> None:
+        """The metrics log (lines after the start iteration are dropped) and the progress bar."""
+        if self.dist_ctx.is_main:
+            with storage_errors(run_dir / "metrics.jsonl"):
+                self.logger = RunLogger(run_dir, resume_from=self.start)
+            cleanup.push(_closer(self.logger))  # also when training fails
+        self.bar = tqdm(
+            total=self.cfg.train.iterations,
+            initial=self.start,
+            disable=not (progress and self.dist_ctx.is_main),
+            dynamic_ncols=True,
+            desc="train",
+            file=sys.stderr,
+        )
+        cleanup.callback(self.bar.close)
+
+    def train(self, loader: torch.utils.data.DataLoader) -> bool:
+        """Run the steps; True when a signal stopped them early."""
+        for lr, hr in loader:
+            if _stop_requested(self.trainer, self.dist_ctx):
+                return True
+            self.step(lr, hr)
+        return False
+
+    def step(self, lr: torch.Tensor, hr: torch.Tensor) -> None:
+        trainer = self.trainer
         out = trainer.train_step(lr, hr)
         trainer.iteration += 1
         it = trainer.iteration
-        bar.update(1)
+        assert self.bar is not None
+        self.bar.update(1)
         if out is not None:
             for k, v in out.items():
-                sums[k] += v
-            count += 1
-        if it % cfg.train.log_every == 0 or it == end:
-            means = all_reduce_mean(
-                {k: v / max(count, 1) for k, v in sums.items()}, dist_ctx, trainer.device
-            )
-            record = {
-                "iteration": it,
-                "epoch": round(trainer.epoch_of(it), 4),
-                "lr": trainer.optimizer.param_groups[0]["lr"],
-                **means,
-                # steps this line averages: fewer than log_every after a resume or skipped batches
-                "iterations_averaged": count,
-                "it_per_s": count / max(time.perf_counter() - t0, 1e-9),
-            }
-            _log(logger, record)
-            bar.set_postfix(_postfix(means), refresh=False)
-            sums.clear()
-            count = 0
-            t0 = time.perf_counter()
-        if it % cfg.train.iters_per_epoch == 0 and trainer.alpha_counts[1] > 0:
-            counts = all_reduce_mean(
-                {"z": trainer.alpha_counts[0], "n": trainer.alpha_counts[1]},
-                dist_ctx,
-                trainer.device,
-            )
-            _log(
-                logger,
-                {
-                    "iteration": it,
-                    "epoch": it // cfg.train.iters_per_epoch,
-                    "alpha0_frac_epoch": counts["z"] / counts["n"],
-                },
-            )
-            trainer.alpha_counts = [0.0, 0.0]
-        if cfg.val.every and it % cfg.val.every == 0 and it != end:
-            last_val = _validate(trainer, logger, it, dist_ctx)
-        if it % cfg.train.save_every == 0 and it != end:
+                self.sums[k] += v
+            self.count += 1
+        if it % self.cfg.train.log_every == 0 or it == self.end:
+            self.log_means(it)
+        if it % self.cfg.train.iters_per_epoch == 0 and trainer.alpha_counts[1] > 0:
+            self.log_epoch_alpha(it)
+        if self.cfg.val.every and it % self.cfg.val.every == 0 and it != self.end:
+            self.last_val = _validate(trainer, self.logger, it, self.dist_ctx)
+        if it % self.cfg.train.save_every == 0 and it != self.end:
             trainer.save()
-    bar.close()
-    if trainer.iteration == end and end > start:
-        last_val = _validate(trainer, logger, trainer.iteration, dist_ctx)
-    trainer.save()
-    barrier(dist_ctx)
-    if stopped and dist_ctx.is_main:
-        print(
-            f"stopped by signal at iteration {trainer.iteration}; checkpoint saved, "
-            "continue with --resume",
-            file=sys.stderr,
+
+    def log_means(self, it: int) -> None:
+        """One metrics line: the means since the last line, over all ranks."""
+        trainer = self.trainer
+        count = self.count
+        means = all_reduce_mean(
+            {k: v / max(count, 1) for k, v in self.sums.items()}, self.dist_ctx, trainer.device
         )
-    return {
-        "iteration": trainer.iteration,
-        "val": last_val,
-        "best_psnr": trainer.best_psnr,
-        "stopped_by_signal": stopped,
-    }
+        record = {
+            "iteration": it,
+            "epoch": round(trainer.epoch_of(it), 4),
+            "lr": trainer.optimizer.param_groups[0]["lr"],
+            **means,
+            # steps this line averages: fewer than log_every after a resume or skipped batches
+            "iterations_averaged": count,
+            "it_per_s": count / max(time.perf_counter() - self.t0, 1e-9),
+        }
+        _log(self.logger, record)
+        assert self.bar is not None
+        self.bar.set_postfix(_postfix(means), refresh=False)
+        self.sums.clear()
+        self.count = 0
+        self.t0 = time.perf_counter()
+
+    def log_epoch_alpha(self, it: int) -> None:
+        """The epoch's fraction of samples with alpha = 0 (FACD's indicator), over all ranks."""
+        trainer = self.trainer
+        counts = all_reduce_mean(
+            {"z": trainer.alpha_counts[0], "n": trainer.alpha_counts[1]},
+            self.dist_ctx,
+            trainer.device,
+        )
+        _log(
+            self.logger,
+            {
+                "iteration": it,
+                "epoch": it // self.cfg.train.iters_per_epoch,
+                "alpha0_frac_epoch": counts["z"] / counts["n"],
+            },
+        )
+        trainer.alpha_counts = [0.0, 0.0]
+
+    def finish(self, stopped: bool) -> dict:
+        """Final validation (when the end was reached), checkpoint, summary."""
+        trainer = self.trainer
+        assert self.bar is not None
+        self.bar.close()
+        if trainer.iteration == self.end and self.end > self.start:
+            self.last_val = _validate(trainer, self.logger, trainer.iteration, self.dist_ctx)
+        trainer.save()
+        barrier(self.dist_ctx)
+        if stopped and self.dist_ctx.is_main:
+            print(
+                f"stopped by signal at iteration {trainer.iteration}; checkpoint saved, "
+                "continue with --resume",
+                file=sys.stderr,
+            )
+        return {
+            "iteration": trainer.iteration,
+            "val": self.last_val,
+            "best_psnr": trainer.best_psnr,
+            "stopped_by_signal": stopped,
+        }
 
 
 def _validate(trainer: Trainer, logger: RunLogger | None, it: int, dist_ctx: DistContext) -> dict:

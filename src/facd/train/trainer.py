@@ -1,7 +1,9 @@
 """The training loop: one step = frozen teacher forward, student forward, named loss terms.
 
-The trainer is deliberately split: ``DistillModel`` is the trained part (student + loss modules,
-what DDP wraps); ``Trainer`` owns the optimizer, schedule, checkpoints and logging.
+The trainer is deliberately split: the :class:`facd.Distiller` is the trained part (student +
+loss modules, what DDP wraps; the public API a user's own loop uses too); ``Trainer`` owns the
+optimizer, schedule, checkpoints and logging, and reads the method's declaration only through
+the distiller's ``needs`` (whether to load a teacher) and its declared outputs.
 
 Randomness and bit-exact resume. Nothing draws from the global generators (torch, numpy,
 python ``random``) once set-up is over, so a resumed run draws exactly what an uninterrupted
@@ -21,7 +23,7 @@ one drew, whatever happens between a save and the resume:
 - not random: dropout (no network here has dropout layers), FAKD, FACD/FCD/ICD negatives
   (the other samples of the batch), PISR (no sampling), validation.
 
-A new random consumer takes a generator from ``Trainer.step_random`` (it needs no saved
+A new random consumer takes a generator from the distiller's ``step_random`` (it needs no saved
 state). The global states are still saved and restored as a safety net, but only rank 0's
 are saved, so under DDP a global draw would not resume exactly on the other ranks.
 """
@@ -33,22 +35,19 @@ import math
 import os
 import signal
 import time
-import zlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from facd.archs import build_model
 from facd.archs.io import load_model, save_model
 from facd.archs.spec import ArchSpec
-from facd.distill.methods import active_terms, get_method
-from facd.distill.pixel import adaptive_indicator
-from facd.distill.taps import FeatureTaps, default_taps, tap_channels
-from facd.distill.terms import LossTerm, StepContext, TermEnv, build_term
+from facd.distill.methods import active_terms, get_method, missing_stage_message, needs_of
+from facd.distill.taps import FeatureTaps
+from facd.distill.terms import StepRandom, derive_seed
+from facd.distiller import Distiller, RunInfo
 from facd.errors import CheckpointError, ConfigError, TrainingDiverged
 from facd.train.config import ResolvedConfig
 from facd.train.distributed import DistContext, any_rank
@@ -61,67 +60,7 @@ from facd.train.state import (
     storage_errors,
 )
 
-
-def derive_seed(*keys: int | str) -> int:
-    """A 64-bit seed from non-negative integers and names, stable across runs and platforms."""
-    entropy = [k % 2**64 if isinstance(k, int) else zlib.crc32(k.encode()) for k in keys]
-    return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0])
-
-
-@dataclass
-class StepRandom:
-    """Per-step random generators derived from (seed, iteration, rank, stream), not saved.
-
-    ``iteration`` is the number of completed steps; the trainer sets it before every step.
-    """
-
-    seed: int
-    rank: int = 0
-    iteration: int = 0
-
-    def generator(self, stream: str, iteration: int | None = None) -> torch.Generator:
-        """A fresh CPU generator for ``stream`` at ``iteration`` (default: the current step)."""
-        it = self.iteration if iteration is None else iteration
-        return torch.Generator().manual_seed(derive_seed(self.seed, it, self.rank, stream))
-
-
-class DistillModel(nn.Module):
-    """Student plus loss-term modules; ``forward`` returns the weighted total and each term."""
-
-    def __init__(
-        self,
-        student: nn.Module,
-        terms: dict[str, LossTerm],
-        weights: dict[str, float],
-        student_taps: list[str] | None,
-    ) -> None:
-        super().__init__()
-        self.student = student
-        self.terms = nn.ModuleDict(terms)
-        self.weights = dict(weights)
-        self.taps = FeatureTaps(student, student_taps) if student_taps else None
-
-    def forward(
-        self,
-        lr: torch.Tensor,
-        hr: torch.Tensor,
-        sr_t: torch.Tensor | None,
-        feats_t: list[torch.Tensor] | None,
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor | None]:
-        sr_s = self.student(lr)
-        alpha = adaptive_indicator(sr_s, sr_t, hr) if sr_t is not None else None
-        ctx = StepContext(
-            lr=lr,
-            hr=hr,
-            sr_s=sr_s,
-            sr_t=sr_t,
-            feats_s=self.taps.features if self.taps else None,
-            feats_t=feats_t,
-            alpha=alpha,
-        )
-        values = {name: term(ctx) for name, term in self.terms.items()}
-        total = sum(self.weights[n] * v.float() for n, v in values.items())
-        return total, values, alpha
+__all__ = ["StepRandom", "Trainer", "TrainingDiverged", "derive_seed"]
 
 
 def resolve_device(pref: str, dist_ctx: DistContext) -> torch.device:
@@ -158,7 +97,6 @@ class Trainer:
         self.device = resolve_device(cfg.train.device, self.dist)
         self.method = get_method(cfg.method)
         torch.manual_seed(cfg.seed)
-        self.step_random = StepRandom(cfg.seed, self.dist.rank)
         self.student_spec = cfg.student.spec(cfg.scale)
         student = build_model(self.student_spec)
         if cfg.student.weights:
@@ -167,26 +105,30 @@ class Trainer:
         self.terms_used = active_terms(self.loss_opts)
         if not self.terms_used:
             raise ConfigError("no loss term has a non-zero weight; check 'method' and 'loss'")
-        self.teacher, self.teacher_spec, self.teacher_taps = self._build_teacher()
-        needs_feats = self._needs_features()
-        s_taps = (cfg.student.taps or default_taps(self.student_spec)) if needs_feats else None
-        env = TermEnv(
-            student=self.student_spec,
-            teacher=self.teacher_spec,
-            student_channels=tap_channels(student, s_taps) if s_taps else [],
-            teacher_channels=(
-                tap_channels(self.teacher, self.teacher_taps.paths) if self.teacher_taps else []
+        teacher = self._build_teacher()
+        self.model = Distiller(
+            student,
+            teacher,
+            cfg.method,
+            student_taps=cfg.student.taps,
+            teacher_taps=cfg.teacher.taps if cfg.teacher is not None else None,
+            loss=self.loss_opts,
+            device=self.device,
+            run=RunInfo(
+                seed=cfg.seed,
+                rank=self.dist.rank,
+                world_size=self.dist.world_size,
+                run_dir=self.run_dir,
+                batch_size=cfg.train.batch_size // self.dist.world_size,
+                patch_size=cfg.data.patch_size,
+                student_weights=cfg.student.weights,
+                teacher_weights=cfg.teacher.weights if cfg.teacher is not None else None,
+                teacher_preset=cfg.teacher.preset if cfg.teacher is not None else None,
+                log=self.log,
             ),
         )
-        terms = {name: build_term(name, self.loss_opts, env) for name, _ in self.terms_used}
-        self.model = DistillModel(student, terms, dict(self.terms_used), s_taps).to(self.device)
-        self.student_tap_paths = s_taps
-        for term in terms.values():
-            term.on_setup(self)
         if cfg.train.channels_last:
-            self.model.to(memory_format=torch.channels_last)
-            if self.teacher is not None:
-                self.teacher.to(memory_format=torch.channels_last)
+            self.model.to(memory_format=torch.channels_last)  # the teacher too
         if cfg.train.compile:
             self._compile_student()
         self.train_module: nn.Module = self.model
@@ -230,15 +172,33 @@ class Trainer:
         except Exception as err:  # noqa: BLE001 - reported as a config problem, with the cause
             raise ConfigError(_compile_message(backend, err)) from None
 
-    def _build_teacher(self) -> tuple[nn.Module | None, ArchSpec | None, FeatureTaps | None]:
+    # views of the distiller (the trained part)
+    @property
+    def step_random(self) -> StepRandom:
+        return self.model.step_random
+
+    @property
+    def teacher(self) -> nn.Module | None:
+        return self.model.teacher
+
+    @property
+    def teacher_spec(self) -> ArchSpec | None:
+        return self.model.teacher_spec
+
+    @property
+    def teacher_taps(self) -> FeatureTaps | None:
+        return self.model.teacher_taps
+
+    @property
+    def student_tap_paths(self) -> list[str] | None:
+        return self.model.student_tap_paths
+
+    def _build_teacher(self) -> nn.Module | None:
+        """The frozen teacher, when the method's active terms need one (their declared needs)."""
         cfg = self.cfg
-        needs = self.method.needs_teacher or any(
-            n in ("l1_t", "contrast", "fakd", "lfd", "csd")
-            or (n == "vid" and self.loss_opts.vid.mode == "distill")  # not PISR's teacher stage
-            for n, _ in self.terms_used
-        )
-        if not needs:
-            return None, None, None
+        needs = needs_of(self.loss_opts)
+        if not needs.teacher:
+            return None
         if cfg.teacher is None:
             raise ConfigError(f"method {cfg.method!r} needs a 'teacher' section")
         spec = cfg.teacher.spec(cfg.scale)
@@ -246,26 +206,13 @@ class Trainer:
             raise ConfigError(
                 "'teacher.weights' is not set: a distillation run needs a trained teacher"
             )
-        pisr_student = any(n == "vid" for n, _ in self.terms_used)  # mode "distill" here
-        if pisr_student and not Path(cfg.teacher.weights).is_file():
-            from facd.distill.pisr import missing_teacher_stage_message
-
-            raise ConfigError(missing_teacher_stage_message(Path(cfg.teacher.weights), cfg))
-        teacher, found = self._load_checkpoint(cfg.teacher.weights, spec, "teacher")
-        teacher.eval().requires_grad_(False).to(self.device)
-        taps = None
-        if self._needs_features():
-            taps = FeatureTaps(teacher, cfg.teacher.taps or default_taps(found))
-        return teacher, found, taps
-
-    def _needs_features(self) -> bool:
-        o = self.loss_opts
-        return any(
-            (n == "contrast" and o.contrast.domain != "image")
-            or n in ("fakd", "lfd")
-            or (n == "vid" and o.vid.mode == "distill")
-            for n, _ in self.terms_used
-        )
+        weights = Path(cfg.teacher.weights)
+        if needs.teacher_stage and self.method.teacher_stage and not weights.is_file():
+            raise ConfigError(
+                missing_stage_message(cfg.method, weights, cfg.teacher.preset, cfg.scale)
+            )
+        teacher, _ = self._load_checkpoint(cfg.teacher.weights, spec, "teacher")
+        return teacher.eval().requires_grad_(False).to(self.device)
 
     def describe(self) -> list[str]:
         lines = [
@@ -278,15 +225,7 @@ class Trainer:
                 f"teacher: {self.teacher_spec.describe()} "
                 f"({sum(p.numel() for p in self.teacher.parameters()):,} parameters, frozen)"
             )
-        if self.student_tap_paths:
-            lines.append(
-                f"taps: student {self.student_tap_paths}, teacher {self.teacher_taps.paths}"
-            )
-        terms = ", ".join(f"{w:.4g} x {self.model.terms[n].describe()}" for n, w in self.terms_used)
-        lines.append(f"loss: {terms}")
-        extra = sum(p.numel() for p in self.model.terms.parameters())
-        if extra:
-            lines.append(f"trained loss modules: {extra:,} parameters")
+        lines.extend(self.model.describe())
         lines.append(
             f"device: {self.device}, precision {self.cfg.train.precision}, "
             f"world size {self.dist.world_size}"
@@ -310,22 +249,11 @@ class Trainer:
         fmt = torch.channels_last if self.cfg.train.channels_last else torch.contiguous_format
         lr = lr.to(self.device, non_blocking=True).contiguous(memory_format=fmt)
         hr = hr.to(self.device, non_blocking=True)
-        self.step_random.iteration = self.iteration
+        self.model.iteration = self.iteration
         self.model.train()
         with self.autocast():
-            sr_t, feats_t = None, None
-            if self.teacher is not None:
-                with torch.no_grad():
-                    t_in = lr
-                    for term in self.model.terms.values():
-                        t_in = term.teacher_input(lr, hr, t_in)
-                    sr_t = self.teacher(t_in).float()
-                    feats_t = (
-                        [f.detach() for f in self.teacher_taps.features]
-                        if self.teacher_taps
-                        else None
-                    )
-            total, values, alpha = self.train_module(lr, hr, sr_t, feats_t)
+            step = self.train_module(lr, hr)
+        total, values, alpha = step.total, step.terms, step.alpha
         finite = bool(torch.isfinite(total).item())
         if any_rank(not finite, self.dist, self.device):
             return self._non_finite(values, local=not finite)
@@ -443,6 +371,9 @@ class Trainer:
                 self.student_spec,
                 {"iteration": self.iteration, "method": self.cfg.method},
             )
+        for path, (tensors, meta) in self.model.extra_outputs(self.run_dir).items():
+            with storage_errors(path, f"; the training state {state.name} was saved"):
+                _write_safetensors(path, tensors, meta)
 
     # -- validation -----------------------------------------------------------------------
     def prepare_validation(self) -> None:
@@ -502,6 +433,15 @@ class Trainer:
     def throughput_note(self, started: float, steps: int) -> str:
         dt = time.perf_counter() - started
         return f"{steps / dt:.2f} it/s" if dt > 0 else ""
+
+
+def _write_safetensors(path: Path, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    """A declared extra output of the distiller (a term's file beside the checkpoint)."""
+    from safetensors.torch import save
+
+    from facd.fileio import atomic_write_bytes
+
+    atomic_write_bytes(path, save(tensors, metadata=meta))
 
 
 def _check_state_fits(saved: dict, own: dict, path: Path) -> None:
