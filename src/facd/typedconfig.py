@@ -25,6 +25,7 @@ import math
 import reprlib
 import types
 import typing
+from collections.abc import Callable
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
@@ -262,6 +263,61 @@ def merge(base: dict, update: dict) -> dict:
     return out
 
 
+def _dataclass_of(tp: Any) -> type | None:
+    """The dataclass inside ``tp`` (``X``, ``X | None``), or None."""
+    if dataclasses.is_dataclass(tp):
+        return tp  # type: ignore[return-value]
+    if get_origin(tp) in (Union, types.UnionType):
+        for arg in get_args(tp):
+            if dataclasses.is_dataclass(arg):
+                return arg  # type: ignore[return-value]
+    return None
+
+
+def map_paths(cls: type, data: Any, fn: Callable[[str, str], str], path: str = "") -> Any:
+    """A copy of the raw mapping ``data`` (as read for ``cls``) with ``fn(value, key)`` applied to
+    every string of every field marked ``path=True`` (and every string of a list of them),
+    following nested dataclasses and ``schema=`` dicts. Anything else, unknown keys and values of
+    the wrong type included, is copied unchanged for :func:`from_dict` to judge."""
+    if not isinstance(data, dict) or not dataclasses.is_dataclass(cls):
+        return data
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    out = dict(data)
+    for key, value in data.items():
+        f = fields.get(key) if isinstance(key, str) else None
+        if f is None:
+            continue
+        where = f"{path}.{key}" if path else key
+        if f.metadata.get("path"):
+            if isinstance(value, str):
+                out[key] = fn(value, where)
+            elif isinstance(value, list):
+                out[key] = [
+                    fn(v, f"{where}[{i}]") if isinstance(v, str) else v for i, v in enumerate(value)
+                ]
+            continue
+        inner = f.metadata.get("schema") or _dataclass_of(hints[key])
+        if inner is not None and isinstance(value, dict):
+            out[key] = map_paths(inner, value, fn, where)
+    return out
+
+
+def path_keys(cls: type, path: str = "") -> list[str]:
+    """The dotted names of every field marked ``path=True`` in ``cls`` and its sections."""
+    hints = typing.get_type_hints(cls)
+    out: list[str] = []
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        where = f"{path}.{f.name}" if path else f.name
+        if f.metadata.get("path"):
+            out.append(where)
+            continue
+        inner = f.metadata.get("schema") or _dataclass_of(hints[f.name])
+        if inner is not None:
+            out += path_keys(inner, where)
+    return out
+
+
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
     """Apply ``dotted.key=value`` overrides; values are YAML scalars, flow lists or mappings.
 
@@ -386,7 +442,14 @@ def _schema(tp: Any, bounds: Bounds = _NO_BOUNDS) -> dict:
         hints = typing.get_type_hints(tp)
         props = {}
         for f in dataclasses.fields(tp):
-            prop = _schema(hints[f.name], f.metadata.get("bounds", _NO_BOUNDS))
+            inner = f.metadata.get("schema")
+            prop = (
+                _schema(inner)
+                if inner is not None
+                else _schema(hints[f.name], f.metadata.get("bounds", _NO_BOUNDS))
+            )
+            if f.metadata.get("path"):
+                prop["format"] = "path"
             if f.metadata.get("help"):
                 prop["description"] = f.metadata["help"]
             if f.default is not dataclasses.MISSING:
@@ -421,6 +484,8 @@ def field(  # noqa: PLR0913
     le: float | None = None,
     lt: float | None = None,
     nonfinite: bool = False,
+    path: bool = False,
+    schema: type | None = None,
     **kw: Any,
 ) -> Any:
     """``dataclasses.field`` with a help text and an allowed range, both used by ``from_dict``
@@ -428,8 +493,15 @@ def field(  # noqa: PLR0913
 
     ``ge``/``gt``/``le``/``lt`` bound a number (or every item of a list of numbers);
     ``nonfinite=True`` lets a float key accept ``.inf``/``.nan`` (refused by default).
+    ``path=True`` marks a file or folder name (a string or a list of strings): a config file's
+    relative paths are read against the file's own folder (see :func:`map_paths`).
+    ``schema`` names the dataclass that a free-form ``dict`` field follows (its paths and schema).
     """
     metadata: dict[str, Any] = {"help": help}
+    if path:
+        metadata["path"] = True
+    if schema is not None:
+        metadata["schema"] = schema
     if any(b is not None for b in (ge, gt, le, lt)) or nonfinite:
         metadata["bounds"] = Bounds(ge=ge, gt=gt, le=le, lt=lt, nonfinite=nonfinite)
     if isinstance(default, (list, dict)):

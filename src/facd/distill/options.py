@@ -137,7 +137,7 @@ class CSDOptions:
 
     weight: float = field(0.0, "lambda (README: 200 with [0,255] pixel losses)")
     vgg_weights: str | None = field(
-        None, "path to torchvision's ImageNet vgg19-dcbb9e9d.pth; required"
+        None, "path to torchvision's ImageNet vgg19-dcbb9e9d.pth; required", path=True
     )
     negatives: int = field(10, "K bicubic negatives from the batch (README: 10; needs K <= batch)")
     layer_weights: list[float] = field([1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0], "relu1_1..relu5_1")
@@ -166,7 +166,9 @@ class VIDOptions:
     tap: int = field(-1, "which feature tap is distilled (index; -1 = the last, body_out)")
     head_width: int = field(0, "hidden width of the mu / b heads; 0 = student channels")
     teacher_encoder: str | None = field(
-        None, "stage-1 encoder file; default: pisr_encoder.safetensors beside teacher.weights"
+        None,
+        "stage-1 encoder file; default: pisr_encoder.safetensors beside teacher.weights",
+        path=True,
     )
     init_student: Literal["auto", "off"] = field(
         "auto", "auto: copy the teacher's weights into the student when the architectures match"

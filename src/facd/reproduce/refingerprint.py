@@ -18,6 +18,9 @@ A result whose method was redefined is re-stamped under the method that keeps th
 (``RENAMED``, e.g. ``fcd-infonce`` (cosine, T = 0.07) -> ``fcd-infonce-cos``): its files are
 renamed to the protocol row of that method. Anything else is left alone and listed, so that
 ``facd reproduce`` re-runs it. Without ``--write`` nothing is changed.
+
+Paths are compared, and hashed, relative to the protocol's root folder (as the fingerprint
+does), so moving a config's paths between relative and absolute forms changes nothing here.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from pathlib import Path
 
 from facd.reproduce.protocol import Protocol, Row, canonical_config, load_protocol
 from facd.reproduce.runner import RESULT_VERSION, Reproduction, fingerprint, sha256_file
+from facd.train.config import portable_paths
 
 #: Options added after results were published, with the value that reproduces what the code
 #: did before the option existed.
@@ -41,15 +45,15 @@ RENAMED: dict[str, str] = {"fcd-infonce": "fcd-infonce-cos"}
 
 def old_fingerprint(rep: Reproduction, row: Row, seed: int, method: str) -> str:
     """The fingerprint as defined before (row config as written, before resolving)."""
-    cfg = rep.row_config(row, seed)
+    cfg = portable_paths(rep.row_config(row, seed), getattr(rep.p, "root_dir", None))
     cfg["method"] = method
     if "teacher" in cfg:
         cfg["teacher"]["weights"] = rep._teacher_identity(row)
     return fingerprint({"config": cfg, "eval": rep.p.eval.sets, "v": RESULT_VERSION})
 
 
-def _comparable(resolved: dict) -> dict:
-    out = canonical_config(resolved)
+def _comparable(resolved: dict, root: str | Path | None = None) -> dict:
+    out = canonical_config(portable_paths(resolved, root))
     out.pop("method", None)  # the label; the loss section holds the definition
     if out.get("teacher"):
         out["teacher"].pop("weights", None)  # checked by the old fingerprint (teacher bytes)
@@ -103,7 +107,9 @@ def migrate(proto: Protocol, write: bool = False, log=print) -> dict[str, list[s
             if not weights.is_file() or doc.get("weights_sha256") != sha256_file(weights):
                 reasons.append("its weights file is missing or differs from the recorded SHA-256")
             now = load_config(None, [], base=rep.row_config(row, seed)).to_dict()
-            reasons += _diff(_comparable(_with_legacy(doc.get("config") or {})), _comparable(now))
+            anchor = getattr(proto, "root_dir", None)
+            recorded = _with_legacy(doc.get("config") or {})
+            reasons += _diff(_comparable(recorded, anchor), _comparable(now, anchor))
             if reasons:
                 outcome["stale"].append(rid)
                 log(f"{src.name}: left alone: {'; '.join(reasons)}")

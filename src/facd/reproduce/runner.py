@@ -200,10 +200,16 @@ class Reproduction:
         options filled in, so redefining a method invalidates its cached results), reduced by
         :func:`~facd.reproduce.protocol.canonical_config` (no None values, no options of
         switched-off terms), the teacher's bytes and the evaluation sets. Results stamped by an
-        older definition are re-stamped by ``python -m facd.reproduce.refingerprint``."""
-        from facd.train.config import load_config
+        older definition are re-stamped by ``python -m facd.reproduce.refingerprint``.
+
+        Paths (data folders, benchmark root, any weights file) are hashed relative to the
+        protocol's root folder (``Protocol.root_dir``; the current directory when it has none),
+        in POSIX form, so that a fingerprint names no machine's layout and does not change when
+        a config moves a path between relative and absolute, or to a file of its own."""
+        from facd.train.config import load_config, portable_paths
 
         resolved = load_config(None, [], base=self.row_config(row, seed)).to_dict()
+        resolved = portable_paths(resolved, getattr(self.p, "root_dir", None))
         if resolved.get("teacher"):  # the teacher is identified by its bytes, not its path
             resolved["teacher"]["weights"] = self._teacher_identity(row)
         return fingerprint(

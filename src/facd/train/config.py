@@ -1,7 +1,21 @@
 """The training configuration: typed, strict, with the paper's defaults.
 
-Relative paths are resolved against the current working directory. Keys that scripts rely on
-(kept stable): ``train.iterations`` (the total), ``seed``, ``data.train_dirs``.
+Keys that scripts rely on (kept stable): ``train.iterations`` (the total), ``seed``,
+``data.train_dirs``.
+
+Composition: a config file may name one or more other files under ``base:`` (a name or a list,
+relative to the file itself); they are read in order, each merged over the previous one
+(mappings key by key, anything else replaced), then the file's own keys on top, then the
+``--set`` overrides. ``teacher: null`` drops a section a base defined. A cycle of bases is refused.
+
+Paths: every key declared with ``field(..., path=True)`` (``data.train_dirs``, ``data.exclude``,
+``val.data_root``, ``student.weights``, ``teacher.weights`` and the loss options' files) is a
+path. In a config file, a relative path is read against **the folder of the file that wrote
+it** (a base's paths against the base's folder), so a config works from any directory; the
+loaded config writes it relative to the current directory (absolute paths stay absolute). A
+path given with ``--set`` or in a dict passed as ``base=`` is relative to the current directory,
+like any command-line path. ``facd-asset:NAME`` names a file shipped inside the package
+(:mod:`facd.assets`) in any path key.
 
 Every numeric key has an allowed range (``field(..., ge=, gt=, le=)``), checked when the config
 is loaded, before anything is written; the ranges are in the JSON schema and docs/config.md.
@@ -12,6 +26,8 @@ what numpy's and torch's generators take) before they turn into a crash hours in
 from __future__ import annotations
 
 import dataclasses
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +35,7 @@ from typing import Any, Literal
 import yaml
 
 from facd.archs.spec import PRESETS, SUPPORTED_SCALES, ArchSpec, preset_spec
+from facd.assets import is_asset, resolve_asset
 from facd.distill.methods import get_method, resolve_loss
 from facd.distill.options import LossOptions
 from facd.errors import ConfigError
@@ -28,6 +45,8 @@ from facd.typedconfig import (
     from_dict,
     json_schema,
     load_yaml,
+    map_paths,
+    merge,
     short_repr,
     short_str,
     to_dict,
@@ -51,7 +70,9 @@ class NetConfig:
     n_groups: int | None = field(None, "residual groups (RCAN)", ge=1, le=1024)
     res_scale: float | None = field(None, "residual scaling (EDSR)", gt=0, le=1)
     reduction: int | None = field(None, "channel-attention reduction (RCAN)", ge=1, le=4096)
-    weights: str | None = field(None, "checkpoint to load (teacher: required for distillation)")
+    weights: str | None = field(
+        None, "checkpoint to load (teacher: required for distillation)", path=True
+    )
     taps: list[str] | None = field(None, "module paths of the feature taps; default: FAKD's three")
 
     def validate(self, where: str) -> None:
@@ -80,7 +101,9 @@ class NetConfig:
 @dataclass
 class DataConfig:
     train_dirs: list[str] = field(
-        ["../shared/data/T91/HR", "../shared/data/BSD200/HR"], "folders of HR training images"
+        ["../shared/data/T91/HR", "../shared/data/BSD200/HR"],
+        "folders of HR training images",
+        path=True,
     )
     patch_size: int = field(48, "LR patch size (HR patch = patch_size * scale)", ge=4, le=1024)
     augment: bool = field(True, "random flips and 90-degree rotations")
@@ -90,7 +113,9 @@ class DataConfig:
         "images smaller than the HR patch: stop with an error naming the file, or skip them",
     )
     exclude: str | None = field(
-        None, "file listing training images to leave out (e.g. configs/splits/val291.txt)"
+        None,
+        "file listing training images to leave out (e.g. configs/splits/val291.txt)",
+        path=True,
     )
 
     def validate(self, where: str) -> None:
@@ -100,7 +125,7 @@ class DataConfig:
 
 @dataclass
 class ValConfig:
-    data_root: str = field("../shared/data", "folder holding the benchmark sets")
+    data_root: str = field("../shared/data", "folder holding the benchmark sets", path=True)
     sets: list[str] = field(["Set5"], "benchmark sets to validate on (Y-PSNR)")
     every: int = field(1000, "validate every N iterations (0: only at the end)", ge=0)
     max_images: int = field(0, "use only the first N images of each set (0: all)", ge=0)
@@ -150,7 +175,9 @@ class Config:
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     val: ValConfig = dataclasses.field(default_factory=ValConfig)
     train: TrainSection = dataclasses.field(default_factory=TrainSection)
-    loss: dict[str, Any] = field({}, "overrides of the method's loss options (see LossOptions)")
+    loss: dict[str, Any] = field(
+        {}, "overrides of the method's loss options (see LossOptions)", schema=LossOptions
+    )
 
     def validate(self, where: str) -> None:
         if self.scale not in SUPPORTED_SCALES:
@@ -181,37 +208,140 @@ class ResolvedConfig:
 def load_config(
     path: str | Path | None, overrides: list[str] | None = None, base: dict | None = None
 ) -> ResolvedConfig:
-    """Read a YAML config, apply ``key=value`` overrides, validate, and resolve the loss.
+    """Read a YAML config (with its ``base:`` files), apply ``key=value`` overrides, validate,
+    and resolve the loss.
 
-    Nothing is written: every error (YAML, key, type, range) is raised here, before a run starts.
+    ``base`` is a dict of settings under the file's (paths in it, like those of ``overrides``,
+    relative to the current directory). Nothing is written: every error (YAML, key, type, range,
+    a missing or cyclic base) is raised here, before a run starts.
     """
     data: dict = dict(base or {})
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {short_str(str(path), tail=True)}")
-        try:
-            text = path.read_text()
-        except (OSError, UnicodeDecodeError) as err:
-            reason = getattr(err, "strerror", None) or "not UTF-8 text"
-            raise ConfigError(
-                f"{short_str(str(path), tail=True)}: cannot read the config ({reason})"
-            ) from None
-        loaded = load_yaml(text, short_str(str(path), tail=True)) or {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(
-                f"{short_str(str(path), tail=True)}: expected a mapping at the top level"
-            )
-        data.update(loaded)
+        data = merge(data, read_config_file(path))
     data = apply_overrides(data, overrides or [])
+    data = map_paths(Config, data, _asset_path)
     cfg = from_dict(Config, data)
     loss = resolve_loss(cfg.method, cfg.loss)
     return ResolvedConfig(cfg, loss)
 
 
+def read_config_file(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
+    """The raw mapping of a config file: its ``base:`` files merged in order, then its own keys;
+    every relative path read against the folder of the file that wrote it and written relative
+    to the current directory (not yet validated: :func:`load_config` does that)."""
+    path = Path(path)
+    name = short_str(str(path), tail=True)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {name}")
+    real = path.resolve()
+    if real in _chain:
+        cycle = " -> ".join(p.name for p in (*_chain[_chain.index(real) :], real))
+        raise ConfigError(f"{name}: its 'base' files include each other ({cycle}); remove one")
+    loaded = _read_mapping(path, name)
+    bases = loaded.pop("base", None)
+    if isinstance(bases, str):
+        bases = [bases]
+    if bases is None:
+        bases = []
+    if not isinstance(bases, list) or not all(isinstance(b, str) and b for b in bases):
+        raise ConfigError(
+            f"{name}: 'base' must be a config file name or a list of them (relative to this "
+            f"file), got {short_repr(bases)}"
+        )
+    data: dict = {}
+    for item in bases:
+        found = path.parent / os.path.expanduser(item)
+        if not found.is_file():
+            raise ConfigError(
+                f"{name}: base config {short_repr(item)} not found (looked for "
+                f"{short_str(str(found), tail=True)}); base paths are relative to this file"
+            )
+        data = merge(data, read_config_file(found, (*_chain, real)))
+    folder = Path(os.path.abspath(path.parent))
+    return merge(data, map_paths(Config, loaded, lambda value, _key: _from_folder(value, folder)))
+
+
+def _read_mapping(path: Path, name: str) -> dict:
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        reason = getattr(err, "strerror", None) or "not UTF-8 text"
+        raise ConfigError(f"{name}: cannot read the config ({reason})") from None
+    loaded = load_yaml(text, name) or {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{name}: expected a mapping at the top level")
+    return loaded
+
+
+def _from_folder(value: str, folder: Path) -> str:
+    """A path read from a config file in ``folder``, written relative to the current directory
+    (absolute and asset names as they are; ``~`` expanded)."""
+    if not value or is_asset(value):
+        return value
+    value = os.path.expanduser(value)
+    if os.path.isabs(value):
+        return value
+    target = os.path.normpath(os.path.join(folder, value))
+    try:
+        return os.path.relpath(target)
+    except ValueError:  # another drive (Windows): no relative form
+        return target
+
+
+def _asset_path(value: str, key: str) -> str:
+    """``facd-asset:NAME`` -> the shipped file (relative to the current directory when that is
+    shorter than absolute); anything else unchanged."""
+    if not is_asset(value):
+        return value
+    found = str(resolve_asset(value, key))
+    try:
+        rel = os.path.relpath(found)
+    except ValueError:
+        return found
+    return rel if len(rel) < len(found) else found
+
+
+def map_config_paths(data: dict, fn: Callable[[str, str], str]) -> dict:
+    """A copy of a raw config dict with ``fn(value, dotted key)`` applied to every path value."""
+    return map_paths(Config, data, fn)
+
+
+def absolute_paths(data: dict) -> dict:
+    """A copy of a raw config dict (paths relative to the current directory) with every
+    relative path made absolute, so it can be written to a file anywhere and keep its meaning
+    (a config file's relative paths are read against its own folder)."""
+
+    def absolute(value: str, _key: str) -> str:
+        if not value or is_asset(value):
+            return value
+        return os.path.abspath(os.path.expanduser(value))
+
+    return map_paths(Config, data, absolute)
+
+
+def portable_paths(data: dict, root: str | Path | None = None) -> dict:
+    """A copy of a config dict whose paths are relative to ``root`` (default: the current
+    directory), POSIX-style: no absolute path, no machine's layout (for fingerprints).
+
+    A relative path is taken as relative to the current directory. Asset names stay as they are.
+    """
+    anchor = os.path.abspath(root) if root is not None else os.getcwd()
+
+    def portable(value: str, _key: str) -> str:
+        if not value or is_asset(value):
+            return value
+        target = os.path.abspath(os.path.expanduser(value))
+        try:
+            rel = os.path.relpath(target, anchor)
+        except ValueError:
+            return Path(target).as_posix()
+        return Path(rel).as_posix()
+
+    return map_paths(Config, data, portable)
+
+
 def config_schema() -> dict:
     schema = json_schema(Config)
-    schema["properties"]["loss"] = json_schema(LossOptions)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "facd training config"
     return schema
