@@ -19,6 +19,11 @@ Choices:
   read from one dry run on a tiny input (no random numbers are drawn).
 - Options: keyword arguments are ``loss:`` sections of a config, e.g.
   ``contrast={"weight": 2 / 255}``; ``loss=`` passes fully resolved options instead.
+- Initialisation: loss modules (regressors, heads) are initialised from torch's generator when
+  the distiller is built, after the teacher: a teacher given as a file is built, then loaded,
+  and its build draws from the generator, as ``facd train`` does. So ``torch.manual_seed(s)``,
+  the student, then ``Distiller(student, "teacher.safetensors", ...)`` starts where ``facd
+  train`` with seed ``s`` starts.
 - Randomness: terms that draw (CSD's order of negatives) take a per-step generator from
   ``step_random``, seeded from (``seed``, step, rank); the step advances after every forward in
   training mode (set ``distiller.iteration`` when resuming).
@@ -30,6 +35,7 @@ Choices:
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,7 +86,7 @@ class RunInfo:
     student_weights: str | None = None
     teacher_weights: str | None = None
     teacher_preset: str | None = None
-    log: Callable[[str], None] = print
+    log: Callable[[str], None] = lambda message: print(message, file=sys.stderr)
 
 
 def _spec_of(model: nn.Module | None) -> ArchSpec | None:
@@ -96,14 +102,15 @@ def _device_of(model: nn.Module) -> torch.device:
 class Distiller(nn.Module):
     """Student plus a method's loss modules; ``forward(lr, hr)`` returns a :class:`DistillOutput`.
 
-    ``method`` is a declared method (``facd methods`` lists them); ``teacher`` may be None for a
-    method that needs none. See the module docstring for taps, options and teacher stages.
+    ``method`` is a declared method (``facd methods`` lists them). ``teacher`` is a network, a
+    checkpoint file (loaded strictly, weights only), or None for a method that needs none. See
+    the module docstring for taps, options and teacher stages.
     """
 
     def __init__(
         self,
         student: nn.Module,
-        teacher: nn.Module | None,
+        teacher: nn.Module | str | Path | None,
         method: str,
         *,
         student_taps: Sequence[str] | None = None,
@@ -128,6 +135,10 @@ class Distiller(nn.Module):
         if self.needs.teacher and teacher is None:
             raise ConfigError(f"method {method!r} needs a teacher network")
         teacher = teacher if self.needs.teacher else None
+        if isinstance(teacher, str | Path):  # a checkpoint: facd, official or BasicSR
+            from facd.archs.io import load_model
+
+            teacher, _ = load_model(Path(teacher))
         if teacher is not None:
             teacher.eval().requires_grad_(False)
         self._teacher = [teacher]  # a list: frozen, not part of parameters() or state_dict()
