@@ -140,13 +140,13 @@ def render_rows(
     Crops are enlarged (nearest neighbour) to ``panel_width``; all rows share one width.
     """
     font = ImageFont.load_default()
-    line_h = font.getbbox("Hg")[3] + 2
+    line_h = int(font.getbbox("Hg")[3]) + 2
     label_h = 2 * line_h + TEXT_GAP
     ncols = max(len(r[3]) for r in rows) + (1 if overview else 0)
     fig_w = PAD + ncols * (panel_width + PAD)
-    heights = []
+    heights: list[int] = []
     for _, _, (_, _, w, h), _ in rows:
-        heights.append(max(1, round(panel_width * h / w)))
+        heights.append(max(1, int(round(panel_width * h / w))))
     fig_h = PAD + sum(ph + label_h + PAD for ph in heights)
     fig = Image.new("RGB", (fig_w, fig_h), "white")
     draw = ImageDraw.Draw(fig)
@@ -224,12 +224,12 @@ def build_comparison(
     for (name, img), crop in zip(images, crops, strict=True):
         if hr_is_input:
             lr, hr = img, None
-            _check_crop(crop, *lr.shape[:2], name)
-            panels = [("input", _cut(lr, crop), None)]
+            _check_crop(crop, lr.shape[0], lr.shape[1], name)
+            panels: list[tuple[str, np.ndarray, float | None]] = [("input", _cut(lr, crop), None)]
             factor = scale
         else:
             hr = modcrop(img, scale)
-            _check_crop(crop, *hr.shape[:2], name)
+            _check_crop(crop, hr.shape[0], hr.shape[1], name)
             lr = bicubic_downsample(hr, scale)
             panels = [("HR", _cut(hr, crop), None)]
             factor = 1

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
+from types import FrameType
 
 __all__ = [
     "UntrainedWeightsWarning",
@@ -70,7 +71,8 @@ def option(name: str, value: object = _NO_VALUE) -> str:
 
 def _caller_stacklevel() -> int:
     """The ``stacklevel`` of the first frame outside the facd package, seen from :func:`warn`."""
-    level, frame = 2, sys._getframe(2)  # 2: warn's caller (1 would be warn itself)
+    level = 2  # warn's caller (1 would be warn itself)
+    frame: FrameType | None = sys._getframe(2)
     while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
         frame, level = frame.f_back, level + 1
     return level

@@ -177,7 +177,10 @@ class TrainPatches(torch.utils.data.Dataset):
             lrs[i] = _build_lr(kept[i][1], scale, kept[i][2])
         self.skipped = len(self.skipped_paths)
         self.paths = [k[0] for k in kept]
-        self.pairs = [(k[1], lr) for k, lr in zip(kept, lrs, strict=True)]
+        self.pairs: list[tuple[np.ndarray, np.ndarray]] = []
+        for k, lr in zip(kept, lrs, strict=True):
+            assert lr is not None  # every image was read from the cache or built above
+            self.pairs.append((k[1], lr))
 
     def __len__(self) -> int:
         return self.iterations

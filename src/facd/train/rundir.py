@@ -145,7 +145,7 @@ def _try_lock(fd: int) -> bool:
         except ImportError:
             return True  # no locking available: documented
         try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
         except OSError:
             return False
         return True

@@ -39,7 +39,7 @@ POINTER = "latest.json"
 
 def capture_rng() -> dict[str, Any]:
     version, state, gauss = random.getstate()
-    np_state = np.random.get_state()
+    np_state: Any = np.random.get_state()  # the legacy tuple form
     out: dict[str, Any] = {
         "python": {"version": version, "state": list(state), "gauss": gauss},
         "numpy": {
