@@ -12,7 +12,8 @@ Paths: every key declared with ``field(..., path=True)`` (``data.train_dirs``, `
 ``val.data_root``, ``student.weights``, ``teacher.weights`` and the loss options' files) is a
 path. In a config file, a relative path is read against **the folder of the file that wrote
 it** (a base's paths against the base's folder), so a config works from any directory; the
-loaded config writes it relative to the current directory (absolute paths stay absolute). A
+loaded config writes it relative to the current directory, or absolute where that is shorter
+(absolute paths stay as written). A
 path given with ``--set`` or in a dict passed as ``base=`` is relative to the current directory,
 like any command-line path. ``facd-asset:NAME`` names a file shipped inside the package
 (:mod:`facd.assets`) in any path key.
@@ -275,30 +276,29 @@ def _read_mapping(path: Path, name: str) -> dict:
 
 def _from_folder(value: str, folder: Path) -> str:
     """A path read from a config file in ``folder``, written relative to the current directory
-    (absolute and asset names as they are; ``~`` expanded)."""
+    or absolute, whichever is shorter (absolute paths and asset names as they are; ``~``
+    expanded)."""
     if not value or is_asset(value):
         return value
     value = os.path.expanduser(value)
     if os.path.isabs(value):
         return value
-    target = os.path.normpath(os.path.join(folder, value))
+    return _shortest(os.path.normpath(os.path.join(folder, value)))
+
+
+def _shortest(target: str) -> str:
+    """The absolute path ``target`` written relative to the current directory, or as it is
+    where that is shorter (a folder far from the current one, another drive)."""
     try:
-        return os.path.relpath(target)
+        rel = os.path.relpath(target)
     except ValueError:  # another drive (Windows): no relative form
         return target
+    return rel if len(rel) <= len(target) else target
 
 
 def _asset_path(value: str, key: str) -> str:
-    """``facd-asset:NAME`` -> the shipped file (relative to the current directory when that is
-    shorter than absolute); anything else unchanged."""
-    if not is_asset(value):
-        return value
-    found = str(resolve_asset(value, key))
-    try:
-        rel = os.path.relpath(found)
-    except ValueError:
-        return found
-    return rel if len(rel) < len(found) else found
+    """``facd-asset:NAME`` -> the shipped file; anything else unchanged."""
+    return _shortest(os.path.abspath(resolve_asset(value, key))) if is_asset(value) else value
 
 
 def map_config_paths(data: dict, fn: Callable[[str, str], str]) -> dict:
