@@ -181,7 +181,7 @@ def _convert(tp: Any, value: Any, where: str, bounds: Bounds = _NO_BOUNDS) -> An
         _, val_tp = get_args(tp)
         return {str(k): _convert(val_tp, v, f"{where}.{short_str(k)}") for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
-        return from_dict(tp, value, where)
+        return from_dict(typing.cast(type, tp), value, where)
     if tp is Any:
         return value
     if tp is bool:
@@ -456,7 +456,7 @@ def _schema(tp: Any, bounds: Bounds = _NO_BOUNDS) -> dict:
                 prop["default"] = f.default
             props[f.name] = prop
         return {"type": "object", "properties": props, "additionalProperties": False}
-    out = {
+    out: dict[str, Any] = {
         bool: {"type": "boolean"},
         int: {"type": "integer"},
         float: {"type": "number"},
