@@ -51,10 +51,11 @@ def test_table10_rows_are_fcd_with_tap_weights():
 
 
 def test_report_compares_table10_against_fcd():
-    from facd.reproduce.report import ABLATIONS
+    from facd.reproduce.protocol import load_protocol
 
-    (entry,) = [a for a in ABLATIONS if "analogue of Table 10" in a[0]]
-    assert entry[2] == "fcd" and set(entry[1]) == {"fcd-faa", "fcd-fab", "fcd"}
+    tables = load_protocol(REPO / "configs/repro/mini-x4.yaml").report.tables
+    (entry,) = [t for t in tables if "analogue of Table 10" in t.title]
+    assert entry.reference == "fcd" and set(entry.rows) == {"fcd-faa", "fcd-fab", "fcd"}
 
 
 # ---------------------------------------------------------------------- InfoNCE

@@ -128,7 +128,9 @@ def test_interrupted_run_is_resumed_and_missing_rows_reported(tmp_path: Path) ->
     outcome = Reproduction(proto, out, jobs=1, log=lambda m: None).run()
     assert not outcome.failed
     log = (out / "logs" / "scratch-s0.log").read_text()
-    assert "--resume" in log and "resumed from iteration 2" in log
+    assert "facd.reproduce.job" in log and "resumed from iteration 2" in log
+    job = json.loads((out / "jobs" / "scratch-s0.json").read_text())
+    assert job["kind"] == "train" and job["run_dir"] == str(out / "scratch-s0")
     assert finished_iteration(out / "scratch-s0") == 4
 
 

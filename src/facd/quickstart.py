@@ -3,7 +3,8 @@
 1. Training images: a folder given by the user, or the natural photographs that scikit-image
    ships inside its wheel (no download). Two images are held out for evaluation.
 2. The student (``edsr-tiny-s``) is distilled with FACD from ``assets/teacher-edsr-tiny-t-x4``,
-   which ``facd train configs/teachers/quickstart-teacher-x4.yaml`` trained on T91 + BSD200.
+   which ``facd train configs/teachers/quickstart-teacher-x4.yaml`` trained on T91 + BSD200;
+   its config is ``assets/quickstart-student-x4.json``.
 3. Bicubic, the teacher and the student are evaluated on the held-out images (Y-PSNR/SSIM,
    the benchmark protocol of ``facd eval``), and a side-by-side comparison image is written.
 
@@ -22,6 +23,8 @@ from facd.errors import DataError, FacdError
 
 SCALE = 4
 TEACHER_ASSET = Path(__file__).parent / "assets" / "teacher-edsr-tiny-t-x4.safetensors"
+#: The student's config (its method and networks): data, so that no method is named in code.
+STUDENT_CONFIG = Path(__file__).parent / "assets" / "quickstart-student-x4.json"
 # scikit-image's bundled colour photographs (all inside its wheel).
 SKIMAGE_TRAIN = [
     "astronaut",
@@ -81,32 +84,24 @@ def prepare_images(out: Path, data: Path | None) -> tuple[Path, Path]:
 
 
 def student_config(train_dir: Path, iterations: int, teacher: Path) -> dict:
-    return {
-        "method": "facd",
-        "scale": SCALE,
-        "seed": 0,
-        "student": {"preset": "edsr-tiny-s"},
-        "teacher": {"preset": "edsr-tiny-t", "weights": str(teacher)},
-        "data": {"train_dirs": [str(train_dir)], "patch_size": 16},
-        "val": {"sets": [], "every": 0},
-        "train": {
-            "iterations": iterations,
-            "batch_size": 8,
-            "lr": 1e-3,
-            "iters_per_epoch": 100,
-            "lr_milestones": [max(1, int(0.7 * iterations / 100))],
-            "log_every": 20,
-            "save_every": 100,
-        },
-    }
+    """The student's ``facd train`` config: the shipped :data:`STUDENT_CONFIG` (method, networks,
+    batch and learning rate) with the training folder, the teacher's weights, the iterations
+    and a learning-rate step at 70 % of them."""
+    cfg = json.loads(STUDENT_CONFIG.read_text(encoding="utf-8"))
+    cfg["data"]["train_dirs"] = [str(train_dir)]
+    cfg["teacher"]["weights"] = str(teacher)
+    train = cfg["train"]
+    train["iterations"] = iterations
+    train["lr_milestones"] = [max(1, int(0.7 * iterations / train["iters_per_epoch"]))]
+    return cfg
 
 
 def run_quickstart(out: Path, data: Path | None, iterations: int, progress: bool = True) -> dict:
+    """The four steps of the module docstring, through library calls. The student's run folder
+    is locked while it trains and a second call continues it (as ``facd train --resume``)."""
     from facd.archs.io import load_model
     from facd.evaluate import evaluate
-    from facd.train.config import load_config
-    from facd.train.loop import run_training
-    from facd.train.state import latest_state_path
+    from facd.reproduce.job import train
 
     if not TEACHER_ASSET.is_file():
         raise FacdError(f"the shipped teacher is missing: {TEACHER_ASSET}")
@@ -117,11 +112,8 @@ def run_quickstart(out: Path, data: Path | None, iterations: int, progress: bool
     log(
         f"[2/4] distilling edsr-tiny-s from the shipped teacher with FACD ({iterations} iterations)"
     )
-    rcfg = load_config(None, base=student_config(train_dir, iterations, TEACHER_ASSET))
     run_dir = out / "student"
-    resume = latest_state_path(run_dir) is not None if run_dir.exists() else False
-    run_training(rcfg, run_dir, resume=resume, progress=progress)
-    (run_dir / "config.yaml").write_text(rcfg.to_yaml())
+    train(student_config(train_dir, iterations, TEACHER_ASSET), run_dir, progress=progress)
     log("[3/4] evaluating bicubic, teacher and student on the held-out images")
     teacher, _ = load_model(TEACHER_ASSET)
     student, _ = load_model(run_dir / "last.safetensors")
@@ -137,30 +129,17 @@ def run_quickstart(out: Path, data: Path | None, iterations: int, progress: bool
 
 
 def _comparison(hr_dir: Path, student: Path, figure: Path) -> None:
-    from facd.cli import main as cli
+    """Centre crops (a third of the shorter side) of the teacher and the student."""
+    from facd.reproduce.plots import write_comparison
 
     images = list_images(hr_dir)
     crops = []
     for path in images:
         h, w = read_image(path).shape[:2]
         size = min(h, w) // 3
-        crops.append(f"{w // 2 - size // 2},{h // 2 - size // 2},{size},{size}")
-    args = [
-        "compare",
-        *map(str, images),
-        "--scale",
-        str(SCALE),
-        "--models",
-        f"teacher={TEACHER_ASSET}",
-        f"student={student}",
-        "-o",
-        str(figure),
-    ]
-    for crop in crops:
-        args += ["--crop", crop]
-    code = cli(args)
-    if code != 0:
-        raise FacdError(f"could not write the comparison image {figure}")
+        crops.append((w // 2 - size // 2, h // 2 - size // 2, size, size))
+    models = [("teacher", TEACHER_ASSET), ("student", student)]
+    write_comparison(images, crops, models, SCALE, figure)
 
 
 def format_table(results: dict) -> str:

@@ -6,15 +6,12 @@ then compared with the teacher's SR images (uint8, as the teacher's own evaluati
 with the same protocol: Y channel, ``shave = scale``. That is the analogue of the paper's
 Table 13 (how closely the student follows the teacher).
 
-Run as a separate process by the protocol runner::
-
-    python -m facd.reproduce.evaljob --model W --scale 4 --sets Set5 ... --out eval.json \
-        [--teacher-sr DIR] [--keep-sr DIR]
+The protocol runner calls :func:`evaluate_model` in a process of its own through an ``eval``
+job (:mod:`facd.reproduce.job`).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import shutil
@@ -118,28 +115,12 @@ def _single_threaded() -> bool:
     return os.environ.get("OMP_NUM_THREADS") == "1"
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m facd.reproduce.evaljob")
-    p.add_argument("--model", required=True)
-    p.add_argument("--scale", type=int, required=True)
-    p.add_argument("--sets", nargs="+", required=True)
-    p.add_argument("--data-root", required=True)
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--teacher-sr", type=Path)
-    p.add_argument("--keep-sr", type=Path)
-    args = p.parse_args(argv)
-    doc = evaluate_model(
-        args.model, args.sets, args.scale, args.data_root, args.teacher_sr, args.keep_sr
-    )
-    atomic_write_text(args.out, json.dumps(doc, indent=1, default=_json_default) + "\n")
-    return 0
+def write_result(path: Path, doc: dict[str, Any]) -> None:
+    """Write :func:`evaluate_model`'s result as JSON (numpy scalars as plain numbers)."""
+    atomic_write_text(path, json.dumps(doc, indent=1, default=_json_default) + "\n")
 
 
 def _json_default(obj: object) -> object:
     if isinstance(obj, np.generic):
         return obj.item()
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -153,3 +153,31 @@ def draw_chart(chart: Chart, path: str | Path, size: tuple[int, int] = (1000, 60
     path.parent.mkdir(parents=True, exist_ok=True)
     img.save(path, optimize=True)
     return path
+
+
+# ---------------------------------------------------------------- qualitative comparison
+
+
+def write_comparison(
+    images: Sequence[Path],
+    crops: Sequence[tuple[int, int, int, int]],
+    models: Sequence[tuple[str, str | Path]],
+    scale: int,
+    out: Path,
+    panel_width: int = 256,
+    device: str = "auto",
+) -> str:
+    """Side-by-side crops of ``models`` (``(label, weights file)``) on the HR ``images`` with
+    :func:`facd.compare.build_comparison`, written to ``out``; returns the Y-PSNR table (whole
+    image, shave = scale) as ``facd compare`` prints it. Whole images, no tiling."""
+    import numpy as np
+
+    import facd
+    from facd.compare import build_comparison
+    from facd.data.image_io import read_image_raw, write_image
+
+    loaded = [(label, facd.load(str(ref), device=device, tile=0)) for label, ref in models]
+    hr = [(Path(p).stem, read_image_raw(p)) for p in images]
+    fig = build_comparison(hr, list(crops), loaded, scale, panel_width=panel_width)
+    write_image(out, np.asarray(fig.image))
+    return f"Y-PSNR (dB) on the {fig.psnr_region}, shave {scale}:\n{fig.table()}\n"

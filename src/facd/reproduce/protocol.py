@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from facd.errors import ConfigError
 from facd.typedconfig import field, from_dict, load_yaml, merge
-
-#: Run name of the PISR stage-1 teacher inside the protocol's run folder.
-PISR_TEACHER = "pisr-teacher"
 
 #: The committed validation split (never trained on by a protocol that selects on it).
 VAL_SPLIT = "configs/splits/val291.txt"
@@ -66,9 +64,23 @@ class TeacherSection:
             raise ConfigError(f"'{where}.weights' is required")
 
 
+def teacher_stage(method: str) -> str | None:
+    """The teacher stage ``method`` declares (a method trained first, whose network the method
+    distils from instead of the protocol's teacher; PISR's E(Y) teacher), or None."""
+    from facd.distill.methods import get_method
+
+    return get_method(method).teacher_stage
+
+
 @dataclass
-class PisrTeacherSection:
-    iterations: int = field(0, "stage-1 iterations (0: no PISR teacher, the pisr row is skipped)")
+class TeacherStageSection:
+    iterations: int = field(
+        0,
+        "iterations of a teacher stage that a row's method declares (e.g. PISR's), trained with "
+        "the shared settings on the teacher's architecture (0: rows that need one are refused)",
+        ge=0,
+    )
+    note: str = field("", "what the stage trains, in the report's words")
 
 
 @dataclass
@@ -85,6 +97,7 @@ class Row:
     group: str = field("main", "table the row belongs to: main or an ablation group")
     skip: str = field("", "non-empty: never run; the text is shown in the report")
     note: str = field("", "short note shown in the report")
+    label: str = field("", "name in the report's tables (default: the method's label)")
     weight_grid: list[float] = field(
         [],
         "distillation weights (the method's paper units) to sweep on the validation split; the "
@@ -126,20 +139,141 @@ class QualitativeSection:
     panel_width: int = field(160, "pixels per panel")
 
 
+#: ``{diff A B}``, ``{verdict A B}``, ``{alpha0 A}``, ``{label A}`` in an observation's text.
+PLACEHOLDER = re.compile(r"\{(diff|verdict|alpha0|label) ([\w.+-]+)(?: ([\w.+-]+))?\}")
+_PLACEHOLDER_ARITY = {"diff": 2, "verdict": 2, "alpha0": 1, "label": 1}
+METRICS = ("psnr_y", "teacher_psnr")
+
+
+@dataclass
+class ReportTable:
+    """An ablation table: its rows' PSNR per set and their difference from a reference row."""
+
+    title: str = field("", "heading of the table")
+    about: str = field("", "what the table tests (the paragraph under the heading)")
+    rows: list[str] = field([], "rows shown, in order (row names, or method names not run)")
+    reference: str = field("", "the row the others are compared with (one of 'rows')")
+    columns: list[str] = field([], "check-mark columns, e.g. the loss components of Table 8")
+    marks: dict[str, list[str]] = field({}, "row -> the columns it checks")
+
+    def validate(self, where: str) -> None:
+        if not self.title or len(self.rows) < 2:
+            raise ConfigError(f"'{where}' needs a 'title' and at least two 'rows'")
+        if self.reference not in self.rows:
+            raise ConfigError(
+                f"'{where}.reference' {self.reference!r} must be one of its rows {self.rows}"
+            )
+        for row, checked in self.marks.items():
+            if row not in self.rows:
+                raise ConfigError(f"'{where}.marks' names {row!r}, which is not in its rows")
+            bad = [c for c in checked if c not in self.columns]
+            if bad:
+                raise ConfigError(
+                    f"'{where}.marks.{row}' checks {bad}, not among its columns {self.columns}"
+                )
+
+
+@dataclass
+class ReportClaim:
+    """A claim of the paper, checked as ``a - b > 0`` on the mean of the evaluation sets."""
+
+    text: str = field("", "the claim, in the paper's terms")
+    rows: list[str] = field([], "[a, b]: the claim holds when a beats b")
+    paper: str = field("", "the paper's number, shown after the claim as '(paper: ...)'")
+    per_set: bool = field(False, "one line per evaluation set before the mean of the sets")
+    metric: str = field("psnr_y", "psnr_y, or teacher_psnr (Y-PSNR against the teacher's output)")
+    optional: bool = field(
+        False, "left out, rather than 'not measured', while a row has no results"
+    )
+
+    def validate(self, where: str) -> None:
+        if not self.text or len(self.rows) != 2:
+            raise ConfigError(f"'{where}' needs a 'text' and 'rows: [a, b]'")
+        if self.metric not in METRICS:
+            raise ConfigError(
+                f"'{where}.metric' must be one of {', '.join(METRICS)}, got {self.metric!r}"
+            )
+
+
+@dataclass
+class Alpha0Claim:
+    """The paper's figure for the fraction of training patches with alpha = 0 (Eq. 1)."""
+
+    row: str = field("", "the row whose logged alpha = 0 fraction is compared (empty: none)")
+    paper: float = field(0.05, "the paper's fraction", ge=0, le=1)
+    paper_text: str = field("paper, EDSR: up to 5 %", "how the report quotes the paper")
+
+
+@dataclass
+class ReportObservation:
+    """A sentence of the report with numbers filled in: ``{diff A B}`` (A - B, mean of the sets,
+    3 digits), ``{verdict A B}`` (its verdict), ``{alpha0 A}`` (A's alpha = 0 fraction, in %),
+    ``{label A}``. It is left out while a number it names is missing."""
+
+    text: str = field("", "the sentence, with placeholders")
+    alpha0_below: float = field(
+        0.0, "shown only when the alpha = 0 fraction it names is below this (0: always)", ge=0
+    )
+
+    def validate(self, where: str) -> None:
+        if not self.text:
+            raise ConfigError(f"'{where}.text' is required")
+        for m in PLACEHOLDER.finditer(self.text):
+            names = [n for n in m.groups()[1:] if n]
+            if len(names) != _PLACEHOLDER_ARITY[m.group(1)]:
+                raise ConfigError(f"'{where}.text': {m.group(0)} names the wrong number of rows")
+        if self.alpha0_below and "{alpha0 " not in self.text:
+            raise ConfigError(f"'{where}.alpha0_below' needs an {{alpha0 ROW}} in the text")
+
+    def names(self) -> list[str]:
+        return [n for m in PLACEHOLDER.finditer(self.text) for n in m.groups()[1:] if n]
+
+
+@dataclass
+class ReportSection:
+    """What the generated report says beyond the numbers: its tables, and the paper's claims it
+    checks. A protocol file written before this section existed may give ``report: PATH``."""
+
+    path: str = field("docs/results.md", "the generated report")
+    reference: str = field(
+        "", "the row the main table's differences are taken against (default: the first row)"
+    )
+    reference_text: str = field("", "how the text names that row (default: its label)")
+    main_title: str = field("", "heading of the main table (default: Main comparison, xS)")
+    paper: str = field("", "Markdown: what the paper claims and what is compared (a section)")
+    tables: list[ReportTable] = field([], "ablation tables")
+    claims: list[ReportClaim] = field([], "claims checked in the reading, in order")
+    alpha0: Alpha0Claim = dataclasses.field(default_factory=Alpha0Claim)
+    observations: list[ReportObservation] = field([], "sentences generated from the numbers")
+
+    def names(self) -> list[tuple[str, str]]:
+        """(where, name) of every row or method the section names."""
+        out = [("report.reference", self.reference)] if self.reference else []
+        for i, t in enumerate(self.tables):
+            out += [(f"report.tables[{i}].rows", n) for n in t.rows]
+        for i, c in enumerate(self.claims):
+            out += [(f"report.claims[{i}].rows", n) for n in c.rows]
+        if self.alpha0.row:
+            out.append(("report.alpha0.row", self.alpha0.row))
+        for i, o in enumerate(self.observations):
+            out += [(f"report.observations[{i}].text", n) for n in o.names()]
+        return out
+
+
 @dataclass
 class Protocol:
     name: str = field("", "protocol name")
     scale: int = field(4, "upscaling factor")
     description: str = field("", "one paragraph shown at the top of the report")
     teacher: TeacherSection = dataclasses.field(default_factory=TeacherSection)
-    pisr_teacher: PisrTeacherSection = dataclasses.field(default_factory=PisrTeacherSection)
+    teacher_stage: TeacherStageSection = dataclasses.field(default_factory=TeacherStageSection)
     student: dict[str, Any] = field({}, "the student net section of every row's config")
     min_param_ratio: float = field(8.0, "teacher/student parameter ratio required")
     shared: dict[str, Any] = field({}, "config sections shared by every row: data, val, train")
     eval: EvalSection = dataclasses.field(default_factory=EvalSection)
     rows: list[Row] = field([], "methods and seeds")
     results_dir: str = field("results/repro", "where the JSON and the reported weights go")
-    report: str = field("docs/results.md", "the generated report")
+    report: ReportSection = dataclasses.field(default_factory=ReportSection)
     figures_dir: str = field("docs/img", "where curves.png and qualitative.png go")
     qualitative: QualitativeSection = dataclasses.field(default_factory=QualitativeSection)
 
@@ -155,6 +289,37 @@ class Protocol:
         bad = sorted(set(self.shared) - {"data", "val", "train", "loss"})
         if bad:
             raise ConfigError(f"'shared' may hold data, val, train and loss; got {bad}")
+        self._check_report_names()
+
+    def _check_report_names(self) -> None:
+        """Every name in the report section is a row, or a method (a table may list methods
+        this protocol does not run: they show once a protocol runs them)."""
+        from facd.distill.methods import METHODS
+
+        rows = {r.name for r in self.rows}
+        for where, name in self.report.names():
+            if name not in rows and name not in METHODS:
+                raise ConfigError(
+                    f"'{where}' names {name!r}, neither a row of the protocol nor a method; "
+                    f"rows: {', '.join(sorted(rows))}"
+                )
+        if self.report.reference and self.report.reference not in rows:
+            raise ConfigError(f"'report.reference' {self.report.reference!r} is not a row")
+
+    @property
+    def reference(self) -> str:
+        """The row the main table's differences are taken against."""
+        return self.report.reference or self.rows[0].name
+
+    def label(self, name: str) -> str:
+        """Display name of a row or method: the row's ``label``, else the method's."""
+        from facd.distill.methods import METHODS
+
+        row = next((r for r in self.rows if r.name == name), None)
+        if row is not None and row.label:
+            return row.label
+        method = METHODS.get(row.method if row is not None else name)
+        return (method.label if method is not None else "") or name
 
     # ------------------------------------------------------------------ derived
 
@@ -167,8 +332,14 @@ class Protocol:
     def run_ids(self) -> list[str]:
         return [rid for r in self.rows for rid in r.run_ids()]
 
-    def uses_pisr(self) -> bool:
-        return any(r.method == "pisr" and not r.skip for r in self.rows)
+    def stages(self) -> list[str]:
+        """The teacher stages the rows that run need, in row order."""
+        out: list[str] = []
+        for r in self.rows:
+            stage = None if r.skip else teacher_stage(r.method)
+            if stage is not None and stage not in out:
+                out.append(stage)
+        return out
 
     def row_config(self, row: Row, seed: int, teacher_weights: str) -> dict:
         """The ``facd train`` config (as a dict) of one row and seed."""
@@ -181,13 +352,14 @@ class Protocol:
             cfg["teacher"] = {**self.teacher_net(), "weights": teacher_weights}
         return cfg
 
-    def pisr_teacher_config(self) -> dict:
-        """Stage 1 of PISR: the teacher's architecture trained on E(Y), shared settings."""
+    def stage_config(self, stage: str) -> dict:
+        """A teacher stage (e.g. PISR's: the teacher's architecture trained on E(Y)): the stage's
+        method on the teacher's architecture, shared settings, seed 0, no validation."""
         cfg = merge(copy.deepcopy(self.shared), {})
-        cfg.update(method=PISR_TEACHER, scale=self.scale, seed=0)
+        cfg.update(method=stage, scale=self.scale, seed=0)
         cfg["student"] = self.teacher_net()
         cfg["val"] = {**cfg.get("val", {}), "sets": [], "every": 0}
-        cfg.setdefault("train", {})["iterations"] = self.pisr_teacher.iterations
+        cfg.setdefault("train", {})["iterations"] = self.teacher_stage.iterations
         return cfg
 
     def teacher_net(self) -> dict:
@@ -219,6 +391,8 @@ def load_protocol(path: str | Path) -> Protocol:
     if not path.is_file():
         raise ConfigError(f"protocol file not found: {path}")
     data = load_yaml(_read_text(path), str(path)) or {}
+    if isinstance(data, dict) and isinstance(data.get("report"), str):
+        data["report"] = {"path": data["report"]}  # the form before the report section
     proto = from_dict(Protocol, data)
     # Validate every row's config now, so that a typo fails before hours of training.
     from facd.train.config import load_config
@@ -226,8 +400,12 @@ def load_protocol(path: str | Path) -> Protocol:
     for row in proto.rows:
         if row.skip:
             continue
-        if row.method == "pisr" and proto.pisr_teacher.iterations <= 0:
-            raise ConfigError("row 'pisr' needs 'pisr_teacher.iterations' > 0")
+        stage = teacher_stage(row.method)
+        if stage is not None and proto.teacher_stage.iterations <= 0:
+            raise ConfigError(
+                f"{path}: row {row.name!r} needs 'teacher_stage.iterations' > 0 (method "
+                f"{row.method} distils from its own teacher stage, {stage})"
+            )
         load_config(None, [], base=proto.row_config(row, row.seeds[0], proto.teacher.weights))
     return proto
 

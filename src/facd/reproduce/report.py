@@ -1,115 +1,48 @@
 """Generate the results report (Markdown) and its figures from a protocol's published JSON.
 
 Nothing here trains or evaluates: every number comes from ``<results_dir>/*.json``. The
-qualitative figure is drawn by ``facd compare`` from the published weights.
+qualitative figure is drawn by :func:`facd.compare.build_comparison` from the published weights.
+
+What the report says beyond the numbers is data of the protocol (its ``report:`` section): the
+ablation tables with their rows, reference row and check-mark columns, the paper's claims with
+the rows they compare, and the observations with their numbers as placeholders. Display names
+come from the method declarations (:attr:`facd.distill.methods.MethodDef.label`) unless a row
+gives its own ``label``. So a new protocol brings its own claims without a change here.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 from facd.fileio import atomic_write_text
-from facd.reproduce.plots import PALETTE, Chart, Series, draw_chart
-from facd.reproduce.protocol import Protocol
+from facd.reproduce.plots import PALETTE, Chart, Series, draw_chart, write_comparison
+from facd.reproduce.protocol import PLACEHOLDER, Protocol, teacher_stage
 from facd.reproduce.results import Results
 from facd.reproduce.stats import NEGLIGIBLE, Diff, fmt_pm, mean
 
-LABELS = {
-    "scratch": "Student (scratch)",
-    "ts": "TS",
-    "fakd": "FAKD",
-    "lfd": "LFD",
-    "lsfd": "LSFD",
-    "csd": "CSD",
-    "pisr": "PISR*",
-    "fcd": "FCD",
-    "facd": "FACD",
-    "icd": "ICD",
-    "fcd-infonce": "FCD (InfoNCE, dot product)",
-    "fcd-infonce-cos": "FCD (InfoNCE, cosine, T = 0.07)",
-    "fcd-sa": "FCD (SA)",
-    "fcd-faa": "FCD (FAA)",
-    "fcd-fab": "FCD (FAB)",
-    "facd-faa": "FACD, FAA weights",
-    "facd-fab": "FACD, FAB weights",
-    "lsfd-ts": "LSFD + L1_T",
-    "facd-eq7": "FACD, Eq. 7",
-    "gt-fcd": "L1_GT + FCD",
-    "t-fcd": "L1_T + FCD",
-}
-
-# Ablation tables: (title, rows shown, reference row, what it tests).
-ABLATIONS: list[tuple[str, list[str], str, str]] = [
-    (
-        "Loss components (analogue of the paper's Table 8)",
-        ["scratch", "ts", "gt-fcd", "t-fcd", "fcd", "facd"],
-        "scratch",
-        "L1_GT alone, + L1_T, + the feature contrast (FCD), + the adaptive scheme (FACD).",
-    ),
-    (
-        "Image domain vs feature domain (ICD vs FCD)",
-        ["icd", "fcd"],
-        "fcd",
-        "The same contrastive ratio on output images (ICD) or on features (FCD).",
-    ),
-    (
-        "Contrastive loss form (analogue of Table 7)",
-        ["fcd-infonce", "fcd-infonce-cos", "fcd"],
-        "fcd",
-        "InfoNCE with the paper's dot-product similarity (Eq. 3-normalised features, no "
-        "temperature) or with cosine similarity and temperature 0.07, vs the L1 distance ratio "
-        "of FCD. A fair comparison runs each form at its best lambda on the validation split; "
-        "rows run at the L1 ratio's lambda say so in their note.",
-    ),
-    (
-        "Adaptive distillation (FCD vs FACD)",
-        ["fcd", "facd"],
-        "facd",
-        "FACD adds the per-patch indicator alpha (Eq. 1) to the image and feature terms.",
-    ),
-    (
-        "Tap attention weights (analogue of Table 10)",
-        ["fcd-faa", "fcd-fab", "fcd"],
-        "fcd",
-        "On FCD, as in the paper: FCD(FAA) [1/3, 1/3, 1/3], FCD(FAB) [0.2, 0.3, 0.5] and "
-        "FCD(FAT) [0.5, 0.3, 0.2], which is FCD itself.",
-    ),
-    (
-        "Tap attention weights on FACD (not the paper's Table 10)",
-        ["facd-faa", "facd-fab", "facd"],
-        "facd",
-        "The same weights with the adaptive indicator on (FACD); the paper runs Table 10 on "
-        "FCD (rows fcd-faa and fcd-fab, with fcd as the reference).",
-    ),
-    (
-        "Indicator in the feature term, Eq. 6 vs Eq. 7 (analogue of Table 11)",
-        ["facd-eq7", "facd"],
-        "facd",
-        "Eq. 7 drops alpha from the feature-domain term; both keep the adaptive image loss.",
-    ),
-    (
-        "Features vs spatial affinity (analogue of Table 12)",
-        ["fcd-sa", "fcd"],
-        "fcd",
-        "The contrastive ratio on FAKD's spatial-affinity matrices (SA) or on the features.",
-    ),
-]
-
-COMPONENTS = {  # Table 8 check marks: L1_GT, L1_T, FCD, adaptive
-    "scratch": ("x", "", "", ""),
-    "ts": ("x", "x", "", ""),
-    "gt-fcd": ("x", "", "x", ""),
-    "t-fcd": ("", "x", "x", ""),
-    "fcd": ("x", "x", "x", ""),
-    "facd": ("x", "x", "x", "x"),
-}
+#: How many evaluation sets, in words ("mean of the four sets").
+_COUNT = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven"}
 
 
-def label(name: str) -> str:
-    return LABELS.get(name, name)
+def _sets_mean(n: int) -> str:
+    return f"mean of the {_COUNT.get(n, str(n))} set{'s' if n != 1 else ''}"
+
+
+def _md(text: str) -> str:
+    """``text`` with Markdown's emphasis marks escaped (for labels inside bold text)."""
+    return text.replace("*", "\\*")
+
+
+def _adaptive(method: str) -> bool:
+    """Whether the method's declaration switches the adaptive indicator (Eq. 1) on, in a term
+    that is on (the teacher image term or the contrast)."""
+    from facd.distill.methods import get_method
+
+    opts = get_method(method).loss_options()
+    pixel = opts.pixel.adaptive and opts.pixel.teacher_weight > 0
+    return bool(pixel or (opts.contrast.adaptive and opts.contrast.weight > 0))
 
 
 def _diff_cell(d: Diff | None, digits: int = 2) -> str:
@@ -144,6 +77,14 @@ class Report:
 
     def add(self, *lines: str) -> None:
         self.lines.extend(lines)
+
+    def label(self, name: str) -> str:
+        return self.p.label(name)
+
+    @property
+    def ref(self) -> str:
+        """The row the main table's differences are taken against."""
+        return self.p.reference
 
     # ------------------------------------------------------------ sections
 
@@ -200,12 +141,15 @@ class Report:
             f"- **Seeds:** {self._seed_summary()}. Mean ± sample std over seeds; differences are "
             "paired by seed (same data order and initialisation seed).",
         )
-        if self.r.pisr_teacher:
-            c = self.r.pisr_teacher.get("config", {})
+        for stage, doc in self.r.stages.items():
+            c = doc.get("config", {})
+            users = [f"`{r.name}`" for r in self.p.rows if teacher_stage(r.method) == stage]
+            what = self.p.teacher_stage.note or "a teacher stage"
             self.add(
-                f"- **PISR\\* teacher:** the teacher's architecture retrained on E(Y) "
-                f"(`pisr-teacher`, {c.get('train', {}).get('iterations')} iterations, shared "
-                "settings); the `pisr` row distils from it, not from the teacher above."
+                f"- **{_md(self.label(stage))}:** {what} (`{stage}`, "
+                f"{c.get('train', {}).get('iterations')} iterations, shared settings); the "
+                f"{', '.join(users)} row{'s' if len(users) > 1 else ''} "
+                f"distil{'' if len(users) > 1 else 's'} from it, not from the teacher above."
             )
         machine = pj.get("machine")
         if machine:
@@ -224,7 +168,7 @@ class Report:
         if skipped:
             self.add(
                 "**Rows not run:** "
-                + "; ".join(f"{label(r.name)}: {r.skip}" for r in skipped)
+                + "; ".join(f"{self.label(r.name)}: {r.skip}" for r in skipped)
                 + ".",
                 "",
             )
@@ -238,12 +182,13 @@ class Report:
 
     def main_table(self) -> None:
         sets = self.r.sets
+        title = self.p.report.main_title or f"Main comparison (x{self.p.scale})"
+        ref_text = self.p.report.reference_text or self.label(self.ref)
         self.add(
-            f"## Main comparison (analogue of the paper's Table 2, EDSR student, x{self.p.scale})",
+            f"## {title}",
             "",
             "Each cell: Y-PSNR (dB) / SSIM, mean ± std over seeds. Δ: the paired difference "
-            "against the student trained from scratch (same seeds), mean ± std of the per-seed "
-            "differences.",
+            f"against {ref_text} (same seeds), mean ± std of the per-seed differences.",
             "",
         )
         head = "| Method | seeds |" + "".join(f" {s} PSNR / SSIM | Δ {s} |" for s in sets)
@@ -261,12 +206,14 @@ class Report:
                 continue
             if row.skip:
                 self.add(
-                    f"| {label(row.name)} | – |" + f" {row.skip} | |" + " | |" * (len(sets) - 1)
+                    f"| {self.label(row.name)} | – |"
+                    + f" {row.skip} | |"
+                    + " | |" * (len(sets) - 1)
                 )
                 continue
             runs = self.r.row_runs(row)
             if not runs:
-                self.add(f"| {label(row.name)} | 0 |" + " missing | |" * len(sets))
+                self.add(f"| {self.label(row.name)} | 0 |" + " missing | |" * len(sets))
                 continue
             cells = ""
             for s in sets:
@@ -274,11 +221,11 @@ class Report:
                 cell = (
                     f"{fmt_pm(ps[0], ps[1], 2)} / {fmt_pm(ss[0], ss[1], 4)}" if ps and ss else "–"
                 )
-                d = None if row.name == "scratch" else self.r.diff(row.name, "scratch", s)
+                d = None if row.name == self.ref else self.r.diff(row.name, self.ref, s)
                 cells += f" {cell} | {_diff_cell(d) if d else ''} |"
-            self.add(f"| {label(row.name)} | {len(runs)} |{cells}")
+            self.add(f"| {self.label(row.name)} | {len(runs)} |{cells}")
         self.add("")
-        notes = [f"- {label(r.name)}: {r.note}" for r in self.p.rows if r.note]
+        notes = [f"- {self.label(r.name)}: {r.note}" for r in self.p.rows if r.note]
         if notes:
             self.add("Notes:", "", *notes, "")
         self.verdict_table()
@@ -286,79 +233,54 @@ class Report:
     def verdict_table(self) -> None:
         sets = self.r.sets
         names = [
-            r.name for r in self.p.rows if r.group == "main" and not r.skip and r.name != "scratch"
+            r.name for r in self.p.rows if r.group == "main" and not r.skip and r.name != self.ref
         ]
         names = [n for n in names if self.r.has(n)]
-        if not names or not self.r.has("scratch"):
+        if not names or not self.r.has(self.ref):
             return
         self.add(
-            "Is the PSNR difference against scratch outside the seed noise? Rule: with n >= 2 "
+            f"Is the PSNR difference against {self.ref} outside the seed noise? Rule: with n >= 2 "
             "paired seeds, all per-seed differences share a sign and |mean| > 2·std/√n; with one "
             "seed, |difference| > 2 × the seed std of the multi-seed row it is compared with. "
             f"Differences below {NEGLIGIBLE:g} dB are called negligible whatever their spread "
             "(nearly identical runs have a tiny paired std).",
             "",
-            "| Method − scratch | " + " | ".join(sets) + " | mean of the sets |",
+            f"| Method − {self.ref} | " + " | ".join(sets) + " | mean of the sets |",
             "|---|" + "---|" * (len(sets) + 1),
         )
         for n in names:
             cells = [
-                f"{_diff_cell(self.r.diff(n, 'scratch', s))}: {_verdict_short(self.r.diff(n, 'scratch', s))}"
-                for s in [*sets, None]
+                f"{_diff_cell(d)}: {_verdict_short(d)}"
+                for d in (self.r.diff(n, self.ref, s) for s in [*sets, None])
             ]
-            self.add(f"| {label(n)} | " + " | ".join(cells) + " |")
+            self.add(f"| {self.label(n)} | " + " | ".join(cells) + " |")
         self.add("")
 
     def paper_reference(self) -> None:
-        self.add(
-            "## The paper's own numbers (reference)",
-            "",
-            "The paper's Table 2 (EDSR and RCAN students at x2, x3 and x4, trained on DIV2K for "
-            "600 epochs; rows: the student trained alone and the distillation methods compared, "
-            "FACD last; columns: Set5, Set14, B100 and Urban100, PSNR/SSIM) is **not quoted "
-            "here**: its values could not be checked against the paper's text from this "
-            "repository, and numbers are not copied from secondary sources. Its absolute values "
-            "would not be comparable anyway (a 43 M-parameter teacher, a 1.5 M-parameter student, "
-            "DIV2K, 600 epochs, against the tiny networks and the 291 images used here).",
-            "",
-            "The claims checked below are the paper's qualitative ones, as stated in its abstract "
-            "and Sec. IV:",
-            "",
-            "| Claim in the paper | What is compared here |",
-            "|---|---|",
-            "| FACD improves the student over training without distillation on all benchmark sets | "
-            "FACD − scratch, per set |",
-            "| FACD beats conventional feature distillation, by 0.07 dB PSNR on average (abstract) | "
-            "FACD − FAKD and FACD − LSFD, mean over the four sets |",
-            "| The adaptive scheme helps (FACD > FCD) | FACD − FCD |",
-            "| alpha = 0 on up to 5 % of training patches for EDSR (11 % for RCAN) | "
-            "the logged alpha = 0 fraction of FACD |",
-            "| Ablations: feature domain > image domain; L1 ratio > InfoNCE; FAT > FAA, FAB "
-            "(Table 10, on FCD); "
-            "Eq. 6 > Eq. 7; features > spatial affinity | the ablation tables below |",
-            "",
-        )
+        if self.p.report.paper:
+            self.add("## The paper's own numbers (reference)", "", self.p.report.paper.strip(), "")
 
     def ablations(self) -> None:
         self.add("## Ablations", "")
         sets = self.r.sets
         any_table = False
-        for title, names, ref, what in ABLATIONS:
-            present = [n for n in names if self.r.has(n)]
+        for table in self.p.report.tables:
+            ref = table.reference
+            present = [n for n in table.rows if self.r.has(n)]
             if len(present) < 2 or not self.r.has(ref):
                 continue
             any_table = True
-            comp = title.startswith("Loss components")
-            self.add(f"### {title}", "", what, "")
-            extra = " L1_GT | L1_T | FCD | adaptive |" if comp else ""
+            self.add(f"### {table.title}", "", table.about.strip(), "")
+            extra = "".join(f" {c} |" for c in table.columns)
             self.add(
                 f"| Method |{extra} seeds | "
                 + " | ".join(sets)
-                + f" | Δ vs {label(ref)}, mean of the sets |",
-                "|---|" + ("---|" * 4 if comp else "") + "---|" + "---|" * (len(sets) + 1),
+                + f" | Δ vs {self.label(ref)}, mean of the sets |",
+                "|---|" + "---|" * len(table.columns) + "---|" + "---|" * (len(sets) + 1),
             )
             for n in present:
-                marks = "".join(f" {m} |" for m in COMPONENTS.get(n, ("",) * 4)) if comp else ""
+                checked = table.marks.get(n, [])
+                marks = "".join(f" {'x' if c in checked else ''} |" for c in table.columns)
                 cells = []
                 for s in sets:
                     st = self.r.stat(n, s)
@@ -366,7 +288,9 @@ class Report:
                 d = None if n == ref else self.r.diff(n, ref, None)
                 dcell = f"{_diff_cell(d)}: {_verdict_short(d)}" if d else ""
                 seeds = len(self.r.values(n, None))
-                self.add(f"| {label(n)} |{marks} {seeds} | " + " | ".join(cells) + f" | {dcell} |")
+                self.add(
+                    f"| {self.label(n)} |{marks} {seeds} | " + " | ".join(cells) + f" | {dcell} |"
+                )
             self.add("")
         if not any_table:
             self.add("No ablation rows have results yet.", "")
@@ -376,14 +300,21 @@ class Report:
         rows = [r for r in self.p.rows if not r.skip and self.r.row_runs(r)]
         if not rows:
             return
+        own = [_md(self.label(r.name)) for r in rows if teacher_stage(r.method)]
+        also = (
+            f" {' and '.join(own)} distil{'' if len(own) > 1 else 's'} from "
+            f"{'their' if len(own) > 1 else 'its'} own teacher, but "
+            f"{'are' if len(own) > 1 else 'is'} measured against the same teacher as the rest."
+            if own
+            else ""
+        )
         self.add(
             "## Student vs teacher (analogue of the paper's Table 13)",
             "",
             "Y-PSNR (dB, shave = scale) of each student's output against the teacher's output "
-            "(quantised to uint8) on the same images: higher = closer to the teacher. PISR\\* "
-            "distils from its own teacher, but is measured against the same teacher as the rest.",
+            f"(quantised to uint8) on the same images: higher = closer to the teacher.{also}",
             "",
-            "| Method | seeds | " + " | ".join(sets) + " | Δ vs scratch, mean of the sets |",
+            "| Method | seeds | " + " | ".join(sets) + f" | Δ vs {self.ref}, mean of the sets |",
             "|---|---|" + "---|" * (len(sets) + 1),
         )
         b = self.r.bicubic
@@ -397,14 +328,10 @@ class Report:
             for s in sets:
                 st = self.r.stat(r.name, s, "teacher_psnr")
                 cells.append(fmt_pm(st[0], st[1]) if st else "–")
-            d = (
-                None
-                if r.name == "scratch"
-                else self.r.diff(r.name, "scratch", None, "teacher_psnr")
-            )
+            d = None if r.name == self.ref else self.r.diff(r.name, self.ref, None, "teacher_psnr")
             dcell = f"{_diff_cell(d)}: {_verdict_short(d)}" if d else ""
             seeds = len(self.r.row_runs(r))
-            self.add(f"| {label(r.name)} | {seeds} | " + " | ".join(cells) + f" | {dcell} |")
+            self.add(f"| {self.label(r.name)} | {seeds} | " + " | ".join(cells) + f" | {dcell} |")
         self.add("")
 
     def alpha_table(self) -> None:
@@ -431,9 +358,9 @@ class Report:
             m = mean([f["mean"] for f in fr])
             lq = mean([f["last_quarter_mean"] for f in fr])
             lo, hi = min(f["min"] for f in fr), max(f["max"] for f in fr)
-            adaptive = " (adaptive)" if r.method.startswith("facd") else ""
+            adaptive = " (adaptive)" if _adaptive(r.method) else ""
             self.add(
-                f"| {label(r.name)}{adaptive} | {len(fr)} | {100 * m:.1f} % | {100 * lq:.1f} % | "
+                f"| {self.label(r.name)}{adaptive} | {len(fr)} | {100 * m:.1f} % | {100 * lq:.1f} % | "
                 f"{100 * lo:.1f}–{100 * hi:.1f} % |"
             )
         self.add("")
@@ -462,7 +389,7 @@ class Report:
             terms = ", ".join(f"{k} {v:.2g}" for k, v in weighted_terms(doc).items())
             share = mean(shares)
             text = "≈ 0 %" if abs(share) < 0.0005 else f"{100 * share:.1f} %"
-            self.add(f"| {label(r.name)} | {terms} | {text} |")
+            self.add(f"| {self.label(r.name)} | {terms} | {text} |")
         self.add("")
 
     def figures(self, curves: str | None, qualitative: str | None, note: str = "") -> None:
@@ -479,10 +406,12 @@ class Report:
                 "",
             )
         if qualitative:
+            images = [f"a {im.set}" for im in self.p.qualitative.images]
+            where = ", ".join(images[:-1]) + " and " + images[-1] if len(images) > 1 else images[0]
             self.add(
-                "Crops from a Urban100 and a Set14 image, by `facd compare` from the published "
-                "weights (seed 0 of each row); the PSNR under each panel is measured on the whole "
-                "image:",
+                f"Crops from {where} image{'s' if len(images) > 2 else ''}, by `facd compare` "
+                "from the published weights (seed 0 of each row); the PSNR under each panel is "
+                "measured on the whole image:",
                 "",
                 f"![qualitative comparison]({qualitative})",
                 "",
@@ -502,54 +431,35 @@ class Report:
             text: str, a: str, b: str, set_name: str | None = None, key: str = "psnr_y"
         ) -> None:
             if not (self.r.has(a) and self.r.has(b)):
-                out.append(f"- {text}: not measured ({label(a)} or {label(b)} missing).")
+                out.append(f"- {text}: not measured ({self.label(a)} or {self.label(b)} missing).")
                 return
             d = self.r.diff(a, b, set_name, key)
             if d is None:
                 out.append(f"- {text}: no common seeds.")
                 return
-            where = set_name or "mean of the four sets"
+            where = set_name or _sets_mean(len(self.r.sets))
             unit = "dB"
             result = _reading_word(d)
             out.append(
-                f"- {text}: {label(a)} − {label(b)} on {where}: {fmt_pm(d.mean, d.std, 3, True)} "
+                f"- {text}: {self.label(a)} − {self.label(b)} on {where}: {fmt_pm(d.mean, d.std, 3, True)} "
                 f"{unit} ({d.n} seed{'s' if d.n > 1 else ''}): {result}."
             )
 
-        for s in self.r.sets:
-            claim("FACD improves the student over scratch", "facd", "scratch", s)
-        claim("FACD improves the student over scratch", "facd", "scratch", None)
-        claim("FACD beats FAKD (paper: about +0.07 dB over conventional FD)", "facd", "fakd")
-        claim("FACD beats LSFD (paper: about +0.07 dB over conventional FD)", "facd", "lsfd")
-        claim("The adaptive scheme helps", "facd", "fcd")
-        claim("Teacher supervision alone helps", "ts", "scratch")
-        claim("The feature contrast adds to teacher supervision", "fcd", "ts")
-        claim("FACD adds to teacher supervision", "facd", "ts")
-        claim("Feature-domain contrast beats image-domain contrast", "fcd", "icd")
-        claim("The L1 ratio beats InfoNCE (dot product)", "fcd", "fcd-infonce")
-        if self.r.has("fcd-infonce-cos"):
-            claim("The L1 ratio beats InfoNCE (cosine, T = 0.07)", "fcd", "fcd-infonce-cos")
-        claim("Contrast on features beats contrast on spatial affinity", "fcd", "fcd-sa")
-        claim("FAT tap weights beat FAA (Table 10, on FCD)", "fcd", "fcd-faa")
-        claim("FAT tap weights beat FAB (Table 10, on FCD)", "fcd", "fcd-fab")
-        if self.r.has("facd-faa") or self.r.has("facd-fab"):
-            claim("FAT beats FAA with the indicator on (FACD, not Table 10)", "facd", "facd-faa")
-            claim("FAT beats FAB with the indicator on (FACD, not Table 10)", "facd", "facd-fab")
-        claim("Eq. 6 beats Eq. 7", "facd", "facd-eq7")
-        claim(
-            "FACD follows the teacher more closely than scratch (Table 13)",
-            "facd",
-            "scratch",
-            None,
-            "teacher_psnr",
-        )
-        facd_runs = self.r.row_runs(self.p.row("facd")) if self.r.has("facd") else {}
-        fr = [d["alpha0"]["mean"] for d in facd_runs.values() if d.get("alpha0")]
+        for c in self.p.report.claims:
+            a, b = c.rows
+            if c.optional and not (self.r.has(a) and self.r.has(b)):
+                continue
+            text = f"{c.text} (paper: {c.paper})" if c.paper else c.text
+            for s in self.r.sets if c.per_set else []:
+                claim(text, a, b, s, c.metric)
+            claim(text, a, b, None, c.metric)
+        alpha = self.p.report.alpha0
+        fr = self._alpha0_fractions(alpha.row) if alpha.row else []
         if fr:
             frac = mean(fr)
-            if frac > 0.05:
+            if frac > alpha.paper:
                 verdict = "above the paper's figure: the student beats its teacher on more patches"
-            elif frac >= 0.005:
+            elif frac >= alpha.paper / 10:
                 verdict = "the same order of magnitude"
             else:
                 verdict = (
@@ -557,8 +467,8 @@ class Report:
                     "rarely switches the teacher off"
                 )
             out.append(
-                f"- alpha = 0 fraction of FACD: {100 * frac:.2f} % of training patches on "
-                f"average (paper, EDSR: up to 5 %): {verdict}."
+                f"- alpha = 0 fraction of {self.label(alpha.row)}: {100 * frac:.2f} % of training "
+                f"patches on average ({alpha.paper_text}): {verdict}."
             )
         self.add(*out, "")
         obs = self.observations()
@@ -575,6 +485,13 @@ class Report:
             "",
         )
 
+    def _alpha0_fractions(self, name: str) -> list[float]:
+        """The mean alpha = 0 fraction of each run of row ``name`` that logged one."""
+        if not self.r.has(name):
+            return []
+        runs = self.r.row_runs(self.p.row(name))
+        return [d["alpha0"]["mean"] for d in runs.values() if d.get("alpha0")]
+
     def observations(self) -> list[str]:
         out = []
         r = self.r
@@ -583,63 +500,77 @@ class Report:
             return r.diff(a, b, None) if r.has(a) and r.has(b) else None
 
         best = max(
-            (x for x in self.p.rows if x.group == "main" and r.has(x.name) and x.name != "scratch"),
+            (x for x in self.p.rows if x.group == "main" and r.has(x.name) and x.name != self.ref),
             key=lambda x: mean(list(r.values(x.name, None).values())),
             default=None,
         )
-        if best is not None and (bd := d(best.name, "scratch")) is not None:
+        if best is not None and (bd := d(best.name, self.ref)) is not None:
             out.append(
-                f"- The best student on the mean of the four sets is {label(best.name)} "
-                f"({fmt_pm(bd.mean, bd.std, 3, True)} dB over scratch)."
+                f"- The best student on the {_sets_mean(len(r.sets))} is {self.label(best.name)} "
+                f"({fmt_pm(bd.mean, bd.std, 3, True)} dB over {self.ref})."
             )
-        ts, facd, fcd_ts = d("ts", "scratch"), d("facd", "scratch"), d("fcd", "ts")
-        if ts and facd and fcd_ts:
-            out.append(
-                f"- FACD's gain over scratch ({fmt_pm(facd.mean, facd.std, 3, True)} dB) is about "
-                f"that of TS alone ({fmt_pm(ts.mean, ts.std, 3, True)} dB): the image loss "
-                "0.5·L1_GT + 0.5·L1_T that they share carries it. The feature contrast adds "
-                f"FCD − TS = {fmt_pm(fcd_ts.mean, fcd_ts.std, 3, True)} dB on top "
-                f"({_verdict_short(fcd_ts).strip('*')})."
-            )
-        facd_runs = r.row_runs(self.p.row("facd")) if r.has("facd") else {}
-        fr = [x["alpha0"]["mean"] for x in facd_runs.values() if x.get("alpha0")]
-        adapt = d("facd", "fcd")
-        if fr and adapt and mean(fr) < 0.01:
-            out.append(
-                f"- alpha = 0 on only {100 * mean(fr):.2f} % of FACD's training patches, so FACD "
-                "and FCD differ on very few samples and train almost identically (FACD − FCD = "
-                f"{fmt_pm(adapt.mean, adapt.std, 3, True)} dB). The adaptive-scheme ablations "
-                "(FACD vs FCD, Eq. 6 vs Eq. 7) cannot show an effect at this scale."
-            )
+        for obs in self.p.report.observations:
+            text = self._fill(obs.text, d, obs.alpha0_below)
+            if text is not None:
+                out.append(f"- {' '.join(text.split())}")
         for row in self.p.rows:
             runs = r.row_runs(row)
-            if row.skip or not runs or row.name == "scratch":
+            if row.skip or not runs or row.name == self.ref:
                 continue
             doc = runs[min(runs)]
             extra = [k for k in weighted_terms(doc) if k not in ("l1_gt", "l1_t")]
             share = distill_share(doc)
-            gain = d(row.name, "scratch")
+            gain = d(row.name, self.ref)
             if not extra or share is None or gain is None:
                 continue
             if abs(share) < 0.01:
                 out.append(
-                    f"- {label(row.name)}: its distillation term is {100 * abs(share):.2f} % of "
+                    f"- {self.label(row.name)}: its distillation term is {100 * abs(share):.2f} % of "
                     "the loss at the end of training, so it trains almost like scratch "
                     f"({fmt_pm(gain.mean, gain.std, 3, True)} dB)."
                 )
             elif share > 0.3 and not gain.negligible and not gain.outside_noise:
                 out.append(
-                    f"- {label(row.name)}: its distillation term is {100 * share:.0f} % of the "
+                    f"- {self.label(row.name)}: its distillation term is {100 * share:.0f} % of the "
                     f"loss at the end of training, yet its gain over scratch is "
                     f"{fmt_pm(gain.mean, gain.std, 3, True)} dB, inside the seed noise."
                 )
             elif share > 0.3 and gain.negligible:
                 out.append(
-                    f"- {label(row.name)}: its distillation term is {100 * share:.0f} % of the "
+                    f"- {self.label(row.name)}: its distillation term is {100 * share:.0f} % of the "
                     f"loss at the end of training, yet its gain over scratch is negligible "
                     f"({fmt_pm(gain.mean, gain.std, 3, True)} dB)."
                 )
         return out
+
+    def _fill(
+        self, text: str, d: Callable[[str, str], Diff | None], alpha0_below: float
+    ) -> str | None:
+        """``text`` with its placeholders filled in; None when a number is missing or the
+        alpha = 0 condition does not hold."""
+        missing = False
+
+        def value(m: re.Match[str]) -> str:
+            nonlocal missing
+            kind, a, b = m.group(1), m.group(2), m.group(3)
+            if kind == "label":
+                return self.label(a)
+            if kind == "alpha0":
+                fr = self._alpha0_fractions(a)
+                if not fr or (alpha0_below and mean(fr) >= alpha0_below):
+                    missing = True
+                    return ""
+                return f"{100 * mean(fr):.2f}"
+            diff = d(a, b)
+            if diff is None:
+                missing = True
+                return ""
+            if kind == "verdict":
+                return _verdict_short(diff).strip("*")
+            return fmt_pm(diff.mean, diff.std, 3, True)
+
+        filled = PLACEHOLDER.sub(value, text)
+        return None if missing else filled
 
     def timings(self) -> None:
         runs = list(self.r.runs.values())
@@ -664,7 +595,7 @@ class Report:
         if by_method:
             self.add(
                 "- Median time per training iteration: "
-                + ", ".join(f"{label(k)} {mean(v):.0f} ms" for k, v in by_method.items())
+                + ", ".join(f"{self.label(k)} {mean(v):.0f} ms" for k, v in by_method.items())
                 + "."
             )
         pj = self.r.protocol_json or {}
@@ -748,7 +679,7 @@ def draw_curves(res: Results, path: Path) -> Path | None:
         if pts:
             series.append(
                 Series(
-                    label(r.name)
+                    res.proto.label(r.name)
                     + (f" ({len(res.row_runs(r))} seeds)" if len(r.seeds) > 1 else ""),
                     pts,
                     PALETTE[i % len(PALETTE)],
@@ -778,36 +709,31 @@ def draw_curves(res: Results, path: Path) -> Path | None:
 
 
 def draw_qualitative(res: Results, path: Path) -> tuple[Path | None, str]:
-    """``facd compare`` on the protocol's qualitative images; (figure, PSNR table or error)."""
+    """Crops of the protocol's qualitative images, seed 0 of each panel's row; (figure, PSNR
+    table) or (None, why it failed)."""
     q = res.proto.qualitative
     if not q.images or not q.panels:
         return None, ""
-    models = []
+    models: list[tuple[str, str]] = []
     for name in q.panels:
         if name == "teacher":
-            models.append(f"{res.proto.teacher.label}={res.proto.teacher.weights}")
+            models.append((res.proto.teacher.label, res.proto.teacher.weights))
             continue
         row = res.proto.row(name)
         runs = res.row_runs(row)
         if not runs:
             continue
-        models.append(f"{label(name)}={runs[min(runs)]['weights']}")
+        models.append((res.proto.label(name), runs[min(runs)]["weights"]))
     root = Path(res.proto.eval.data_root)
-    images = [str(root / im.set / "HR" / f"{im.name}.png") for im in q.images]
-    crops = [x for im in q.images for x in ("--crop", ",".join(map(str, im.crop)))]
-    argv = ["compare", *images, "--models", *models, "--scale", str(res.proto.scale), *crops]
-    argv += ["--panel-width", str(q.panel_width), "--device", "cpu", "-o", str(path)]
-    from facd.cli import main
-
-    buf, err = io.StringIO(), io.StringIO()
+    images = [root / im.set / "HR" / f"{im.name}.png" for im in q.images]
+    crops = [(im.crop[0], im.crop[1], im.crop[2], im.crop[3]) for im in q.images]
     try:
-        with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(err):
-            code = main(argv)
+        table = write_comparison(
+            images, crops, models, res.proto.scale, path, q.panel_width, device="cpu"
+        )
     except Exception as exc:  # noqa: BLE001 - the report must still be written
         return None, f"`facd compare` failed: {type(exc).__name__}: {exc}"
-    if code != 0:
-        return None, f"`facd compare` failed (exit {code}): {err.getvalue().strip()[-300:]}"
-    return path, buf.getvalue()
+    return path, table
 
 
 def write_report(
@@ -818,7 +744,7 @@ def write_report(
 ) -> Path:
     """Write the protocol's report and figures; returns the report's path."""
     res = Results.load(proto)
-    report_path = Path(proto.report)
+    report_path = Path(proto.report.path)
     fig_dir = Path(proto.figures_dir)
     rep = Report(res, f"facd reproduce {protocol_path} --report-only", protocol_path)
     rep.header()

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from facd.reproduce.protocol import PISR_TEACHER, Protocol, Row
+from facd.reproduce.protocol import Protocol, Row
 from facd.reproduce.stats import mean, paired, std
 
 
@@ -23,7 +23,7 @@ class Results:
     runs: dict[str, dict] = field(default_factory=dict)  # run id -> result JSON
     teacher: dict | None = None
     bicubic: dict | None = None
-    pisr_teacher: dict | None = None
+    stages: dict[str, dict] = field(default_factory=dict)  # teacher stage -> its JSON
     protocol_json: dict | None = None
 
     @classmethod
@@ -36,7 +36,10 @@ class Results:
                 res.runs[rid] = doc
         res.teacher = _read(root / "teacher.json")
         res.bicubic = _read(root / "bicubic.json")
-        res.pisr_teacher = _read(root / f"{PISR_TEACHER}.json")
+        for stage in proto.stages():
+            doc = _read(root / f"{stage}.json")
+            if doc is not None:
+                res.stages[stage] = doc
         res.protocol_json = _read(root / "protocol.json")
         return res
 

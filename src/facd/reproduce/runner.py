@@ -2,25 +2,28 @@
 
 Layout under the run folder ``OUT`` (large, not committed)::
 
-    OUT/<run id>/            facd train run directory of one row and seed (e.g. facd-s0)
-    OUT/<run id>.yaml        the config it was trained with
-    OUT/pisr-teacher/        PISR stage 1 (when the protocol has a pisr row)
+    OUT/<run id>/            run folder of one row and seed (e.g. facd-s0)
+    OUT/<stage>/             a teacher stage a method declares (e.g. PISR's pisr-teacher)
     OUT/teacher-sr/          the teacher's SR images of the evaluation sets (for Table 13)
-    OUT/logs/<task>.log      output of every subprocess
+    OUT/jobs/<task>.json     the job a process ran (its config and run folder, or what it
+                             evaluated; see :mod:`facd.reproduce.job`)
+    OUT/logs/<task>.log      output of every job process
 
 and under the protocol's ``results_dir`` (small, committed)::
 
     <run id>.safetensors     the student that was evaluated (the run's last.safetensors)
     <run id>.json            its numbers, curve, alpha = 0 fraction, timings and config
-    teacher.json, bicubic.json, pisr-teacher.safetensors (+ _encoder), protocol.json
+    teacher.json, bicubic.json, <stage>.safetensors (+ _encoder), protocol.json
 
 Caching: a run whose result JSON matches its config fingerprint and whose published weights
 match the recorded SHA-256 is skipped; a finished training run without results is only
-evaluated; an interrupted one is continued with ``facd train --resume``. Every ``facd train`` is
-run with ``--resume`` (which starts from scratch where there is no state yet), so that a run
-folder this runner wrote to in an earlier sitting (``repro_timing.json``, a config and logs of a
-run killed before its first checkpoint) is taken up again rather than refused as not empty.
-The subprocesses die with this process (Linux), so a killed ``facd reproduce`` leaves no
+evaluated; an interrupted one is continued from its latest state. Every job runs library
+functions (``python -m facd.reproduce.job JOB.json``), one process per job so that parallel
+jobs run with one thread each and a crash stays in its job. A train job takes the run folder's
+lock and always resumes (it starts from scratch where there is no state yet), so that a run
+folder this runner wrote to in an earlier sitting (``repro_timing.json``, a config and logs of
+a run killed before its first checkpoint) is taken up again rather than refused as not empty.
+The job processes die with this process (Linux), so a killed ``facd reproduce`` leaves no
 training behind that would hold the run folder's lock.
 """
 
@@ -40,10 +43,11 @@ from typing import Any
 
 import yaml
 
-from facd.errors import FacdError
+from facd.errors import CheckpointError, FacdError
 from facd.fileio import atomic_write_text
 from facd.reproduce.evaljob import DONE_MARKER
-from facd.reproduce.protocol import PISR_TEACHER, Protocol, Row, canonical_config
+from facd.reproduce.job import write_job
+from facd.reproduce.protocol import Protocol, Row, canonical_config, teacher_stage
 from facd.reproduce.scheduler import Outcome, Task, run_tasks
 
 RESULT_VERSION = 1
@@ -64,7 +68,7 @@ def fingerprint(obj: Any) -> str:
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    out = []
+    out: list[dict] = []
     if not path.is_file():
         return out
     for line in path.read_text(encoding="utf-8").splitlines():
@@ -77,16 +81,15 @@ def read_jsonl(path: Path) -> list[dict]:
 
 def finished_iteration(run_dir: Path) -> int:
     """The iteration recorded in ``last.safetensors`` (-1 if there is none)."""
+    from facd.archs.io import read_shapes
+
     last = run_dir / "last.safetensors"
     if not last.is_file():
         return -1
-    from safetensors import safe_open
-
     try:
-        with safe_open(str(last), framework="pt") as f:
-            meta = f.metadata() or {}
+        _shapes, meta = read_shapes(last)  # the header only, not the tensors
         return int(json.loads(meta.get("iteration", "-1")))
-    except Exception:  # noqa: BLE001 - a damaged file means "not finished"
+    except (CheckpointError, ValueError, TypeError):  # damaged: not finished
         return -1
 
 
@@ -188,8 +191,9 @@ class Reproduction:
         return out
 
     def teacher_weights_for(self, row: Row) -> str:
-        if row.method == "pisr":
-            return str(self.out / PISR_TEACHER / "last.safetensors")
+        stage = teacher_stage(row.method)
+        if stage is not None:
+            return str(self.out / stage / "last.safetensors")
         return self.p.teacher.weights
 
     def row_config(self, row: Row, seed: int) -> dict:
@@ -221,10 +225,18 @@ class Reproduction:
         )
 
     def _teacher_identity(self, row: Row) -> str:
-        if row.method == "pisr":
-            return f"pisr-teacher:{fingerprint(self.p.pisr_teacher_config())}"
+        stage = teacher_stage(row.method)
+        if stage is not None:
+            return f"{stage}:{fingerprint(self.p.stage_config(stage))}"
         path = Path(self.p.teacher.weights)
         return sha256_file(path) if path.is_file() else "absent"
+
+    def _run_job(self, name: str, job: dict[str, Any]) -> None:
+        """Run one job (:mod:`facd.reproduce.job`) in a process of its own, output to its log."""
+        path = self.out / "jobs" / f"{name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_job(path, job)
+        self._subprocess(name, [self.python, "-m", "facd.reproduce.job", str(path)])
 
     def _subprocess(self, name: str, cmd: list[str]) -> None:
         logs = self.out / "logs"
@@ -241,7 +253,7 @@ class Reproduction:
             raise FacdError(f"{name}: exit code {code}; see {logs / (name + '.log')}")
 
     def _train(self, name: str, cfg: dict, run_dir: Path) -> bool:
-        """``facd train`` into ``run_dir``, resuming an interrupted run; timing accumulated.
+        """Train into ``run_dir``, resuming an interrupted run; timing accumulated.
 
         Returns False when the run was already finished with this config."""
         from facd.train.config import load_config
@@ -251,13 +263,9 @@ class Reproduction:
         saved = _read_yaml(run_dir / "config.yaml")
         if finished_iteration(run_dir) == total and saved == resolved:
             return False
-        cfg_path = self.out / f"{name}.yaml"
-        atomic_write_text(cfg_path, yaml.safe_dump(cfg, sort_keys=False))
-        cmd = [self.python, "-m", "facd", "train", str(cfg_path), "--out", str(run_dir)]
-        cmd += ["--no-progress", "--resume"]  # from scratch where there is no state yet
         t0 = time.perf_counter()
         try:
-            self._subprocess(name, cmd)
+            self._run_job(name, {"kind": "train", "config": cfg, "run_dir": str(run_dir)})
         finally:
             _add_time(run_dir / "repro_timing.json", "train_s", time.perf_counter() - t0)
         if finished_iteration(run_dir) != total:
@@ -265,14 +273,19 @@ class Reproduction:
         return True
 
     def _evaljob(self, name: str, model: str, out_json: Path, keep_sr: Path | None) -> dict:
-        cmd = [self.python, "-m", "facd.reproduce.evaljob", "--model", model]
-        cmd += ["--scale", str(self.p.scale), "--sets", *self.p.eval.sets]
-        cmd += ["--data-root", self.p.eval.data_root, "--out", str(out_json)]
-        if keep_sr is not None:
-            cmd += ["--keep-sr", str(keep_sr)]
-        else:
-            cmd += ["--teacher-sr", str(self.teacher_sr)]
-        self._subprocess(name, cmd)
+        """Evaluate ``model``; keep its SR images in ``keep_sr`` (the teacher), or else compare
+        them with the teacher's."""
+        job = {
+            "kind": "eval",
+            "model": model,
+            "scale": self.p.scale,
+            "sets": list(self.p.eval.sets),
+            "data_root": self.p.eval.data_root,
+            "out": str(out_json),
+            "keep_sr": str(keep_sr) if keep_sr is not None else None,
+            "teacher_sr": None if keep_sr is not None else str(self.teacher_sr),
+        }
+        self._run_job(name, job)
         return json.loads(out_json.read_text())
 
     @property
@@ -329,23 +342,24 @@ class Reproduction:
         _write_json(result, doc)
         return True
 
-    def task_pisr_teacher(self) -> bool:
-        cfg = self.p.pisr_teacher_config()
-        run_dir = self.out / PISR_TEACHER
-        published = self.results / f"{PISR_TEACHER}.json"
-        trained = self._train(PISR_TEACHER, cfg, run_dir)
+    def task_stage(self, stage: str) -> bool:
+        """Train a teacher stage (e.g. PISR's E(Y) teacher) and publish its weights."""
+        cfg = self.p.stage_config(stage)
+        run_dir = self.out / stage
+        published = self.results / f"{stage}.json"
+        trained = self._train(stage, cfg, run_dir)
         if not trained and published.is_file():
             return False
         self.results.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(run_dir / "last.safetensors", self.results / f"{PISR_TEACHER}.safetensors")
-        enc = run_dir / "pisr_encoder.safetensors"
-        if enc.is_file():
-            shutil.copyfile(enc, self.results / f"{PISR_TEACHER}_encoder.safetensors")
+        shutil.copyfile(run_dir / "last.safetensors", self.results / f"{stage}.safetensors")
+        for name, target in _stage_extras(stage):
+            if (run_dir / name).is_file():
+                shutil.copyfile(run_dir / name, self.results / target)
         timing = _read_json(run_dir / "repro_timing.json")
         _write_json(
-            self.results / f"{PISR_TEACHER}.json",
+            published,
             {
-                "kind": PISR_TEACHER,
+                "kind": stage,
                 "config": yaml.safe_load((run_dir / "config.yaml").read_text()),
                 "train_s": timing.get("train_s"),
                 "weights_sha256": sha256_file(run_dir / "last.safetensors"),
@@ -423,15 +437,14 @@ class Reproduction:
         ]
         if not self.only:
             tasks.append(Task("eval:bicubic", self.task_bicubic, ["eval:teacher"]))
-        needs_pisr = any(r.method == "pisr" for r, _ in runs)
-        if needs_pisr:
-            tasks.append(Task(PISR_TEACHER, self.task_pisr_teacher))
+        for stage in dict.fromkeys(s for r, _ in runs if (s := teacher_stage(r.method))):
+            tasks.append(Task(stage, _bind_stage(self.task_stage, stage)))
         trains, evals = [], []
         # Seed 0 of every row first (then seed 1, ...): a short run still covers every method.
         runs = sorted(runs, key=lambda rs: rs[0].seeds.index(rs[1]))
         for row, seed in runs:
             rid = f"{row.name}-s{seed}"
-            deps = [PISR_TEACHER] if row.method == "pisr" else ["teacher"]
+            deps = [teacher_stage(row.method) or "teacher"]
             trains.append(Task(f"train:{rid}", _bind(self.task_train, row, seed), deps))
             evals.append(
                 Task(
@@ -514,6 +527,20 @@ def _die_with_parent() -> Callable[[], None] | None:
 
 def _bind(fn: Callable[[Row, int], bool], row: Row, seed: int) -> Callable[[], bool]:
     return lambda: fn(row, seed)
+
+
+def _bind_stage(fn: Callable[[str], bool], stage: str) -> Callable[[], bool]:
+    return lambda: fn(stage)
+
+
+def _stage_extras(stage: str) -> list[tuple[str, str]]:
+    """(file in the run folder, published name) of the extra networks a stage saves beside its
+    weights (the names :mod:`facd.train.rundir` knows, e.g. PISR's encoder ``pisr_encoder``,
+    published as ``<stage>_encoder.safetensors``)."""
+    from facd.train.rundir import WEIGHTS
+
+    extras = [n for n in WEIGHTS if n not in ("last.safetensors", "best.safetensors")]
+    return [(n, f"{stage}_{n.split('_', 1)[-1]}") for n in extras]
 
 
 def _loss_curve(records: list[dict]) -> list[list[float]]:

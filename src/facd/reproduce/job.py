@@ -1,0 +1,121 @@
+"""One job of a reproduction, run in a process of its own by the protocol runner::
+
+    python -m facd.reproduce.job JOB.json
+
+A job file is JSON written by :class:`facd.reproduce.runner.Reproduction`, one of
+
+* ``{"kind": "train", "config": {...}, "run_dir": "..."}``: train (or continue) one run with
+  :func:`train`;
+* ``{"kind": "eval", "model": "...", "scale": 4, "sets": [...], "data_root": "...",
+  "out": "eval.json", "teacher_sr": "..." | null, "keep_sr": "..." | null}``: evaluate one model
+  with :func:`facd.reproduce.evaljob.evaluate_model` and write its JSON to ``out``.
+
+Choices: a job calls library functions, not the ``facd`` command line, so nothing is re-parsed
+from flags; the runner still starts one process per job, for parallel jobs with one thread each
+and so that a crash of one run cannot take the others down. A train job takes the run folder's
+lock itself (:mod:`facd.train.rundir`), as ``facd train`` does, and always resumes: a folder
+without a training state starts from scratch, so a run folder that an earlier sitting wrote to
+(its config and logs, before the first checkpoint) is taken up again rather than refused.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from facd.errors import ConfigError, FacdError
+from facd.fileio import atomic_write_text
+
+__all__ = ["main", "run_job", "train"]
+
+PROG = "python -m facd.reproduce.job"
+
+
+def train(config: dict[str, Any], run_dir: Path, progress: bool = False) -> dict[str, Any]:
+    """Train the run of ``config`` in ``run_dir``, continuing its latest state if there is one.
+
+    Holds the run folder's lock while it trains and applies the rules of ``facd train
+    --resume``: a folder holding weights but no state, or a state trained with a config that
+    differs in more than the resumable keys, is refused with a :class:`ConfigError`.
+    """
+    from facd.commands.train import _check_resumable
+    from facd.train.config import load_config
+    from facd.train.loop import run_training
+    from facd.train.rundir import check_run_dir, lock_run_dir
+    from facd.train.state import has_state
+
+    run_dir = Path(run_dir)
+    rcfg = load_config(None, [], base=config)
+    lock = lock_run_dir(run_dir)
+    try:
+        state = has_state(run_dir)
+        check_run_dir(run_dir, resume=True, overwrite=False, has_state=state)
+        saved = run_dir / "config.yaml"
+        if state and saved.is_file():
+            _check_resumable(saved, rcfg.to_dict())
+        return run_training(rcfg, run_dir, resume=True, progress=progress)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def run_job(job: dict[str, Any]) -> None:
+    """Run one job (see the module docstring for its keys)."""
+    kind = job.get("kind")
+    if kind == "train":
+        train(job["config"], Path(job["run_dir"]))
+    elif kind == "eval":
+        from facd.reproduce.evaljob import evaluate_model, write_result
+
+        doc = evaluate_model(
+            job["model"],
+            list(job["sets"]),
+            int(job["scale"]),
+            job["data_root"],
+            teacher_sr=_path(job.get("teacher_sr")),
+            keep_sr=_path(job.get("keep_sr")),
+        )
+        write_result(Path(job["out"]), doc)
+    else:
+        raise ConfigError(f"job kind {kind!r} is unknown; use 'train' or 'eval'")
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value else None
+
+
+def _read_job(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise ConfigError(f"{path}: cannot read the job file ({type(err).__name__})") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: a job file holds a JSON object")
+    return doc
+
+
+def write_job(path: Path, job: dict[str, Any]) -> None:
+    """Write a job file (atomically, so a killed runner never leaves half a job)."""
+    atomic_write_text(path, json.dumps(job, indent=1, default=str) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print(f"usage: {PROG} JOB.json", file=sys.stderr)
+        return 2
+    try:
+        run_job(_read_job(Path(args[0])))
+    except FacdError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
