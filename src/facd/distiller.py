@@ -46,11 +46,11 @@ from torch import nn
 
 from facd.archs.spec import ArchSpec
 from facd.distill import crossrank
+from facd.distill import terms as _terms
 from facd.distill.methods import active_terms, get_method, needs_of, resolve_loss
 from facd.distill.options import LossOptions
 from facd.distill.pixel import adaptive_indicator
 from facd.distill.taps import FeatureTaps, default_taps, tap_channels
-from facd.distill.terms import TERMS as _TERMS
 from facd.distill.terms import LossTerm, Needs, SetupContext, StepContext, StepRandom, TermEnv
 from facd.errors import ConfigError
 
@@ -165,7 +165,7 @@ class Distiller(nn.Module):
                 else []
             ),
         )
-        self.terms = nn.ModuleDict({n: _TERMS[n].build(self.loss, env) for n, _ in used})
+        self.terms = nn.ModuleDict({n: _terms.TERMS[n].build(self.loss, env) for n, _ in used})
         self.weights = dict(used)
         self.taps = FeatureTaps(student, self.student_tap_paths) if self.student_tap_paths else None
         size, rank = crossrank.world()
@@ -302,7 +302,8 @@ class Distiller(nn.Module):
         if self.student_tap_paths:
             t_paths = self.teacher_taps.paths if self.teacher_taps else []
             lines.append(f"taps: student {self.student_tap_paths}, teacher {t_paths}")
-        terms = ", ".join(f"{w:.4g} x {self.terms[n].describe()}" for n, w in self.weights.items())
+        named = {t.name: t for t in self._terms()}
+        terms = ", ".join(f"{w:.4g} x {named[n].describe()}" for n, w in self.weights.items())
         lines.append(f"loss: {terms}")
         extra = sum(p.numel() for p in self.terms.parameters())
         if extra:

@@ -64,12 +64,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="shortcut for --set train.precision=... (autocast; fp16 adds a GradScaler)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--plugin",
+        dest="plugins",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE first (it registers methods or loss terms; see docs/extending.md)",
+    )
     p.add_argument("--schema", action="store_true", help="print the config's JSON schema and exit")
 
 
 def run(args: argparse.Namespace) -> int:
     from facd.errors import ConfigError
 
+    import_plugins(args.plugins)
     if args.schema:
         from facd.train.config import config_schema
 
@@ -89,6 +98,21 @@ def run(args: argparse.Namespace) -> int:
             _prepare(args)  # a bad config or run folder fails once, here, not in every process
             return _launch_torchrun(args)
     return _train(args)
+
+
+def import_plugins(modules: list[str]) -> None:
+    """Import the modules of ``--plugin`` (they register methods and terms when imported)."""
+    import importlib
+
+    from facd.errors import ConfigError
+
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as err:
+            raise ConfigError(
+                f"--plugin {name}: cannot import it ({err}); put its folder on PYTHONPATH"
+            ) from None
 
 
 def _prepare(args: argparse.Namespace):
@@ -211,6 +235,8 @@ def _launch_torchrun(args: argparse.Namespace) -> int:
     ]
     for item in args.overrides:
         cmd += ["--set", item]
+    for module in args.plugins:
+        cmd += ["--plugin", module]
     if args.resume:
         cmd.append("--resume")
     if args.overwrite:

@@ -25,8 +25,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from facd.distill import terms as _terms
 from facd.distill.options import LossOptions
-from facd.distill.terms import TERMS, Needs, TermSpec, add_term
+from facd.distill.terms import Needs, TermSpec, add_term
 from facd.errors import ConfigError
 from facd.typedconfig import from_dict, merge, to_dict
 
@@ -122,7 +123,7 @@ add_term(
 
 def loss_options_class() -> type[LossOptions]:
     """:class:`LossOptions`, extended by the sections of terms declared from outside (if any)."""
-    extra = sorted({(t.section, t.options) for t in TERMS.values() if t.options is not None})
+    extra = sorted({(t.section, t.options) for t in _terms.TERMS.values() if t.options is not None})
     known = {f.name for f in dataclasses.fields(LossOptions)}
     extra = [(s, o) for s, o in extra if s not in known]
     if not extra:
@@ -444,7 +445,7 @@ def resolve_loss(method: str, overrides: dict | None) -> LossOptions:
     opts = from_dict(loss_options_class(), data, "loss")
     if overrides and not m.needs_teacher:
         for name, _ in active_terms(opts):
-            spec = TERMS[name]
+            spec = _terms.TERMS[name]
             if spec.needs(opts).teacher:
                 what = f"'loss.{spec.section}' overrides switch on term {name!r}"
                 raise ConfigError(
@@ -458,7 +459,7 @@ def resolve_loss(method: str, overrides: dict | None) -> LossOptions:
 def active_terms(opts: LossOptions) -> list[tuple[str, float]]:
     """(term name, weight) for every term with a non-zero weight, in declaration order."""
     out = []
-    for spec in TERMS.values():
+    for spec in _terms.TERMS.values():
         if hasattr(opts, spec.section):
             weight = spec.weight(opts)
             if weight:
@@ -470,7 +471,7 @@ def needs_of(opts: LossOptions) -> Needs:
     """What the active terms of ``opts`` need together."""
     needs = Needs()
     for name, _ in active_terms(opts):
-        needs = needs | TERMS[name].needs(opts)
+        needs = needs | _terms.TERMS[name].needs(opts)
     return needs
 
 

@@ -128,7 +128,7 @@ class Trainer:
             ),
         )
         if cfg.train.channels_last:
-            self.model.to(memory_format=torch.channels_last)  # the teacher too
+            self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # the teacher too
         if cfg.train.compile:
             self._compile_student()
         self.train_module: nn.Module = self.model
