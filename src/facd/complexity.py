@@ -7,8 +7,11 @@ MACs = FLOPs / 2. What is (and is not) counted:
 
 * every convolution, including the two 1x1 ``MeanShift`` convs (9 MACs per pixel each, at LR
   and at output resolution) and RCAN's channel-attention 1x1 convs (on a 1x1 map);
-* bias additions, ReLU, sigmoid, residual additions, scaling, pooling and pixel shuffle are
-  **not** counted (pixel shuffle only moves data).
+* linear layers (SwinIR's qkv, projections and MLPs) and the attention matrix products
+  ``Q K^T`` and ``softmax(.) V`` (reported separately as ``attention_macs``, since published
+  transformer counts often leave them out);
+* bias additions, ReLU, sigmoid, softmax, LayerNorm, residual additions, scaling, pooling and
+  pixel shuffle are **not** counted (pixel shuffle only moves data).
 
 This matches the hand formula ``sum over convs of H_out * W_out * C_in * C_out * k * k`` and the
 figures SR papers print as "FLOPs" (which are in fact MACs), e.g. ~316 G for EDSR-baseline x2
@@ -24,7 +27,14 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-__all__ = ["Complexity", "count_macs", "count_params", "lr_size", "model_complexity"]
+__all__ = [
+    "Complexity",
+    "count_macs",
+    "count_macs_by_op",
+    "count_params",
+    "lr_size",
+    "model_complexity",
+]
 
 #: The unit label printed by ``facd info``.
 MAC_UNIT = "GMACs (what SR papers call FLOPs)"
@@ -39,6 +49,7 @@ class Complexity:
     macs: int
     input_size: tuple[int, int]
     output_size: tuple[int, int]
+    attention_macs: int = 0
 
     @property
     def gmacs(self) -> float:
@@ -73,14 +84,22 @@ def count_macs(model: nn.Module, input_size: tuple[int, int], in_channels: int =
 
     The model is copied to the ``meta`` device (no data is computed); the original is untouched.
     """
+    return sum(count_macs_by_op(model, input_size, in_channels).values())
+
+
+def count_macs_by_op(
+    model: nn.Module, input_size: tuple[int, int], in_channels: int = 3
+) -> dict[str, int]:
+    """MACs by aten operator (``convolution``, ``addmm``/``mm`` for linear layers, ``bmm`` for
+    batched matrix products such as attention)."""
     w, h = input_size
     meta_model = copy.deepcopy(model).to("meta") if _has_data(model) else model
     x = torch.empty(1, in_channels, h, w, device="meta")
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
         meta_model(x)
-    flops = counter.get_total_flops()
-    return int(flops) // 2
+    counts = counter.get_flop_counts().get("Global", {})
+    return {str(op).removeprefix("aten."): int(n) // 2 for op, n in counts.items()}
 
 
 def _has_data(model: nn.Module) -> bool:
@@ -97,5 +116,12 @@ def model_complexity(
     """
     total, trainable = count_params(model)
     lw, lh = lr_size(output_size, scale)
-    macs = count_macs(model, (lw, lh))
-    return Complexity(total, trainable, macs, (lw, lh), (lw * scale, lh * scale))
+    by_op = count_macs_by_op(model, (lw, lh))
+    return Complexity(
+        total,
+        trainable,
+        sum(by_op.values()),
+        (lw, lh),
+        (lw * scale, lh * scale),
+        attention_macs=by_op.get("bmm", 0),
+    )

@@ -1,11 +1,24 @@
-"""Layers shared by EDSR and RCAN, with the parameter names of the official EDSR-PyTorch code."""
+"""Layers and declaration parts shared by EDSR and RCAN (the official EDSR-PyTorch names).
+
+:class:`SRFamily` holds what the two declarations have in common: the ``sub_mean -> head ->
+body -> tail -> add_mean`` skeleton, the official/BasicSR key layouts and their detection, the
+frozen MeanShift constants a file may omit, and the tiling margin of their 3x3 convolutions.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+
+from facd.archs.registry import Architecture, Shapes, Tiling
+from facd.errors import ConfigError
+
+if TYPE_CHECKING:
+    from facd.archs.spec import ArchSpec
 
 
 def default_conv(
@@ -65,7 +78,7 @@ class SRNetwork(nn.Module):
     body: nn.Sequential
     tail: nn.Sequential
 
-    def __init__(self, spec) -> None:
+    def __init__(self, spec: ArchSpec) -> None:
         super().__init__()
         from facd.archs.spec import DIV2K_MEAN
 
@@ -87,3 +100,104 @@ class SRNetwork(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_tail(self.forward_features(x))
+
+
+# ----------------------------------------------------------------------------- declarations
+
+
+def check_sr_params(
+    n_feats: int, n_blocks: int, n_colors: int, rgb_range: float, extra: str = ""
+) -> None:
+    """Value checks shared by EDSR and RCAN hyperparameters (one-line ConfigErrors)."""
+    from facd.archs.spec import _short, finite
+
+    if n_feats < 1 or n_blocks < 1:
+        raise ConfigError(
+            f"n_feats and n_blocks must be >= 1, got {_short(n_feats)}, {_short(n_blocks)}"
+        )
+    if n_colors != 3:
+        raise ConfigError(f"n_colors must be 3 (RGB networks only), got {_short(n_colors)}")
+    if not (finite(rgb_range) and rgb_range > 0):
+        raise ConfigError(f"rgb_range must be a finite number > 0, got {_short(rgb_range)}")
+
+
+def conv(cin: int, cout: int, k: int) -> int:
+    """Parameters of a conv with bias."""
+    return cin * cout * k * k + cout
+
+
+def upsampler_stages(scale: int) -> list[int]:
+    """Pixel-shuffle factors: log2(scale) x2 stages, or one x3 stage."""
+    return [2] * int(math.log2(scale)) if scale & (scale - 1) == 0 else [scale]
+
+
+def conv_margin(n_lr: int, stages: list[int]) -> int:
+    """Walk back from an output pixel of each sub-pixel phase: a 3x3 conv widens the dependency
+    interval by one pixel at its resolution, a pixel shuffle by ``f`` maps output pixel ``q``
+    to input pixel ``floor(q / f)``; then ``n_lr`` convs at LR resolution."""
+    scale = math.prod(stages)
+    need = 0
+    for phase in range(scale):  # output pixel q = phase belongs to LR pixel 0
+        lo = hi = phase
+        for f in reversed(stages):
+            lo, hi = lo - 1, hi + 1  # the conv after this pixel shuffle
+            lo, hi = lo // f, hi // f
+        need = max(need, -(lo - n_lr), hi + n_lr)
+    return need
+
+
+class SRFamily(Architecture):
+    """The parts of the EDSR and RCAN declarations that are the same."""
+
+    optional_keys = ("sub_mean.", "add_mean.")
+
+    def body_convs(self, spec: ArchSpec) -> int:
+        """3x3 convs in the body at LR resolution (including the body-end conv)."""
+        raise NotImplementedError
+
+    def body_size(self, spec: ArchSpec) -> tuple[int, int]:
+        """(convs, parameters) of the body without the body-end conv."""
+        raise NotImplementedError
+
+    def layout_size(self, spec: ArchSpec) -> tuple[int, int]:
+        """Every conv has a weight and a bias; the MeanShift convs are left out."""
+        f, c = spec.n_feats, spec.n_colors
+        stages = len(upsampler_stages(spec.scale))
+        up = 4 * f if spec.scale & (spec.scale - 1) == 0 else 9 * f
+        body_convs, body_params = self.body_size(spec)
+        convs = 3 + stages + body_convs  # head, body-end conv, tail conv, upsampler convs
+        params = conv(c, f, 3) + conv(f, f, 3) + conv(f, c, 3) + stages * conv(f, up, 3)
+        return 2 * convs, params + body_params
+
+    def claims(self, shapes: Shapes) -> bool:
+        from facd.archs.formats import sr_family_of
+
+        return sr_family_of(shapes) == self.name
+
+    def to_official(self, sd: Mapping[str, Any]) -> dict[str, Any]:
+        from facd.archs.formats import basicsr_to_official, is_basicsr_layout
+
+        return basicsr_to_official(sd) if is_basicsr_layout(sd) else dict(sd)
+
+    def detect(self, shapes: Shapes, source: str) -> ArchSpec:
+        from facd.archs.formats import detect_sr_family
+
+        return detect_sr_family(shapes, source)
+
+    def conv_layers(self, spec: ArchSpec) -> tuple[int, list[int]]:
+        """(3x3 convs at LR resolution, pixel-shuffle factors): head + body + the first
+        upsampler conv; after each pixel shuffle there is exactly one 3x3 conv."""
+        return 1 + self.body_convs(spec) + 1, upsampler_stages(spec.scale)
+
+    def default_tile(self, spec: ArchSpec) -> int:
+        """512 LR px for 64 channels, scaled by ``sqrt(64 / n_feats)`` (same body memory)."""
+        return max(64, int(512 * math.sqrt(64 / spec.n_feats)) // 8 * 8)
+
+    def sr_tiling(self, spec: ArchSpec, exact: bool, reason: str = "") -> Tiling:
+        n_lr, stages = self.conv_layers(spec)
+        return Tiling(
+            exact=exact,
+            margin=conv_margin(n_lr, stages),
+            reason=reason,
+            tail_margin=conv_margin(1, stages),
+        )

@@ -1,5 +1,8 @@
 """Checkpoint layouts: official EDSR-PyTorch/RCAN names, BasicSR names, and detection.
 
+:func:`detect_spec` asks every registered architecture (:mod:`facd.archs.registry`); the rest
+of this module is the EDSR/RCAN part, used by their declarations.
+
 Detection reads only tensor names and shapes (in the spirit of spandrel's ``KeyCondition``):
 - RCAN is recognised by its channel-attention keys ``body.{g}.body.{b}.body.3.conv_du.0.weight``;
 - EDSR by ``body.{i}.body.0.weight`` without them;
@@ -77,7 +80,7 @@ _BASICSR_RULES: list[tuple[re.Pattern[str], str]] = [
 ]
 
 
-def is_basicsr_layout(sd: Mapping[str, torch.Tensor]) -> bool:
+def is_basicsr_layout(sd: Mapping[str, object]) -> bool:
     return "conv_first.weight" in sd
 
 
@@ -169,13 +172,44 @@ def _conv_shape(
     return shape  # type: ignore[return-value]
 
 
+def sr_family_of(sd: Mapping[str, torch.Tensor | Shape]) -> str | None:
+    """``"rcan"``, ``"edsr"`` or None: which of the two a state dict (official or BasicSR
+    layout) belongs to, from its key names alone. SwinIR files (``conv_first`` too, but
+    ``layers.*`` and ``patch_embed.*``) are not claimed."""
+    if any(k.startswith(("layers.", "patch_embed.")) for k in sd):
+        return None
+    if is_basicsr_layout(sd):
+        rcan = any(".residual_group." in k for k in sd)
+        return "rcan" if rcan else "edsr"
+    if "head.0.weight" not in sd:
+        return None
+    rcan_ca = re.compile(r"^body\.(\d+)\.body\.(\d+)\.body\.3\.conv_du\.0\.weight$")
+    return "rcan" if any(rcan_ca.match(k) for k in sd) else "edsr"
+
+
 def detect_spec(sd: Mapping[str, torch.Tensor | Shape], source: str = "checkpoint") -> ArchSpec:
-    """Detect architecture and hyperparameters from an official-layout state dict.
+    """Detect architecture and hyperparameters from a state dict in any known layout.
 
     ``sd`` maps names to tensors or to shapes (a safetensors header read without its tensors).
-    Absurd shapes (a conv weight that is not 4-D or has an empty dimension) and hyperparameters
-    that no :class:`ArchSpec` allows are a :class:`CheckpointError` naming ``source``.
+    Each registered architecture says whether the keys are its own (``claims``) and reads its
+    hyperparameters from the shapes (``detect``). Absurd shapes and hyperparameters that no
+    spec allows are a :class:`CheckpointError` naming ``source``.
     """
+    from facd.archs.registry import architectures
+
+    for arch in architectures():
+        if arch.claims(sd):
+            return arch.detect(sd, source)
+    raise CheckpointError(
+        f"{source}: not an EDSR, RCAN or SwinIR checkpoint (no 'head.0.weight', "
+        "'conv_first.weight' or 'layers.0.*' keys)"
+    )
+
+
+def detect_sr_family(
+    sd: Mapping[str, torch.Tensor | Shape], source: str = "checkpoint"
+) -> ArchSpec:
+    """Detect EDSR or RCAN hyperparameters from an official- or BasicSR-layout state dict."""
     if is_basicsr_layout(sd):
         sd = basicsr_to_official(sd)  # type: ignore[arg-type]
     if "head.0.weight" not in sd:

@@ -1,7 +1,8 @@
 """Loading and saving networks safely.
 
 facd's own checkpoints are safetensors files whose metadata holds the :class:`ArchSpec` as JSON
-(key ``facd.arch``). Official ``.pt``/``.pth`` files are read with ``torch.load(weights_only=True)``,
+(key ``facd.arch``); every architecture-specific step (key layouts, detection, constants a file
+may omit, the memory guard's sizes) is asked of the architecture's declaration. Official ``.pt``/``.pth`` files are read with ``torch.load(weights_only=True)``,
 which refuses any pickled object that is not a tensor or a plain container, so no code runs.
 """
 
@@ -19,17 +20,16 @@ from torch import nn
 from facd.archs.formats import (
     Shape,
     StateDict,
-    basicsr_to_official,
     detect_spec,
     shape_of,
     unwrap_state_dict,
 )
+from facd.archs.registry import Architecture
 from facd.archs.spec import PRESETS, ArchSpec, layout_size, preset_spec
 from facd.errors import CheckpointError, FacdError
 from facd.fileio import atomic_write_bytes, torch_load_weights_only
 
 ARCH_METADATA_KEY = "facd.arch"
-_MEAN_SHIFT = ("sub_mean.", "add_mean.")
 _INTACT = "the file is damaged or was edited: use an intact copy"
 
 
@@ -91,35 +91,36 @@ def spec_from_checkpoint(
         spec = ArchSpec.from_json(meta[ARCH_METADATA_KEY])
     except FacdError as err:
         raise CheckpointError(f"{where} is invalid: {err}; {_INTACT}") from None
-    names = ["arch", "scale", "n_feats", "n_colors"]
-    if spec.arch == found.arch:
-        names += ["n_blocks"] + (["n_groups", "reduction"] if spec.arch == "rcan" else [])
-    for name in names:
-        claimed, actual = getattr(spec, name), getattr(found, name)
-        if name == "reduction":  # only the squeezed width leaves a trace in the weights
-            claimed, actual = spec.n_feats // claimed, found.n_feats // actual
-            name = "n_feats // reduction"
-        if claimed != actual:
-            raise CheckpointError(
-                f"{where} says {name} = {claimed!r}, but the tensors have {actual!r}; {_INTACT}"
-            )
+    diff: tuple[str, Any, Any] | None = None
+    for name in ("arch", "scale"):
+        if getattr(spec, name) != getattr(found, name):
+            diff = (name, getattr(spec, name), getattr(found, name))
+            break
+    if diff is None:
+        diff = spec.declaration.metadata_mismatch(spec, found)
+    if diff is not None:
+        name, claimed, actual = diff
+        raise CheckpointError(
+            f"{where} says {name} = {claimed!r}, but the tensors have {actual!r}; {_INTACT}"
+        )
     return spec
 
 
 def check_before_build(spec: ArchSpec, shapes: dict[str, Shape], source: str) -> None:
     """Check a file's tensor names and shapes against ``spec`` before anything is allocated.
 
-    First the number of tensors computed from ``spec`` must not exceed what the file holds (so
-    a few hundred KB cannot ask for gigabytes, even where the metadata and the detected shapes
-    agree, e.g. a lone ``body.63.*`` key); then, with that bounded, the network is built on the
-    meta device (no memory) and compared key by key, and its parameter count must equal the
-    file's.
+    First the number of tensors computed from ``spec`` (its declaration's ``layout_size``) must
+    not exceed what the file holds (so a few hundred KB cannot ask for gigabytes, even where
+    the metadata and the detected shapes agree, e.g. a lone ``body.63.*`` key); then, with that
+    bounded, the network is built on the meta device (no memory) and compared key by key, and
+    its number of values must equal the file's.
     """
     from facd.archs import build_model
 
-    shapes = _official_names(shapes)
+    decl = spec.declaration
+    shapes = decl.to_official(shapes)
     tensors, params = layout_size(spec)
-    held = {k: s for k, s in shapes.items() if not k.startswith(_MEAN_SHIFT)}
+    held = {k: s for k, s in shapes.items() if not k.startswith(decl.optional_keys or ("\0",))}
     held_params = sum(math.prod(s) for s in held.values())
     if tensors > len(held):
         raise CheckpointError(
@@ -128,7 +129,7 @@ def check_before_build(spec: ArchSpec, shapes: dict[str, Shape], source: str) ->
         )
     with torch.device("meta"):
         own = build_model(spec).state_dict()
-    _compare_shapes({k: tuple(v.shape) for k, v in own.items()}, shapes, source)
+    _compare_shapes({k: tuple(v.shape) for k, v in own.items()}, shapes, source, decl)
     if params != held_params:  # implied by the comparison; kept as the guard's last word
         raise CheckpointError(
             f"{source}: {spec.describe()} needs {params:,} parameters but the file holds "
@@ -136,11 +137,14 @@ def check_before_build(spec: ArchSpec, shapes: dict[str, Shape], source: str) ->
         )
 
 
-def _compare_shapes(own: dict[str, Shape], found: dict[str, Shape], source: str) -> None:
-    """Strict key and shape comparison; MeanShift keys may be absent (they are constants)."""
+def _compare_shapes(
+    own: dict[str, Shape], found: dict[str, Shape], source: str, decl: Architecture
+) -> None:
+    """Strict key and shape comparison; the declaration's optional constants may be absent."""
     found = dict(found)
+    optional = decl.optional_keys
     for key in own:
-        if key.startswith(_MEAN_SHIFT) and key not in found:
+        if optional and key.startswith(optional) and key not in found:
             found[key] = own[key]
     missing = sorted(set(own) - set(found))
     unexpected = sorted(set(found) - set(own))
@@ -157,26 +161,28 @@ def _compare_shapes(own: dict[str, Shape], found: dict[str, Shape], source: str)
             )
 
 
-def _official_names(shapes: dict[str, Shape]) -> dict[str, Shape]:
-    return basicsr_to_official(shapes) if "conv_first.weight" in shapes else shapes  # type: ignore[arg-type,return-value]
+def load_weights(
+    model: nn.Module, sd: StateDict, source: str, spec: ArchSpec | None = None
+) -> None:
+    """Strict load; the only keys allowed to be absent are the declaration's constants."""
+    from facd.archs import spec_of_module
 
-
-def load_weights(model: nn.Module, sd: StateDict, source: str) -> None:
-    """Strict load; the only keys allowed to be absent are the constant MeanShift ones."""
-    if "conv_first.weight" in sd:
-        sd = basicsr_to_official(sd)
+    spec = spec or spec_of_module(model)
+    if spec is None:
+        raise CheckpointError(f"{source}: cannot load into a network not built by facd")
+    decl = spec.declaration
+    sd = decl.to_official(sd)
     own = model.state_dict()
     _compare_shapes(
-        {k: tuple(v.shape) for k, v in own.items()}, {k: shape_of(v) for k, v in sd.items()}, source
+        {k: tuple(v.shape) for k, v in own.items()},
+        {k: shape_of(v) for k, v in sd.items()},
+        source,
+        decl,
     )
-    for key, value in sd.items():
-        if not value.is_floating_point():
-            raise CheckpointError(
-                f"{source}: tensor {key!r} holds {value.dtype}; weights must be floating point"
-            )
+    decl.check_buffers(model, sd, source)
     sd = dict(sd)
     for key in own:
-        if key.startswith(_MEAN_SHIFT) and key not in sd:
+        if decl.optional_keys and key.startswith(decl.optional_keys) and key not in sd:
             sd[key] = own[key]
     model.load_state_dict(sd, strict=True)
 
@@ -188,6 +194,8 @@ def load_model(
 
     ``scale`` is required for presets and, for files, must match the detected scale.
     ``expect`` (for configs that name both an architecture and a file) must match the file.
+    Files: facd safetensors (metadata ``facd.arch``), official EDSR/RCAN ``.pt``, BasicSR
+    ``.pth`` and official SwinIR ``{"params"|"params_ema": ...}`` files.
     """
     from facd.archs import build_model
 
@@ -218,7 +226,7 @@ def load_model(
     if sd is None:
         sd, _ = read_checkpoint(path)
     model = build_model(spec)
-    load_weights(model, sd, str(path))
+    load_weights(model, sd, str(path), spec)
     return model, spec
 
 
@@ -226,9 +234,17 @@ def check_spec_matches(found: ArchSpec, expected: ArchSpec, source: str) -> None
     """Raise a one-line error listing each field where ``found`` differs from ``expected``."""
     diffs = [
         f"{name}: expected {getattr(expected, name)!r}, found {getattr(found, name)!r}"
-        for name in ("arch", "scale", "n_feats", "n_blocks", "n_groups", "reduction")
+        for name in ("arch", "scale")
         if getattr(expected, name) != getattr(found, name)
     ]
+    if found.arch == expected.arch:
+        decl = expected.declaration
+        diffs += [
+            f"{name}: expected {getattr(expected.params, name)!r}, "
+            f"found {getattr(found.params, name)!r}"
+            for name in decl.match_fields(expected)
+            if name != "n_colors" and getattr(expected.params, name) != getattr(found.params, name)
+        ]
     if diffs:
         raise CheckpointError(
             f"{source}: architecture does not match the config ({'; '.join(diffs)})"
@@ -249,4 +265,5 @@ def save_model(
 
 
 def with_res_scale(spec: ArchSpec, res_scale: float) -> ArchSpec:
-    return replace(spec, res_scale=res_scale)
+    """An EDSR spec with another ``res_scale`` (which leaves no trace in the weights)."""
+    return ArchSpec(spec.arch, spec.scale, replace(spec.params, res_scale=res_scale))

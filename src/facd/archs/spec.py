@@ -1,106 +1,128 @@
-"""Typed architecture descriptions and the named presets of the paper's Table 1."""
+"""The architecture descriptor every part of facd passes around, and the named presets.
+
+:class:`ArchSpec` is small and common to all architectures: the architecture's name, the scale
+and ``params``, the typed hyperparameter dataclass that the architecture's declaration
+(:mod:`facd.archs.registry`) owns (``EDSRParams``, ``RCANParams``, ``SwinIRSpec``). Adding an
+architecture adds no field here.
+
+Compatibility: ``ArchSpec("edsr", 4, n_feats=8)`` builds the params from keywords, and reading
+``spec.n_feats`` (any hyperparameter) is forwarded to ``spec.params``. facd's checkpoint metadata
+(``facd.arch``) is the flat JSON ``{"arch", "scale", **params}``; files written before the
+registry (EDSR with ``n_groups``/``reduction``, RCAN with ``res_scale``) still read.
+"""
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Literal
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
 
-from facd.errors import CheckpointError, ConfigError
+from facd.archs.registry import Architecture, all_presets, get_arch
+from facd.errors import CheckpointError, ConfigError, FacdError
 
-ArchName = Literal["edsr", "rcan"]
+#: Scales that some architecture supports (each declaration lists its own).
 SUPPORTED_SCALES = (2, 3, 4, 8)
 DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class ArchSpec:
-    """Everything needed to build a network: the architecture and its hyperparameters.
+    """Everything needed to build a network: architecture, scale and typed hyperparameters."""
 
-    ``n_blocks`` counts ResBlocks (EDSR) or RCABs per residual group (RCAN).
-    ``n_groups`` is only meaningful for RCAN (0 for EDSR).
-    """
-
-    arch: ArchName
+    arch: str
     scale: int
-    n_feats: int = 64
-    n_blocks: int = 16
-    n_groups: int = 0
-    res_scale: float = 1.0
-    reduction: int = 16
-    n_colors: int = 3
-    rgb_range: float = 255.0
+    params: Any
 
-    def __post_init__(self) -> None:
-        if self.arch not in ("edsr", "rcan"):
+    def __init__(self, arch: str, scale: int, params: Any = None, **options: Any) -> None:
+        decl = get_arch(arch)
+        if isinstance(scale, bool) or not isinstance(scale, int) or scale not in decl.scales:
             raise ConfigError(
-                f"unknown architecture {_short(self.arch)}; expected 'edsr' or 'rcan'"
+                f"scale {_short(scale)} is not supported; expected one of {decl.scales}"
             )
-        if self.scale not in SUPPORTED_SCALES:
-            raise ConfigError(
-                f"scale {_short(self.scale)} is not supported; expected one of {SUPPORTED_SCALES}"
-            )
-        if self.n_feats < 1 or self.n_blocks < 1:
-            raise ConfigError(
-                f"n_feats and n_blocks must be >= 1, got {_short(self.n_feats)}, "
-                f"{_short(self.n_blocks)}"
-            )
-        if self.arch == "rcan" and self.n_groups < 1:
-            raise ConfigError(f"rcan needs n_groups >= 1, got {_short(self.n_groups)}")
-        if self.n_groups < 0:
-            raise ConfigError(f"n_groups must be >= 0, got {_short(self.n_groups)}")
-        if self.reduction < 1:
-            raise ConfigError(f"reduction must be >= 1, got {_short(self.reduction)}")
-        if self.n_colors != 3:
-            raise ConfigError(
-                f"n_colors must be 3 (RGB networks only), got {_short(self.n_colors)}"
-            )
-        if not _finite(self.res_scale):
-            raise ConfigError(f"res_scale must be a finite number, got {_short(self.res_scale)}")
-        if not (_finite(self.rgb_range) and self.rgb_range > 0):
-            raise ConfigError(
-                f"rgb_range must be a finite number > 0, got {_short(self.rgb_range)}"
-            )
-        if self.arch == "rcan" and self.n_feats // self.reduction < 1:
-            raise ConfigError(
-                f"rcan n_feats {self.n_feats} is smaller than reduction {self.reduction}"
-            )
+        if params is None:
+            params = decl.params_from_dict(scale, options, arch)
+        elif options:
+            raise TypeError("ArchSpec takes params or keyword options, not both")
+        elif not isinstance(params, decl.params_type):
+            raise TypeError(f"{arch} params must be {decl.params_type.__name__}")
+        if getattr(params, "scale", scale) != scale:
+            raise ConfigError(f"{arch} params are for x{params.scale}, not x{scale}")
+        object.__setattr__(self, "arch", arch)
+        object.__setattr__(self, "scale", scale)
+        object.__setattr__(self, "params", params)
+
+    def __getattr__(self, name: str) -> Any:
+        """Hyperparameters read as attributes (``spec.n_feats``), forwarded to ``params``."""
+        if name.startswith("__") or name in ("arch", "scale", "params"):
+            raise AttributeError(name)
+        try:
+            return getattr(self.params, name)
+        except AttributeError:
+            raise AttributeError(
+                f"{self.arch} spec has no attribute {name!r}; its hyperparameters: "
+                f"{', '.join(self.declaration.option_names())}"
+            ) from None
+
+    @property
+    def declaration(self) -> Architecture:
+        return get_arch(self.arch)
 
     def with_scale(self, scale: int) -> ArchSpec:
-        return replace(self, scale=scale)
+        params = self.params
+        if hasattr(params, "scale"):
+            from dataclasses import replace
+
+            params = replace(params, scale=scale)
+        return ArchSpec(self.arch, scale, params)
+
+    def options(self) -> dict[str, Any]:
+        """The hyperparameters as plain values (lists for tuples), without the scale."""
+        return self.declaration.params_to_dict(self.params)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"arch": self.arch, "scale": self.scale, **self.options()}
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
     def from_dict(cls, data: Any) -> ArchSpec:
         """Build from untrusted data (a checkpoint's metadata): every field's type is checked.
 
-        ``arch`` and ``scale`` are required; other fields take their defaults. Integers must be
-        plain ints (not bools or floats); floats may be ints or floats, never bools.
+        ``arch`` and ``scale`` are required; the other keys go to the architecture's declaration,
+        which checks their types (integers must be plain ints, floats ints or floats, never
+        bools) and values. Any defect is a one-line :class:`CheckpointError`.
         """
         if not isinstance(data, dict):
             raise CheckpointError(
                 f"architecture must be a JSON object, got {type(data).__name__} {_short(data)}"
             )
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(str(k) for k in set(data) - known)
-        if unknown:
-            raise CheckpointError(f"unknown architecture field(s) {_short(unknown)}")
         missing = [name for name in ("arch", "scale") if name not in data]
         if missing:
             raise CheckpointError(f"architecture field(s) {missing} missing")
-        for name, value in data.items():
-            kind = _FIELD_KINDS[name]
-            accepted = (int, float) if kind is float else kind
-            if isinstance(value, bool) or not isinstance(value, accepted):
-                expected = {str: "a string", int: "an integer", float: "a number"}[kind]
-                raise CheckpointError(
-                    f"architecture field {name!r} must be {expected}, got "
-                    f"{type(value).__name__} {_short(value)}"
+        arch, scale = data["arch"], data["scale"]
+        if not isinstance(arch, str):
+            raise CheckpointError(
+                f"architecture field 'arch' must be a string, got {type(arch).__name__} "
+                f"{_short(arch)}"
+            )
+        if isinstance(scale, bool) or not isinstance(scale, int):
+            raise CheckpointError(
+                f"architecture field 'scale' must be an integer, got {type(scale).__name__} "
+                f"{_short(scale)}"
+            )
+        rest = {str(k): v for k, v in data.items() if k not in ("arch", "scale")}
+        try:
+            decl = get_arch(arch)
+            if scale not in decl.scales:
+                raise ConfigError(
+                    f"scale {_short(scale)} is not supported; expected one of {decl.scales}"
                 )
-        return cls(**data)
+            return cls(arch, scale, decl.params_from_dict(scale, rest, "architecture"))
+        except FacdError as err:
+            raise CheckpointError(str(err)) from None
 
     @classmethod
     def from_json(cls, text: str) -> ArchSpec:
@@ -117,29 +139,7 @@ class ArchSpec:
         return cls.from_dict(data)
 
     def describe(self) -> str:
-        if self.arch == "edsr":
-            body = (
-                f"{self.n_blocks} ResBlocks, {self.n_feats} channels, res_scale {self.res_scale:g}"
-            )
-        else:
-            body = (
-                f"{self.n_groups} groups x {self.n_blocks} RCABs, {self.n_feats} channels, "
-                f"reduction {self.reduction}"
-            )
-        return f"{self.arch.upper()} x{self.scale}: {body}"
-
-
-_FIELD_KINDS: dict[str, type] = {
-    "arch": str,
-    "scale": int,
-    "n_feats": int,
-    "n_blocks": int,
-    "n_groups": int,
-    "res_scale": float,
-    "reduction": int,
-    "n_colors": int,
-    "rgb_range": float,
-}
+        return self.declaration.describe(self)
 
 
 def _short(value: object, limit: int = 60) -> str:
@@ -148,7 +148,7 @@ def _short(value: object, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _finite(value: float) -> bool:
+def finite(value: float) -> bool:
     try:
         return math.isfinite(value)
     except OverflowError:  # an int too large for a float
@@ -156,49 +156,39 @@ def _finite(value: float) -> bool:
 
 
 def layout_size(spec: ArchSpec) -> tuple[int, int]:
-    """``(tensors, parameters)`` of the network ``spec`` describes, without the two frozen
-    MeanShift convs (which official and BasicSR files may omit).
-
-    Computed from the layout alone (nothing is built or allocated), so a checkpoint's claims can
-    be checked against what its file holds first. Every conv has a weight and a bias.
-    """
-
-    def conv(cin: int, cout: int, k: int) -> int:
-        return cin * cout * k * k + cout
-
-    f, c = spec.n_feats, spec.n_colors
-    stages = spec.scale.bit_length() - 1 if spec.scale & (spec.scale - 1) == 0 else 1
-    up = 4 * f if spec.scale & (spec.scale - 1) == 0 else 9 * f
-    convs = 3 + stages  # head, body-end conv, tail conv, upsampler convs
-    params = conv(c, f, 3) + conv(f, f, 3) + conv(f, c, 3) + stages * conv(f, up, 3)
-    if spec.arch == "edsr":
-        convs += 2 * spec.n_blocks
-        params += spec.n_blocks * 2 * conv(f, f, 3)
-    else:
-        squeeze = f // spec.reduction
-        rcab = 2 * conv(f, f, 3) + conv(f, squeeze, 1) + conv(squeeze, f, 1)
-        convs += spec.n_groups * (4 * spec.n_blocks + 1)
-        params += spec.n_groups * (spec.n_blocks * rcab + conv(f, f, 3))
-    return 2 * convs, params
+    """``(tensors, parameters)`` of the network ``spec`` describes, from its declaration
+    (nothing is built), without the constants a file may omit."""
+    return spec.declaration.layout_size(spec)
 
 
-# Presets without a scale; the scale is given separately (``edsr-s`` at x4 and so on).
-PRESETS: dict[str, dict] = {
-    "edsr-t": dict(arch="edsr", n_blocks=32, n_feats=256, res_scale=0.1),
-    "edsr-s": dict(arch="edsr", n_blocks=16, n_feats=64, res_scale=1.0),
-    "edsr-t16": dict(arch="edsr", n_blocks=16, n_feats=256, res_scale=0.1),
-    "rcan-t": dict(arch="rcan", n_groups=10, n_blocks=20, n_feats=64, reduction=16),
-    "rcan-s": dict(arch="rcan", n_groups=10, n_blocks=6, n_feats=64, reduction=16),
-    # Small networks for CPU work and tests.
-    "edsr-tiny-t": dict(arch="edsr", n_blocks=6, n_feats=32, res_scale=1.0),
-    "edsr-tiny-s": dict(arch="edsr", n_blocks=4, n_feats=16, res_scale=1.0),
-    "rcan-tiny-t": dict(arch="rcan", n_groups=3, n_blocks=3, n_feats=32, reduction=8),
-    "rcan-tiny-s": dict(arch="rcan", n_groups=3, n_blocks=1, n_feats=16, reduction=8),
-}
+class _Presets(Mapping[str, dict]):
+    """Every registered preset: name -> ``dict(arch=..., **hyperparameters)`` (no scale)."""
+
+    def __getitem__(self, name: str) -> dict:
+        arch, values = all_presets()[name]
+        return dict(arch=arch, **values)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(all_presets())
+
+    def __len__(self) -> int:
+        return len(all_presets())
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in all_presets()
+
+
+#: Presets without a scale; the scale is given separately (``edsr-s`` at x4 and so on).
+PRESETS: Mapping[str, dict] = _Presets()
 
 
 def preset_spec(name: str, scale: int) -> ArchSpec:
     """The :class:`ArchSpec` of a named preset at ``scale``."""
-    if name not in PRESETS:
-        raise ConfigError(f"unknown preset {name!r}; known presets: {', '.join(PRESETS)}")
-    return ArchSpec(scale=scale, **PRESETS[name])
+    presets = all_presets()
+    if name not in presets:
+        raise ConfigError(f"unknown preset {name!r}; known presets: {', '.join(presets)}")
+    arch, values = presets[name]
+    decl = get_arch(arch)
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale not in decl.scales:
+        raise ConfigError(f"scale {_short(scale)} is not supported; expected one of {decl.scales}")
+    return ArchSpec(arch, scale, decl.make_params(scale, decl.preset_values(name, scale)))

@@ -33,17 +33,23 @@ plain inference pays nothing. The identities hold no parameters, so state dicts 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from facd.archs.registry import Architecture, Shapes, TapPoint, Tiling
 from facd.errors import CheckpointError, ConfigError
 
+if TYPE_CHECKING:
+    from facd.archs.spec import ArchSpec
+
 Upsampler = Literal["pixelshuffle", "pixelshuffledirect"]
+StateOrShapes = Mapping[str, "torch.Tensor | tuple[int, ...]"]
 DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
 
 
@@ -81,11 +87,30 @@ class SwinIRSpec:
             raise ConfigError(
                 f"SwinIR embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}"
             )
+        if self.embed_dim < 1 or self.num_feat < 1 or self.img_size < 1:
+            raise ConfigError("SwinIR embed_dim, num_feat and img_size must be >= 1")
+        if not (_finite(self.mlp_ratio) and self.mlp_ratio > 0 and self.hidden >= 1):
+            raise ConfigError(f"SwinIR mlp_ratio must be a number > 0, got {self.mlp_ratio!r}")
+        if not (_finite(self.img_range) and self.img_range > 0):
+            raise ConfigError(f"SwinIR img_range must be a number > 0, got {self.img_range!r}")
+        if not (_finite(self.drop_path_rate) and 0 <= self.drop_path_rate < 1):
+            raise ConfigError(
+                f"SwinIR drop_path_rate must be in [0, 1), got {self.drop_path_rate!r}"
+            )
         if self.img_size % self.window_size:
             raise ConfigError(
                 f"SwinIR img_size {self.img_size} is not a multiple of window_size "
                 f"{self.window_size}"
             )
+
+    @property
+    def rgb_range(self) -> float:
+        """The value range inside the network (1 for SwinIR; EDSR/RCAN run in [0, 255])."""
+        return self.img_range
+
+    @property
+    def n_colors(self) -> int:
+        return 3
 
     @property
     def hidden(self) -> int:
@@ -97,6 +122,13 @@ class SwinIRSpec:
             f"embed {self.embed_dim}, {self.num_heads[0]} heads, window {self.window_size}, "
             f"{self.upsampler}"
         )
+
+
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def param_count(spec: SwinIRSpec, with_bias_tables: bool = True) -> int:
@@ -319,6 +351,7 @@ class SwinIR(nn.Module):
         self.scale = spec.scale
         self.window_size = spec.window_size
         self.img_range = spec.img_range
+        self.direct = spec.upsampler == "pixelshuffledirect"
         self.register_buffer("mean", torch.tensor(DIV2K_MEAN).view(1, 3, 1, 1), persistent=False)
         c = spec.embed_dim
         self.conv_first = nn.Conv2d(3, c, 3, 1, 1)
@@ -373,7 +406,7 @@ class SwinIR(nn.Module):
         x = (x - mean) * self.img_range
         shallow = self.conv_first(x)
         deep = self.conv_after_body(self.forward_features(shallow, (h, w))) + shallow
-        if self.spec.upsampler == "pixelshuffledirect":
+        if self.direct:
             y = self.upsample(deep)
         else:
             y = self.conv_last(self.upsample(self.conv_before_upsample(deep)))
@@ -445,13 +478,26 @@ def unwrap_official(obj: object, source: str) -> dict[str, torch.Tensor]:
     return obj
 
 
-def _shape(state: dict[str, torch.Tensor], key: str, source: str) -> tuple[int, ...]:
+def _shape(state: StateOrShapes, key: str, source: str, ndim: int = 1) -> tuple[int, ...]:
+    """The shape of ``key``, which must have at least ``ndim`` dimensions, all >= 1."""
     if key not in state:
         raise CheckpointError(f"{source}: SwinIR key {key!r} is missing")
-    return tuple(state[key].shape)
+    shape = _shape_of(state[key])
+    if len(shape) < ndim or min(shape, default=1) < 1:
+        raise CheckpointError(
+            f"{source}: SwinIR tensor {key!r} has shape {shape} (the file is damaged or not "
+            "a SwinIR checkpoint)"
+        )
+    return shape
 
 
-def detect(state: dict[str, torch.Tensor], source: str = "checkpoint") -> SwinIRSpec:
+def _shape_of(value: torch.Tensor | tuple[int, ...]) -> tuple[int, ...]:
+    if isinstance(value, torch.Tensor):
+        return tuple(int(d) for d in value.shape)
+    return tuple(int(d) for d in value)
+
+
+def detect(state: StateOrShapes, source: str = "checkpoint") -> SwinIRSpec:
     """Read a SwinIR's hyperparameters from its tensors' names and shapes.
 
     embed dim from ``conv_first``; depths from the ``blocks`` indices; heads from each layer's
@@ -461,7 +507,8 @@ def detect(state: dict[str, torch.Tensor], source: str = "checkpoint") -> SwinIR
     """
     embed = _shape(state, "conv_first.weight", source)[0]
     depths: list[int] = []
-    while any(k.startswith(f"layers.{len(depths)}.") for k in state):
+    layer_ids = {k.split(".")[1] for k in state if k.startswith("layers.")}
+    while str(len(depths)) in layer_ids:
         k = len(depths)
         n = 0
         while f"layers.{k}.residual_group.blocks.{n}.norm1.weight" in state:
@@ -473,7 +520,7 @@ def detect(state: dict[str, torch.Tensor], source: str = "checkpoint") -> SwinIR
         raise CheckpointError(f"{source}: no SwinIR layers ('layers.0...') found")
     prefix = "layers.{}.residual_group.blocks.0.attn."
     heads = [
-        _shape(state, prefix.format(k) + "relative_position_bias_table", source)[1]
+        _shape(state, prefix.format(k) + "relative_position_bias_table", source, 2)[1]
         for k in range(len(depths))
     ]
     n_index = _shape(state, prefix.format(0) + "relative_position_index", source)[0]
@@ -497,6 +544,11 @@ def detect(state: dict[str, torch.Tensor], source: str = "checkpoint") -> SwinIR
         upsampler = "pixelshuffledirect"
         out = _shape(state, "upsample.0.weight", source)[0]
         scale = math.isqrt(out // 3)
+    if scale not in (2, 3, 4, 8) or embed > 65536 or window > 1024:
+        raise CheckpointError(
+            f"{source}: SwinIR tensors give scale {scale}, embed dim {embed}, window {window}, "
+            "which facd does not support (the file is damaged or of another network)"
+        )
     try:
         spec = SwinIRSpec(
             scale=scale,
@@ -515,7 +567,7 @@ def detect(state: dict[str, torch.Tensor], source: str = "checkpoint") -> SwinIR
     return spec
 
 
-def check_layout(state: dict[str, torch.Tensor], spec: SwinIRSpec, source: str) -> None:
+def check_layout(state: StateOrShapes, spec: SwinIRSpec, source: str) -> None:
     """Every tensor of ``spec``'s network present with its shape, and nothing else.
 
     Shapes are compared on a meta-device network (nothing allocated), so a file whose tensors
@@ -536,9 +588,9 @@ def check_layout(state: dict[str, torch.Tensor], spec: SwinIRSpec, source: str) 
             f"{source}: unexpected key {extra[0]!r} for {spec.describe()} ({len(extra)} extra)"
         )
     for key, shape in expected.items():
-        if tuple(state[key].shape) != shape:
+        if _shape_of(state[key]) != shape:
             raise CheckpointError(
-                f"{source}: {key!r} has shape {tuple(state[key].shape)}, expected {shape} for "
+                f"{source}: {key!r} has shape {_shape_of(state[key])}, expected {shape} for "
                 f"{spec.describe()}"
             )
 
@@ -563,3 +615,144 @@ def load_official(path: str | Path, expect: SwinIRSpec | None = None) -> tuple[S
     net = SwinIR(spec)
     net.load_state_dict(state, strict=True)
     return net, spec
+
+
+# -- the declaration ------------------------------------------------------------------------------
+
+
+def layout_size(spec: SwinIRSpec) -> tuple[int, int]:
+    """(tensors, values) of the state dict, buffers included, computed from the spec alone."""
+    m, c = spec.window_size, spec.embed_dim
+    tensors = 2 + 2 + 2 + 2  # conv_first, patch_embed.norm, norm, conv_after_body
+    values = param_count(spec)
+    windows = (spec.img_size // m) ** 2
+    for depth in spec.depths:
+        shifted = depth // 2
+        tensors += depth * 14 + shifted + 2  # 14 per layer, a mask per shifted layer, conv
+        values += depth * m**4 + shifted * windows * m**4
+    del c
+    if spec.upsampler == "pixelshuffledirect":
+        tensors += 2
+    else:
+        stages = int(math.log2(spec.scale)) if spec.scale & (spec.scale - 1) == 0 else 1
+        tensors += 2 + 2 * stages + 2
+    return tensors, values
+
+
+class SwinIRArch(Architecture):
+    """SwinIR: classical (``swinir-m``) and lightweight (``swinir-s``) SR, plus tiny presets.
+
+    Checkpoints: the official ``{"params"|"params_ema": ...}`` files and facd's own, strictly
+    (the ``attn_mask`` and ``relative_position_index`` buffers must be present and equal to the
+    ones computed for the detected window and training size).
+    Taps: the outputs of three RSTBs (``taps.k``, (N, C, H, W) with the window padding cropped).
+    Tiling: approximate (see :meth:`tiling`).
+    """
+
+    name = "swinir"
+    title = "SwinIR"
+    params_type = SwinIRSpec
+    presets = SWINIR_PRESETS
+
+    def make_params(self, scale: int, values: Mapping[str, Any]) -> Any:
+        return SwinIRSpec(scale=scale, **values)
+
+    def preset_values(self, name: str, scale: int) -> dict[str, Any]:
+        values = dict(self.presets[name])
+        if name == "swinir-m" and scale == 2:  # classical x2 trains on 64-pixel patches
+            values["img_size"] = 64
+        return values
+
+    def build(self, spec: ArchSpec) -> nn.Module:
+        net = SwinIR(spec.params)
+        net.spec = spec  # type: ignore[assignment]  # what facd reads from a built network
+        return net
+
+    def describe(self, spec: ArchSpec) -> str:
+        return spec.params.describe()
+
+    def layout_size(self, spec: ArchSpec) -> tuple[int, int]:
+        return layout_size(spec.params)
+
+    def param_count(self, spec: ArchSpec) -> int:
+        return param_count(spec.params)
+
+    def extra_counts(self, spec: ArchSpec) -> dict[str, int]:
+        return {
+            "without the relative-position bias tables (the SwinIR paper's count)": param_count(
+                spec.params, with_bias_tables=False
+            )
+        }
+
+    def match_fields(self, spec: ArchSpec) -> list[str]:
+        """Everything but the training-only ``drop_path_rate``."""
+        return [n for n in self.option_names() if n != "drop_path_rate"]
+
+    def metadata_mismatch(self, claimed: ArchSpec, found: ArchSpec) -> tuple[str, Any, Any] | None:
+        """``img_range`` and ``drop_path_rate`` leave no trace in the tensors."""
+        for name in self.match_fields(claimed):
+            if name == "img_range":
+                continue
+            a, b = getattr(claimed.params, name), getattr(found.params, name)
+            if a != b:
+                return name, a, b
+        return None
+
+    def claims(self, shapes: Shapes) -> bool:
+        return any(k.startswith(("layers.", "patch_embed.")) for k in shapes)
+
+    def detect(self, shapes: Shapes, source: str) -> ArchSpec:
+        from facd.archs.spec import ArchSpec
+
+        params = detect(shapes, source)
+        return ArchSpec("swinir", params.scale, params)
+
+    def check_buffers(self, model: nn.Module, sd: Mapping[str, torch.Tensor], source: str) -> None:
+        """Weights must be floating point; the index and mask buffers must equal ours (a
+        tampered index would read outside the bias table)."""
+        own = model.state_dict()
+        for key, value in sd.items():
+            if key.endswith(("relative_position_index", "attn_mask")):
+                if value.dtype != own[key].dtype or not torch.equal(value, own[key]):
+                    raise CheckpointError(
+                        f"{source}: SwinIR buffer {key!r} differs from the one computed for "
+                        f"window {model.window_size}; the file is damaged: use an intact copy"
+                    )
+            elif not value.is_floating_point():
+                raise CheckpointError(
+                    f"{source}: tensor {key!r} holds {value.dtype}; weights must be floating point"
+                )
+
+    def taps(self, spec: ArchSpec) -> list[TapPoint]:
+        """RSTB outputs after the first and second third of the blocks and after the last
+        (``taps.1``, ``taps.3``, ``taps.5`` of 6; ``taps.0``, ``taps.1``, ``taps.3`` of 4)."""
+        k = len(spec.params.depths)
+        q, r = divmod(k, 3)
+        sizes = [q] * (3 - r) + [q + 1] * r
+        a, b = max(sizes[0], 1), max(sizes[0] + sizes[1], 1)
+        paths = [f"taps.{a - 1}", f"taps.{b - 1}", f"taps.{k - 1}"]
+        return [TapPoint(p, spec.params.embed_dim) for p in paths]
+
+    def tiling(self, spec: ArchSpec) -> Tiling:
+        """Never exact: windows are laid out from each tile's corner (and padded by
+        reflection), so a tile's windows are not the whole image's. Margin: 2 windows plus
+        the convolutions; the tolerance is what the tests hold a tile to at that margin."""
+        m = spec.params.window_size
+        return Tiling(
+            exact=False,
+            margin=TILE_MARGIN_WINDOWS * m + 2 * len(spec.params.depths) + 4,
+            tolerance=TILE_TOLERANCE,
+            reason="shifted windows and padding are laid out per tile",
+        )
+
+    def default_tile(self, spec: ArchSpec) -> int:
+        """256 LR px for the 60-wide SwinIR-S, scaled by ``sqrt(60 / embed_dim)``."""
+        return max(64, int(256 * math.sqrt(60 / spec.params.embed_dim)) // 8 * 8)
+
+
+#: Tile overlap in windows (plus the convolutions' pixels), and the max abs difference from
+#: the untiled output (images in [0, 1]) allowed at that overlap.
+TILE_MARGIN_WINDOWS = 2
+TILE_TOLERANCE = 2e-2
+
+ARCH = SwinIRArch()

@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     if w < spec.scale or h < spec.scale:
         raise FacdError(f"--size {w}x{h} is smaller than the scale x{spec.scale}")
     c = model_complexity(model, spec.scale, (w, h))
+    others = spec.declaration.extra_counts(spec)
     if args.json:
         doc = {
             "model": args.model,
@@ -60,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
             "spec": json.loads(spec.to_json()),
         }
         doc.update(c.to_dict())
+        doc["other_parameter_counts"] = others
         doc["requested_output_size"] = [w, h]
         print(json.dumps(doc, indent=2))
         return 0
@@ -70,8 +72,17 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"parameters:   {c.trainable_params:,} ({c.trainable_params / 1e6:.3f} M) trainable"
         + (f", +{frozen:,} frozen (MeanShift)" if frozen else "")
+        + (", relative-position bias tables included" if spec.arch == "swinir" else "")
     )
+    for label, count in others.items():
+        print(f"              {count:,} ({count / 1e6:.3f} M) {label}")
     print(f"MACs:         {c.gmacs:.2f} {MAC_UNIT}")
+    if c.attention_macs:
+        rest = (c.macs - c.attention_macs) / 1e9
+        print(
+            f"              of which {c.attention_macs / 1e9:.2f} G in the attention products "
+            f"(Q K^T, softmax V); {rest:.2f} G without them"
+        )
     note = "" if (ow, oh) == (w, h) else f" (requested {w}x{h}, not divisible by {spec.scale})"
     print(f"at output:    {ow}x{oh}{note}, input {iw}x{ih}")
     return 0

@@ -1,11 +1,13 @@
 """Capture intermediate features by dotted module path with forward hooks.
 
-Default taps follow FAKD's code (which FACD follows for a fair comparison), three per network,
-all at LR resolution:
+The default taps come from each architecture's declaration (:mod:`facd.archs.registry`), with
+their channel counts, three per network:
 
 - EDSR: the body split into thirds, e.g. after ResBlocks 5 and 10 of 16 (``body.4``, ``body.9``)
-  or 10 and 21 of 32, then ``body_out``;
-- RCAN: after residual groups 3 and 7 (``body.2``, ``body.6``), then ``body_out``.
+  or 10 and 21 of 32, then ``body_out`` (FAKD's taps, which FACD follows for a fair comparison);
+- RCAN: after residual groups 3 and 7 (``body.2``, ``body.6``), then ``body_out``;
+- SwinIR: the outputs of three RSTBs (``taps.1``, ``taps.3``, ``taps.5`` of 6), as (N, C, H, W)
+  maps with the window padding cropped away.
 
 ``body_out`` is the body-end conv *plus* the global skip: FAKD's forward appends ``res`` and then
 runs ``res += x`` in place, so its third tap is really the post-skip tensor. Our networks add the
@@ -15,26 +17,25 @@ tap without relying on an in-place mutation.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
+from facd.archs.registry import TapPoint
 from facd.archs.spec import ArchSpec
 from facd.errors import ConfigError
 
 
+def default_tap_points(spec: ArchSpec) -> list[TapPoint]:
+    """The architecture's default taps with their channel counts."""
+    return spec.declaration.taps(spec)
+
+
 def default_taps(spec: ArchSpec) -> list[str]:
-    if spec.arch == "rcan":
-        if spec.n_groups < 8:
-            third = max(spec.n_groups // 3, 1)
-            return [f"body.{third - 1}", f"body.{min(2 * third, spec.n_groups) - 1}", "body_out"]
-        return ["body.2", "body.6", "body_out"]
-    # FAKD splits the blocks 5/5/6 (16) and 10/11/11 (32): the remainder goes to the later thirds.
-    q, r = divmod(spec.n_blocks, 3)
-    sizes = [q] * (3 - r) + [q + 1] * r
-    a, b = max(sizes[0], 1), max(sizes[0] + sizes[1], 1)
-    return [f"body.{a - 1}", f"body.{b - 1}", "body_out"]
+    """The module paths of the architecture's default taps."""
+    return [t.path for t in default_tap_points(spec)]
 
 
 class FeatureTaps:
@@ -58,8 +59,8 @@ class FeatureTaps:
         self._store: dict[str, torch.Tensor] = {}
         self._handles = [modules[p].register_forward_hook(self._hook(p)) for p in self.paths]
 
-    def _hook(self, path: str):
-        def fn(_module: nn.Module, _inputs: tuple, output: torch.Tensor) -> None:
+    def _hook(self, path: str) -> Callable[[nn.Module, Any, torch.Tensor], None]:
+        def fn(_module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
             self._store[path] = output.clone() if self.clone else output
 
         return fn
@@ -88,7 +89,14 @@ class FeatureTaps:
 
 
 def tap_channels(model: nn.Module, paths: Sequence[str], lr_size: int = 8) -> list[int]:
-    """Channel count at each tap, from a dry run on a tiny input."""
+    """Channel count at each tap: declared by the architecture for its default taps (no dry
+    run); other paths, or a network facd did not build, by a dry run on a tiny input."""
+    from facd.archs import spec_of_module
+
+    spec = spec_of_module(model)
+    declared = {t.path: t.channels for t in default_tap_points(spec)} if spec else {}
+    if all(p in declared for p in paths):
+        return [declared[p] for p in paths]
     device = next(model.parameters()).device
     with FeatureTaps(model, paths) as taps, torch.no_grad():
         was_training = model.training

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from facd.archs.registry import Tiling
 from facd.archs.spec import ArchSpec
 from facd.errors import DataError, FacdError
 from facd.infer.device import (
@@ -47,7 +48,6 @@ from facd.infer.tiling import (
     DEFAULT_OVERLAP,
     default_tail_tile,
     default_tile,
-    receptive_margin,
     tail_margin,
     tile_grid,
     tiled_forward,
@@ -78,8 +78,10 @@ class ModelDescription:
 
     ``supports_half``: the architecture gives correct results in fp16/bf16 (whether the device
     runs half precision natively is checked separately, see ``facd.infer.device``).
-    ``receptive_margin``: the tile overlap (LR pixels) from which tiling is exact; ``exact_tiling``
-    is False for RCAN, whose global channel attention makes every tiling approximate.
+    ``receptive_margin``: the declared tile overlap (LR pixels), from which EDSR tiling is
+    exact; ``exact_tiling`` is False for RCAN (global channel attention) and SwinIR (windows
+    laid out per tile), whose tiles are approximate (``tiling`` gives the reason and, for
+    SwinIR, the tolerance the tests hold it to).
     """
 
     arch: str
@@ -91,28 +93,32 @@ class ModelDescription:
     spec: ArchSpec
     receptive_margin: int
     exact_tiling: bool
+    tiling: Tiling
 
     def __str__(self) -> str:
-        exact = "exact" if self.exact_tiling else "approximate (global channel attention)"
-        return (
-            f"{self.spec.describe()}; {self.parameters:,} parameters; tiling {exact}, "
-            f"receptive margin {self.receptive_margin} LR px"
-        )
+        if self.exact_tiling:
+            exact = f"exact, receptive margin {self.receptive_margin} LR px"
+        else:
+            exact = f"approximate ({self.tiling.reason}), margin {self.receptive_margin} LR px"
+        return f"{self.spec.describe()}; {self.parameters:,} parameters; tiling {exact}"
 
 
 def describe(spec: ArchSpec, model: nn.Module) -> ModelDescription:
     from facd.complexity import count_params
 
+    decl = spec.declaration
+    info = decl.tiling(spec)
     return ModelDescription(
         arch=spec.arch,
         scale=spec.scale,
-        channels=spec.n_colors,
-        supports_half=True,
+        channels=3,
+        supports_half=decl.supports_half(spec),
         size_requirements=SizeRequirements(),
         parameters=count_params(model)[0],
         spec=spec,
-        receptive_margin=receptive_margin(spec),
-        exact_tiling=spec.arch == "edsr",
+        receptive_margin=info.margin,
+        exact_tiling=info.exact,
+        tiling=info,
     )
 
 
@@ -286,10 +292,11 @@ class Upscaler:
 
     def _two_stage(self, model: nn.Module, tail_tile: int) -> Callable[[Tensor], Tensor]:
         """The network as body on the whole window, then the tail on exact sub-tiles."""
-        if tail_tile == 0 or not hasattr(model, "forward_features"):
+        margin = tail_margin(self.spec)
+        if tail_tile == 0 or margin is None or not hasattr(model, "forward_tail"):
             return model
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
-        s, margin = self.scale, tail_margin(self.spec)
+        s = self.scale
 
         def tail(t: Tensor) -> Tensor:
             return model.forward_tail(t.contiguous(memory_format=fmt))
@@ -299,7 +306,7 @@ class Upscaler:
             b, _, h, w = feats.shape
             if tail_tile >= max(h, w):
                 return model.forward_tail(feats)
-            out = torch.empty((b, self.spec.n_colors, h * s, w * s), dtype=x.dtype, device=x.device)
+            out = torch.empty((b, 3, h * s, w * s), dtype=x.dtype, device=x.device)
             for i in range(b):
                 tiled_forward(
                     tail,
@@ -339,9 +346,9 @@ class Upscaler:
         """Upscale one (3, H, W) image (uint8 0..255 or float 0..1, any device) tile by tile,
         passing each output core to ``write(y, x, block)``; returns the number of tiles."""
         opts = self._options(options)
-        if lr.dim() != 3 or lr.shape[0] != self.spec.n_colors:
+        if lr.dim() != 3 or lr.shape[0] != self.description.channels:
             raise DataError(
-                f"expected a ({self.spec.n_colors}, H, W) image, got shape {tuple(lr.shape)}"
+                f"expected a ({self.description.channels}, H, W) image, got shape {tuple(lr.shape)}"
             )
         self.description.size_requirements.check(int(lr.shape[1]), int(lr.shape[2]))
         fwd = self._forward(opts["dtype"], bool(opts["self_ensemble"]), opts["tail_tile"])
@@ -467,7 +474,8 @@ def load(
     **options: Any,
 ) -> Upscaler:
     """An :class:`Upscaler` for a preset name (untrained; needs ``scale``), a facd checkpoint,
-    an official EDSR/RCAN ``.pt`` or BasicSR ``.pth`` file, or an EDSR/RCAN module built by facd.
+    an official EDSR/RCAN ``.pt``, BasicSR ``.pth`` or SwinIR ``{"params": ...}`` file, or a
+    network built by facd.
 
     A preset name warns (:class:`facd.UntrainedWeightsWarning`) that its weights are random; the
     warning is raised after the options were checked, so a bad option fails without it.
@@ -476,9 +484,13 @@ def load(
     ``self_ensemble``, ``channels_last``, ``progress``.
     """
     if isinstance(model, nn.Module):
-        spec = getattr(model, "spec", None)
-        if not isinstance(spec, ArchSpec):
-            raise FacdError("facd.load needs an EDSR/RCAN module built by facd (with a .spec)")
+        from facd.archs import spec_of_module
+
+        spec = spec_of_module(model)
+        if spec is None:
+            raise FacdError(
+                "facd.load needs a network built by facd (EDSR, RCAN or SwinIR, with a .spec)"
+            )
         if scale is not None and scale != spec.scale:
             raise FacdError(f"model is x{spec.scale}, but x{scale} was asked for")
         return Upscaler(model, spec, device, **options)

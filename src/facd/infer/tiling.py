@@ -19,7 +19,10 @@ that is not an image border is never reached, and a side that is an image border
 zero padding as the whole image. :func:`receptive_margin` gives the smallest such overlap for
 EDSR. RCAN's channel attention averages each feature map over the *whole input*, so any RCAN
 tile sees slightly different attention weights than the whole image: RCAN tiles are never
-exact, whatever the overlap (see docs/inference.md for measured differences).
+exact, whatever the overlap (see docs/inference.md for measured differences). SwinIR lays its
+attention windows out from each tile's corner, so its tiles are approximate too, held to a
+declared tolerance at a declared margin. Each architecture declares which case it is
+(:class:`facd.archs.registry.Tiling`); the functions here read the declaration.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from facd.archs.common import SRFamily
+from facd.archs.registry import Tiling
 from facd.archs.spec import ArchSpec
 from facd.errors import FacdError, NonFiniteOutputError
 
@@ -49,6 +54,7 @@ __all__ = [
     "tail_margin",
     "tile_grid",
     "tiled_forward",
+    "tiling_info",
     "tiling_is_exact",
 ]
 
@@ -63,8 +69,9 @@ DEFAULT_TAIL_TILE_OUTPUT = 512
 
 
 def default_tile(spec: ArchSpec) -> int:
-    """The default body tile core size in LR pixels (a multiple of 8)."""
-    return max(64, int(DEFAULT_TILE_64 * math.sqrt(64 / spec.n_feats)) // 8 * 8)
+    """The default body tile core size in LR pixels (a multiple of 8), from the declaration:
+    512 for 64-channel EDSR/RCAN, scaled by ``sqrt(64 / n_feats)``; 256 for SwinIR-S."""
+    return spec.declaration.default_tile(spec)
 
 
 def default_tail_tile(scale: int) -> int:
@@ -97,55 +104,37 @@ Writer = Callable[[int, int, Tensor], None]
 
 
 def conv_layers(spec: ArchSpec) -> tuple[int, list[int]]:
-    """(number of 3x3 convs at LR resolution, upsampling factors of the pixel-shuffle stages).
-
-    LR convs: head + 2 per block + body-end conv (+ one per RCAN group) + the first upsampler
-    conv. After each pixel shuffle there is exactly one 3x3 conv (the next stage's conv, or the
-    final conv at output resolution).
-    """
-    if spec.arch == "edsr":
-        body = 2 * spec.n_blocks + 1
-    else:
-        body = spec.n_groups * (2 * spec.n_blocks + 1) + 1
-    s = spec.scale
-    stages = [2] * int(math.log2(s)) if s & (s - 1) == 0 else [s]
-    return 1 + body + 1, stages
-
-
-def _margin(n_lr: int, stages: list[int]) -> int:
-    """Walk back from an output pixel of each sub-pixel phase: a 3x3 conv widens the dependency
-    interval by one pixel at its resolution, a pixel shuffle by ``f`` maps output pixel ``q``
-    to input pixel ``floor(q / f)``; then ``n_lr`` convs at LR resolution."""
-    scale = math.prod(stages)
-    need = 0
-    for phase in range(scale):  # output pixel q = phase belongs to LR pixel 0
-        lo = hi = phase
-        for f in reversed(stages):
-            lo, hi = lo - 1, hi + 1  # the conv after this pixel shuffle
-            lo, hi = lo // f, hi // f
-        need = max(need, -(lo - n_lr), hi + n_lr)
-    return need
+    """(number of 3x3 convs at LR resolution, upsampling factors of the pixel-shuffle stages)
+    of an EDSR/RCAN (see :meth:`facd.archs.common.SRFamily.conv_layers`)."""
+    decl = spec.declaration
+    if not isinstance(decl, SRFamily):
+        raise FacdError(f"{spec.arch} is not a convolutional EDSR/RCAN network")
+    return decl.conv_layers(spec)
 
 
 def receptive_margin(spec: ArchSpec) -> int:
-    """Smallest overlap (LR pixels) whose tiles reproduce the whole-image output of EDSR.
-
-    For RCAN this is the margin of its convolutions only; its global-average channel attention
-    makes tiles inexact anyway (:func:`tiling_is_exact`).
-    """
-    n_lr, stages = conv_layers(spec)
-    return _margin(n_lr, stages)
+    """The declared tile overlap (LR pixels): for EDSR the smallest one whose tiles reproduce
+    the whole-image output; for RCAN the margin of its convolutions (its global channel
+    attention makes tiles inexact anyway); for SwinIR the recommended overlap (approximate)."""
+    return spec.declaration.tiling(spec).margin
 
 
-def tail_margin(spec: ArchSpec) -> int:
+def tail_margin(spec: ArchSpec) -> int | None:
     """Exact overlap (LR pixels) for tiling the tail alone: the upsampler's first conv at LR
-    and the convs after each pixel shuffle (2 for every scale)."""
-    return _margin(1, conv_layers(spec)[1])
+    and the convs after each pixel shuffle (2 for every scale); None where the architecture
+    has no separate tail (SwinIR)."""
+    return spec.declaration.tiling(spec).tail_margin
+
+
+def tiling_info(spec: ArchSpec) -> Tiling:
+    """Whether tiling is exact, its margin, tolerance and reason, as declared."""
+    return spec.declaration.tiling(spec)
 
 
 def tiling_is_exact(spec: ArchSpec, overlap: int) -> bool:
     """True where tiles with this overlap reproduce the whole-image output (EDSR only)."""
-    return spec.arch == "edsr" and overlap >= receptive_margin(spec)
+    info = spec.declaration.tiling(spec)
+    return info.exact and overlap >= info.margin
 
 
 @dataclass(frozen=True)

@@ -35,11 +35,12 @@ from typing import Any, Literal
 
 import yaml
 
-from facd.archs.spec import PRESETS, SUPPORTED_SCALES, ArchSpec, preset_spec
+from facd.archs.spec import SUPPORTED_SCALES
 from facd.assets import is_asset, resolve_asset
 from facd.distill.methods import get_method, resolve_loss
 from facd.distill.options import LossOptions
 from facd.errors import ConfigError
+from facd.train.netconfig import NetConfig
 from facd.typedconfig import (
     apply_overrides,
     field,
@@ -58,45 +59,6 @@ SEED_MAX = 2**32 - 1
 
 BATCH_MAX = 65536
 ITERATIONS_MAX = 10**9
-
-
-@dataclass
-class NetConfig:
-    """A network: a preset with optional overrides, and optional weights."""
-
-    preset: str | None = field(None, f"one of: {', '.join(PRESETS)}")
-    arch: Literal["edsr", "rcan"] | None = field(None, "architecture (when no preset)")
-    n_feats: int | None = field(None, "channels", ge=1, le=4096)
-    n_blocks: int | None = field(None, "ResBlocks (EDSR) or RCABs per group (RCAN)", ge=1, le=1024)
-    n_groups: int | None = field(None, "residual groups (RCAN)", ge=1, le=1024)
-    res_scale: float | None = field(None, "residual scaling (EDSR)", gt=0, le=1)
-    reduction: int | None = field(None, "channel-attention reduction (RCAN)", ge=1, le=4096)
-    weights: str | None = field(
-        None, "checkpoint to load (teacher: required for distillation)", path=True
-    )
-    taps: list[str] | None = field(None, "module paths of the feature taps; default: FAKD's three")
-
-    def validate(self, where: str) -> None:
-        if self.preset is not None and self.preset not in PRESETS:
-            raise ConfigError(
-                f"'{where}.preset' is {short_repr(self.preset)}; known presets: {', '.join(PRESETS)}"
-            )
-        if self.preset is None and self.arch is None:
-            raise ConfigError(f"'{where}' needs a 'preset' or an 'arch'")
-
-    def spec(self, scale: int) -> ArchSpec:
-        base = (
-            dataclasses.asdict(preset_spec(self.preset, scale))
-            if self.preset
-            else {"arch": self.arch, "scale": scale}
-        )
-        for name in ("arch", "n_feats", "n_blocks", "n_groups", "res_scale", "reduction"):
-            value = getattr(self, name)
-            if value is not None:
-                base[name] = value
-        if base["arch"] == "edsr":
-            base["n_groups"] = 0
-        return ArchSpec(**base)
 
 
 @dataclass

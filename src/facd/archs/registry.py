@@ -1,0 +1,302 @@
+"""The architecture registry: one :class:`Architecture` declaration per network family.
+
+A declaration says everything facd needs to know about an architecture, in one module:
+
+* ``name``, ``params_type`` (the typed hyperparameter dataclass), ``presets`` and ``scales``;
+* ``build(spec)``: the untrained network;
+* checkpoint handling: ``claims(shapes)`` (does a state dict look like this family?),
+  ``detect(shapes, source)`` (hyperparameters from tensor names and shapes),
+  ``to_official(sd)`` (other key layouts, e.g. BasicSR, renamed to the official one),
+  ``optional_keys`` (constants a file may omit) and ``params_from_dict`` (facd's metadata);
+* ``taps(spec)``: the default distillation taps with their channel counts (no dry run);
+* ``tiling(spec)``: the tile margin and whether tiling is exact (or its tolerance);
+* ``layout_size(spec)``: tensors and parameters from the spec alone (the memory guard).
+
+Built-in declarations live in the modules of ``facd.archs`` as a module-level ``ARCH``; they
+are found by name (``edsr`` -> ``facd.archs.edsr``) or by scanning the package, so adding an
+architecture means adding one module. Code outside the package may call :func:`register`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import pkgutil
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+from torch import nn
+
+from facd.errors import CheckpointError, ConfigError
+
+if TYPE_CHECKING:
+    from facd.archs.spec import ArchSpec
+
+Shape = tuple[int, ...]
+Shapes = Mapping[str, "torch.Tensor | Shape"]
+
+
+@dataclass(frozen=True)
+class TapPoint:
+    """A default distillation tap: a module path and the channels of its (N, C, H, W) output."""
+
+    path: str
+    channels: int
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """How tiles relate to the whole-image output.
+
+    ``exact``: with an overlap of at least ``margin`` LR pixels the tiled output equals the
+    whole-image one (up to float reordering). Otherwise tiling is approximate: ``margin`` is
+    the recommended overlap and ``tolerance`` the max abs difference (outputs in [0, 1]) that
+    the tests hold it to at that overlap; ``reason`` says why it cannot be exact.
+    ``tail_margin``: exact overlap for tiling the upsampler alone (None: no two-stage tiling).
+    """
+
+    exact: bool
+    margin: int
+    tolerance: float = 0.0
+    reason: str = ""
+    tail_margin: int | None = None
+
+    def describe(self) -> str:
+        if self.exact:
+            return f"exact from overlap {self.margin} LR px"
+        return (
+            f"approximate ({self.reason}); overlap {self.margin} LR px, "
+            f"tolerance {self.tolerance:g}"
+        )
+
+
+class Architecture:
+    """The declaration of one architecture family (subclass it; see the module docstring)."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    params_type: ClassVar[type]
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
+    scales: ClassVar[tuple[int, ...]] = (2, 3, 4, 8)
+    #: key prefixes of constants that a checkpoint may leave out (filled from the network)
+    optional_keys: ClassVar[tuple[str, ...]] = ()
+    #: legacy metadata keys accepted and dropped when reading old files: name -> check
+    legacy_keys: ClassVar[dict[str, Any]] = {}
+
+    # -- hyperparameters
+
+    def make_params(self, scale: int, values: Mapping[str, Any]) -> Any:
+        """The typed hyperparameters from plain values (already type-checked)."""
+        return self.params_type(**values)
+
+    def preset_values(self, name: str, scale: int) -> dict[str, Any]:
+        """A preset's hyperparameters at ``scale`` (a preset may differ by scale)."""
+        return dict(self.presets[name])
+
+    def params_to_dict(self, params: Any) -> dict[str, Any]:
+        """Plain JSON-able values, without the scale."""
+        out = dataclasses.asdict(params)
+        out.pop("scale", None)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+    def option_names(self) -> list[str]:
+        return [f.name for f in dataclasses.fields(self.params_type) if f.name != "scale"]
+
+    def check_values(self, data: Mapping[str, Any], where: str) -> dict[str, Any]:
+        """Names and types of untrusted hyperparameters (metadata or a config's ``options``):
+        unknown names and wrong types are one-line :class:`ConfigError`s naming
+        ``where.key``; legacy keys are checked and dropped; tuples come back as tuples."""
+        import typing
+
+        hints = typing.get_type_hints(self.params_type)
+        names = self.option_names()
+        values: dict[str, Any] = {}
+        for key, value in data.items():
+            if key in self.legacy_keys:
+                self.legacy_keys[key](value, f"{where}.{key}")
+                continue
+            if key not in names:
+                raise ConfigError(
+                    f"unknown {self.name} option '{where}.{str(key)[:30]}'; "
+                    f"known: {', '.join(names)}"
+                )
+            values[key] = _check_type(hints[key], value, f"{where}.{key}")
+        return values
+
+    def params_from_dict(self, scale: int, data: Mapping[str, Any], where: str) -> Any:
+        """Hyperparameters from untrusted data: :meth:`check_values`, then the dataclass's own
+        value checks (one-line :class:`ConfigError`s; callers turn them into CheckpointErrors
+        for files)."""
+        values = self.check_values(data, where)
+        try:
+            return self.make_params(scale, values)
+        except TypeError as err:
+            raise ConfigError(f"{where}: {err}") from None
+
+    # -- the network
+
+    def build(self, spec: ArchSpec) -> nn.Module:
+        raise NotImplementedError
+
+    def describe(self, spec: ArchSpec) -> str:
+        return f"{self.title} x{spec.scale}"
+
+    def layout_size(self, spec: ArchSpec) -> tuple[int, int]:
+        """(tensors, parameters) of the state dict, from the spec alone (nothing allocated),
+        without the ``optional_keys`` constants."""
+        raise NotImplementedError
+
+    def param_count(self, spec: ArchSpec) -> int:
+        """Learned parameters (what ``facd info`` prints)."""
+        return self.layout_size(spec)[1]
+
+    def extra_counts(self, spec: ArchSpec) -> dict[str, int]:
+        """Other published parameter counts, by label (e.g. a paper's convention)."""
+        return {}
+
+    def match_fields(self, spec: ArchSpec) -> list[str]:
+        """Hyperparameters that a config's spec and a file's spec must agree on."""
+        return self.option_names()
+
+    # -- checkpoints
+
+    def claims(self, shapes: Shapes) -> bool:
+        """True when a state dict (official or another known layout) is of this family."""
+        raise NotImplementedError
+
+    def to_official(self, sd: Mapping[str, Any]) -> dict[str, Any]:
+        """Rename another known layout's keys (e.g. BasicSR's) to the official ones."""
+        return dict(sd)
+
+    def detect(self, shapes: Shapes, source: str) -> ArchSpec:
+        raise NotImplementedError
+
+    def metadata_mismatch(self, claimed: ArchSpec, found: ArchSpec) -> tuple[str, Any, Any] | None:
+        """The first hyperparameter where a file's metadata disagrees with its tensors."""
+        for name in self.match_fields(claimed):
+            a, b = getattr(claimed.params, name), getattr(found.params, name)
+            if a != b:
+                return name, a, b
+        return None
+
+    def check_buffers(self, model: nn.Module, sd: Mapping[str, torch.Tensor], source: str) -> None:
+        """Refuse non-float tensors except declared integer buffers; hook for extra checks."""
+        for key, value in sd.items():
+            if not value.is_floating_point():
+                raise CheckpointError(
+                    f"{source}: tensor {key!r} holds {value.dtype}; weights must be floating point"
+                )
+
+    # -- distillation and inference
+
+    def taps(self, spec: ArchSpec) -> list[TapPoint]:
+        raise NotImplementedError
+
+    def tiling(self, spec: ArchSpec) -> Tiling:
+        raise NotImplementedError
+
+    def default_tile(self, spec: ArchSpec) -> int:
+        """Default tile core in LR pixels (a multiple of 8)."""
+        return 512
+
+    def supports_half(self, spec: ArchSpec) -> bool:
+        return True
+
+
+def _short(value: object, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _check_type(tp: Any, value: Any, where: str) -> Any:
+    """int (not bool), float (int or float, not bool), str, bool, tuple[int, ...]."""
+    import typing
+
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)) or len(value) > 1024:
+            raise ConfigError(f"'{where}' must be a list of integers, got {_short(value)}")
+        return tuple(_check_type(int, v, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin is typing.Literal:
+        if not isinstance(value, str) or value not in typing.get_args(tp):
+            choices = ", ".join(map(repr, typing.get_args(tp)))
+            raise ConfigError(f"'{where}' must be one of {choices}, got {_short(value)}")
+        return value
+    kinds = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+    ok = {
+        int: lambda v: isinstance(v, int) and not isinstance(v, bool),
+        float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        str: lambda v: isinstance(v, str),
+        bool: lambda v: isinstance(v, bool),
+    }
+    if tp not in ok:
+        raise ConfigError(f"'{where}': unsupported option type {tp!r}")
+    if not ok[tp](value):
+        raise ConfigError(
+            f"'{where}' must be {kinds[tp]}, got {type(value).__name__} {_short(value)}"
+        )
+    return value
+
+
+# ----------------------------------------------------------------------------- registry
+
+_REGISTRY: dict[str, Architecture] = {}
+_SCANNED = False
+
+
+def register(arch: Architecture) -> Architecture:
+    """Add a declaration (built-ins register themselves; user code may add its own)."""
+    clash = [p for p in arch.presets if p in all_presets() and all_presets()[p][0] != arch.name]
+    if clash:
+        raise ConfigError(f"preset name(s) {clash} of {arch.name!r} are taken")
+    _REGISTRY[arch.name] = arch
+    return arch
+
+
+def _scan() -> None:
+    """Import every module of ``facd.archs`` that declares an ``ARCH`` (once)."""
+    global _SCANNED
+    if _SCANNED:
+        return
+    _SCANNED = True
+    import facd.archs as package
+
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if info.name in ("registry", "spec", "io", "formats", "common", "netconfig"):
+            continue
+        module = importlib.import_module(f"facd.archs.{info.name}")
+        arch = getattr(module, "ARCH", None)
+        if isinstance(arch, Architecture) and arch.name not in _REGISTRY:
+            _REGISTRY[arch.name] = arch
+
+
+def architectures() -> Iterator[Architecture]:
+    """Every registered declaration, built-ins first (edsr, rcan, swinir)."""
+    _scan()
+    return iter(list(_REGISTRY.values()))
+
+
+def names() -> list[str]:
+    return [a.name for a in architectures()]
+
+
+def get_arch(name: str) -> Architecture:
+    """The declaration of architecture ``name``; a one-line ConfigError lists the known ones."""
+    if isinstance(name, str) and name in _REGISTRY:
+        return _REGISTRY[name]
+    _scan()
+    if not isinstance(name, str) or name not in _REGISTRY:
+        known = ", ".join(repr(n) for n in _REGISTRY)
+        raise ConfigError(f"unknown architecture {_short(name)}; expected one of {known}")
+    return _REGISTRY[name]
+
+
+def all_presets() -> dict[str, tuple[str, dict[str, Any]]]:
+    """Every preset name -> (architecture, hyperparameters without the scale)."""
+    out: dict[str, tuple[str, dict[str, Any]]] = {}
+    for arch in architectures():
+        for preset, values in arch.presets.items():
+            out[preset] = (arch.name, values)
+    return out
