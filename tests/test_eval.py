@@ -298,3 +298,16 @@ def test_torch_and_numpy_scoring_agree(data_root: Path, gray: str) -> None:
         ((p_np, s_np),) = _score(sr, [item], 4, gray, use_torch=False)
         ((p_t, s_t),) = _score(sr, [item], 4, gray, use_torch=True)
         assert p_t == pytest.approx(p_np, abs=1e-9) and s_t == pytest.approx(s_np, abs=1e-9)
+
+
+def test_one_device_resolver_and_one_self_ensemble() -> None:
+    """evaluate uses the inference package's device choice and x8 ensemble (one definition)."""
+    import facd.evaluate as ev
+    from facd.infer import device, ensemble
+
+    assert ev.resolve_device is device.resolve_device
+    assert ev.forward_x8 is ensemble.forward_x8
+    x = torch.arange(12.0).view(1, 1, 3, 4)
+    for k in range(8):
+        assert torch.equal(ensemble.undo_dihedral(ensemble.dihedral(x, k), k), x)
+    assert len({tuple(ensemble.dihedral(x, k).flatten().tolist()) for k in range(8)}) == 8

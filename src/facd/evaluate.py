@@ -9,6 +9,9 @@ Protocol (the EDSR/RCAN convention, see ``docs/evaluation.md``):
 * PSNR and SSIM on Y (``facd.metrics``), ``shave = scale`` pixels off every border;
   single-channel HR images follow ``gray`` (``"native"``: their own grey values).
 * A set's score is the mean over its images.
+* ``self_ensemble``: the x8 geometric ensemble of :mod:`facd.infer.ensemble` (the same as
+  ``facd upscale --self-ensemble``); ``device`` is resolved by :mod:`facd.infer.device` (``auto``:
+  CUDA, then MPS, then the CPU). Both names stay importable from here.
 * A network output holding NaN or infinity stops the evaluation with
   :class:`~facd.infer.tiling.NonFiniteOutputError` naming the model and the image, instead of
   scoring the black image that clamping would make of it.
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,8 @@ from torch import Tensor, nn
 
 from facd.data.benchmark import BenchmarkItem, BenchmarkSet
 from facd.errors import FacdError
+from facd.infer.device import resolve_device
+from facd.infer.ensemble import forward_x8
 from facd.infer.tiling import NonFiniteOutputError
 from facd.metrics import GrayMode, psnr_y, psnr_y_torch, ssim_y, ssim_y_torch
 
@@ -42,40 +47,6 @@ __all__ = [
 
 #: The name that selects the bicubic baseline instead of a network.
 BICUBIC = "bicubic"
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> CUDA if available else CPU; asking for an absent CUDA is an error."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise FacdError(f"unknown device {device!r}; use auto, cpu or cuda") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise FacdError("device 'cuda' was asked for, but CUDA is not available here")
-    return dev
-
-
-def forward_x8(model: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
-    """x8 geometric self-ensemble: the mean of the model over the 8 flips/transposes of ``x``.
-
-    Each transformed input is run separately (memory of a single forward) and its output is
-    mapped back before averaging. Outputs are averaged unclamped, as in EDSR-PyTorch.
-    """
-    total: Tensor | None = None
-    for transpose in (False, True):
-        for flip in ((), (-1,), (-2,), (-2, -1)):
-            t = x.transpose(-2, -1) if transpose else x
-            t = t.flip(flip) if flip else t
-            y = model(t.contiguous())
-            y = y.flip(flip) if flip else y
-            y = y.transpose(-2, -1) if transpose else y
-            total = y if total is None else total + y
-    assert total is not None
-    return total / 8.0
 
 
 def _to_tensor(img: np.ndarray, device: torch.device) -> Tensor:
@@ -100,7 +71,7 @@ def super_resolve(
         return torch.tensor(sr, device=device).permute(2, 0, 1).unsqueeze(0)
     x = _to_tensor(lr, device)
     with torch.inference_mode():
-        y = forward_x8(model, x) if x8 else model(x)
+        y = forward_x8(lambda t: model(t.contiguous()), x) if x8 else model(x)
     expect = (x.shape[2] * scale, x.shape[3] * scale)
     if tuple(y.shape[2:]) != expect or y.shape[1] != 3:
         raise FacdError(
