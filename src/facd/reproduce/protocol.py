@@ -4,6 +4,11 @@ and rows (method x seeds), read from a strict YAML file (``configs/repro/*.yaml`
 Every row trains the same student with the same data, schedule and validation; only the method
 (and so the loss) and the seed differ. A row may be marked ``skip: "n/a: <reason>"``: it is listed
 in the report but never run.
+
+The ``report:`` section is the report's own data (:class:`ReportSection`): the reference row of
+the main table, the ablation tables, the paper's claims with the rows they compare, and the
+observations. Every row or method it names is checked when the protocol is loaded. A row that
+uses a method with a teacher stage (PISR) trains that stage first (``teacher_stage:``).
 """
 
 from __future__ import annotations
@@ -379,7 +384,10 @@ class Protocol:
         path = Path(self.teacher.config)
         if not path.is_file():
             raise ConfigError(f"teacher config not found: {path}")
-        return load_yaml(_read_text(path), str(path)) or {}
+        from facd.train.config import read_config_file
+
+        # its bases merged, its paths (relative to its own folder) seen from here
+        return read_config_file(path)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
