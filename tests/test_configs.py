@@ -356,3 +356,16 @@ def test_every_error_class_is_defined_in_errors_py() -> None:
     assert NonFiniteOutputError is errors.NonFiniteOutputError
     for name in names:  # the exit-code table documents every class
         assert name in (errors.__doc__ or ""), name
+
+
+def test_a_protocols_teacher_config_keeps_its_paths(mini, data_root: Path) -> None:
+    """The teacher's training config (retrained when its weights are absent) is read with its
+    paths relative to its own folder, so they name the same folders from the protocol's side."""
+    proto, _ = mini
+    cfg = proto.teacher_train_config()
+    dirs = cfg["data"]["train_dirs"]
+    assert [Path(d).resolve() for d in dirs] == [
+        (data_root / "T91/HR").resolve(),
+        (data_root / "BSD200/HR").resolve(),
+    ]
+    assert Path(cfg["val"]["data_root"]).resolve() == data_root.resolve()
