@@ -201,3 +201,97 @@ def test_taps_are_cropped_maps_with_gradients() -> None:
     seen.clear()
     net(torch.rand(1, 3, 8, 8))
     assert not seen and y.shape == (2, 3, 20, 26)
+
+
+# ------------------------------------------------------------- registered: files, CLI, tiling
+
+
+def test_load_model_reads_official_files(tmp_path: Path) -> None:
+    from facd.archs import preset_spec
+    from facd.archs.io import load_model, save_model
+
+    for key in ("params", "params_ema"):
+        path = _official_file(tmp_path / f"{key}.pth", "swinir-tiny-t", 3, key)
+        net, spec = load_model(path)
+        assert spec == preset_spec("swinir-tiny-t", 3)
+        ref, _ = load_official(path)
+        x = torch.rand(1, 3, 9, 11)
+        with torch.no_grad():
+            assert torch.equal(net.eval()(x), ref.eval()(x))
+    save_model(tmp_path / "m.safetensors", net, spec)  # facd's own format round trip
+    again, found = load_model(tmp_path / "m.safetensors", scale=3)
+    assert found == spec and torch.equal(again.eval()(x), net(x))
+
+
+def test_damaged_buffers_are_one_line_errors(tmp_path: Path) -> None:
+    from facd.archs.io import load_model
+
+    state = SwinIR(swinir_preset("swinir-tiny-s", 2)).state_dict()
+    index_key = "layers.0.residual_group.blocks.0.attn.relative_position_index"
+    bad = dict(state, **{index_key: state[index_key].flip(0).contiguous()})
+    torch.save({"params": bad}, tmp_path / "bad.pth")
+    with pytest.raises(CheckpointError, match="differs from the one computed") as err:
+        load_model(tmp_path / "bad.pth")
+    assert "\n" not in str(err.value)
+    torch.save(
+        {"params": {k: v for k, v in state.items() if "attn_mask" not in k}}, tmp_path / "m.pth"
+    )
+    with pytest.raises(CheckpointError, match="attn_mask"):
+        load_model(tmp_path / "m.pth")
+
+
+def test_info_prints_both_parameter_counts(capsys: pytest.CaptureFixture[str]) -> None:
+    from facd.cli import main
+
+    for scale, paper in ((2, "878"), (3, "886"), (4, "897")):
+        assert main(["info", "swinir-s", "--scale", str(scale)]) == 0
+        out = capsys.readouterr().out
+        assert "relative-position bias tables included" in out
+        line = next(ln for ln in out.splitlines() if "SwinIR paper" in ln)
+        count = param_count(swinir_preset("swinir-s", scale), with_bias_tables=False)
+        assert f"{count:,}" in line and round(count / 1000) == int(paper)
+    assert "929,628" in out and "attention products" in out
+
+
+def test_tiling_is_approximate_within_the_declared_tolerance() -> None:
+    """Tiles start on window multiples; at the declared margin they match the whole image."""
+    import facd
+    from facd.archs import get_arch, preset_spec
+
+    spec = preset_spec("swinir-tiny-t", 2)
+    info = get_arch("swinir").tiling(spec)
+    assert not info.exact and info.align == spec.window_size
+    torch.manual_seed(0)
+    net = SwinIR(spec.params).eval()
+    x = torch.rand(3, 37, 45)
+    whole = facd.load(net, device="cpu", tile=0).upscale_tensor(x)
+    tiled = facd.load(net, device="cpu", tile=12, overlap=info.margin).upscale_tensor(x)
+    assert float((tiled - whole).abs().max()) <= info.tolerance
+    rough = facd.load(net, device="cpu", tile=12, overlap=0).upscale_tensor(x)
+    assert float((rough - whole).abs().max()) > info.tolerance  # the margin matters
+
+
+def test_export_refuses_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from facd.cli import main
+
+    assert (
+        main(["export", "swinir-tiny-s", "--scale", "2", "--onnx", str(tmp_path / "s.onnx")]) == 2
+    )
+    err = capsys.readouterr().err.strip()
+    assert (
+        err.startswith("facd export: error: SwinIR cannot be exported to ONNX") and "\n" not in err
+    )
+    assert not (tmp_path / "s.onnx").exists()
+
+
+def test_upscale_and_eval_take_a_swinir_file(tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from facd.cli import main
+
+    path = _official_file(tmp_path / "w.pth", "swinir-tiny-s", 2)
+    img = (np.random.default_rng(0).random((13, 17, 3)) * 255).astype(np.uint8)
+    Image.fromarray(img).save(tmp_path / "a.png")
+    assert main(["upscale", str(path), str(tmp_path / "a.png"), "-o", str(tmp_path / "out")]) == 0
+    assert Image.open(tmp_path / "out" / "a_x2.png").size == (34, 26)

@@ -55,6 +55,7 @@ class Tiling:
     the recommended overlap and ``tolerance`` the max abs difference (outputs in [0, 1]) that
     the tests hold it to at that overlap; ``reason`` says why it cannot be exact.
     ``tail_margin``: exact overlap for tiling the upsampler alone (None: no two-stage tiling).
+    ``align``: tiles start on multiples of it (a transformer's attention window).
     """
 
     exact: bool
@@ -62,6 +63,7 @@ class Tiling:
     tolerance: float = 0.0
     reason: str = ""
     tail_margin: int | None = None
+    align: int = 1
 
     def describe(self) -> str:
         if self.exact:
@@ -203,6 +205,10 @@ class Architecture:
 
     def supports_half(self, spec: ArchSpec) -> bool:
         return True
+
+    def onnx_refusal(self, spec: ArchSpec) -> str | None:
+        """Why ``facd export --onnx`` refuses this network (None: it exports)."""
+        return None
 
 
 def _short(value: object, limit: int = 60) -> str:

@@ -299,7 +299,9 @@ def run(args: argparse.Namespace) -> int:
                 "use --format png or webp"
             )
         overlap = up.options["overlap"]
-        n_tiles = len(tile_grid(lr.shape[0], lr.shape[1], up.options["tile"], overlap))
+        n_tiles = len(
+            tile_grid(lr.shape[0], lr.shape[1], up.options["tile"], overlap, desc.tiling.align)
+        )
         approx |= n_tiles > 1 and not (desc.exact_tiling and overlap >= desc.receptive_margin)
         write_output(dst, _upscale_one(up, lr, src, args), args.quality)
     if not args.quiet:

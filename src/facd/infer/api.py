@@ -356,7 +356,15 @@ class Upscaler:
         if opts["progress"]:
             from tqdm import tqdm
 
-            n = len(tile_grid(int(lr.shape[1]), int(lr.shape[2]), opts["tile"], opts["overlap"]))
+            n = len(
+                tile_grid(
+                    int(lr.shape[1]),
+                    int(lr.shape[2]),
+                    opts["tile"],
+                    opts["overlap"],
+                    self.description.tiling.align,
+                )
+            )
             bar = tqdm(total=n, unit="tile", leave=False, disable=n < 2)
         try:
             with torch.inference_mode():
@@ -369,6 +377,7 @@ class Upscaler:
                     overlap=opts["overlap"],
                     batch=opts["batch"],
                     on_tile=bar.update if bar is not None else None,
+                    align=self.description.tiling.align,
                 )
         finally:
             if bar is not None:

@@ -99,6 +99,9 @@ def export_onnx(
         raise FacdError("ONNX export needs the onnx package: pip install 'facd[export]'") from None
     from facd.fileio import atomic_write_bytes
 
+    refusal = spec.declaration.onnx_refusal(spec)
+    if refusal:
+        raise FacdError(refusal)
     if not 11 <= opset <= 20:
         raise FacdError(f"opset {opset} is not supported; use 11..20 (default {DEFAULT_OPSET})")
     if Path(path).is_dir():  # checked before the export's work, not at the final rename

@@ -162,7 +162,9 @@ class Tile:
         )
 
 
-def split_axis(length: int, tile: int, overlap: int) -> list[tuple[int, int, int, int]]:
+def split_axis(
+    length: int, tile: int, overlap: int, align: int = 1
+) -> list[tuple[int, int, int, int]]:
     """Split one axis into ``ceil(length / tile)`` nearly equal cores with equal windows.
 
     Returns ``(core0, core1, win0, win1)`` per tile. Every window has the same length,
@@ -178,6 +180,8 @@ def split_axis(length: int, tile: int, overlap: int) -> list[tuple[int, int, int
         raise FacdError(f"tile overlap must be >= 0, got {overlap}")
     if tile <= 0 or tile >= length:
         return [(0, length, 0, length)]
+    if align > 1:
+        return _split_aligned(length, tile, overlap, align)
     n = math.ceil(length / tile)
     size = math.ceil(length / n)
     # inner tiles need context on both sides; with two tiles each needs it on one side only
@@ -190,10 +194,26 @@ def split_axis(length: int, tile: int, overlap: int) -> list[tuple[int, int, int
     return out
 
 
-def tile_grid(height: int, width: int, tile: int, overlap: int) -> list[Tile]:
+def _split_aligned(
+    length: int, tile: int, overlap: int, align: int
+) -> list[tuple[int, int, int, int]]:
+    """Cores and windows that start on multiples of ``align`` (a transformer's attention
+    window), so each tile partitions its windows like the whole image does; a window ends at
+    a multiple of ``align`` or at the image border (border tiles may be smaller)."""
+    size = max(align, tile // align * align)
+    out = []
+    for c0 in range(0, length, size):
+        c1 = min(c0 + size, length)
+        w0 = max(c0 - overlap, 0) // align * align
+        w1 = min(-(-(c1 + overlap) // align) * align, length)
+        out.append((c0, c1, w0, w1))
+    return out
+
+
+def tile_grid(height: int, width: int, tile: int, overlap: int, align: int = 1) -> list[Tile]:
     """All tiles of an ``height`` x ``width`` LR image, row by row."""
-    rows = split_axis(height, tile, overlap)
-    cols = split_axis(width, tile, overlap)
+    rows = split_axis(height, tile, overlap, align)
+    cols = split_axis(width, tile, overlap, align)
     return [
         Tile(window=(wy0, wy1, wx0, wx1), core=(cy0, cy1, cx0, cx1))
         for cy0, cy1, wy0, wy1 in rows
@@ -221,6 +241,7 @@ def tiled_forward(
     overlap: int = DEFAULT_OVERLAP,
     batch: int = 1,
     on_tile: Callable[[int], None] | None = None,
+    align: int = 1,
 ) -> int:
     """Run ``forward`` over the tiles of ``lr`` and pass each cropped core to ``write``.
 
@@ -228,6 +249,7 @@ def tiled_forward(
     as (B, C, h, w) batches of equal shape. ``forward`` must return (B, C', h*scale, w*scale).
     ``write(y, x, block)`` receives each core's output (C', hc*scale, wc*scale) and its top-left
     corner in output pixels. ``on_tile(n)`` is called after each batch of ``n`` tiles.
+    ``align`` > 1 starts every tile on a multiple of it (see :func:`split_axis`).
     ``tile=0`` runs the whole image at once. Returns the number of tiles.
 
     Raises :class:`NonFiniteOutputError` as soon as an output holds NaN or infinity: clamping
@@ -242,7 +264,7 @@ def tiled_forward(
     if batch < 1:
         raise FacdError(f"tile batch must be >= 1, got {batch}")
     _, h, w = lr.shape
-    tiles = tile_grid(h, w, tile, overlap)
+    tiles = tile_grid(h, w, tile, overlap, align)
     for group in _batches(tiles, batch):
         windows = [lr[:, y0:y1, x0:x1] for y0, y1, x0, x1 in (t.window for t in group)]
         x = torch.stack(windows) if len(windows) > 1 else windows[0].unsqueeze(0)
