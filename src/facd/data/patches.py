@@ -78,8 +78,9 @@ def read_name_list(path: str | Path | None) -> tuple[str, ...]:
         text = Path(path).read_text(encoding="utf-8")
     except OSError:
         raise DataError(
-            f"data.exclude: cannot read the list file {path}; give a path relative to the "
-            "working directory, or remove the key"
+            f"data.exclude: cannot read the list file {path}; in a config file the path is "
+            "relative to that file's folder (with --set, to the current directory), or remove "
+            "the key"
         ) from None
     lines = (line.split("#", 1)[0].strip() for line in text.splitlines())
     return tuple(line.strip("/") for line in lines if line)
