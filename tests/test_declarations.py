@@ -18,9 +18,9 @@ from facd.errors import ConfigError
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src" / "facd"
 DECLARATIONS = SRC / "distill" / "methods.py"
-# Files still being rewritten to read the declarations (the reproduction report, the
-# quickstart and the config defaults); their hits are reported, but do not fail the test until they are done.
-PENDING = ("reproduce/", "train/config.py", "quickstart.py")
+# Files still being rewritten to read the declarations (the reproduction's fingerprint history);
+# their hits are reported (xfail), but do not fail the test until they are done.
+PENDING = ("reproduce/",)
 
 
 def test_every_method_declares_label_terms_and_stage():

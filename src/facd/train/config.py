@@ -37,7 +37,7 @@ import yaml
 
 from facd.archs.spec import SUPPORTED_SCALES
 from facd.assets import is_asset, resolve_asset
-from facd.distill.methods import get_method, resolve_loss
+from facd.distill.methods import DEFAULT_METHOD, get_method, resolve_loss
 from facd.distill.options import LossOptions
 from facd.errors import ConfigError
 from facd.train.netconfig import NetConfig
@@ -128,7 +128,7 @@ class TrainSection:
 
 @dataclass
 class Config:
-    method: str = field("scratch", "distillation method (see `facd methods`)")
+    method: str = field(DEFAULT_METHOD, "distillation method (see `facd methods`)")
     scale: int = field(4, f"upscaling factor: {', '.join(map(str, SUPPORTED_SCALES))}")
     seed: int = field(
         0, "seed of the weights' initialisation and the data sampler", ge=0, le=SEED_MAX
