@@ -44,6 +44,7 @@ from facd.infer.device import (
     resolve_precision,
     use_channels_last,
 )
+from facd.infer.ensemble import forward_x8
 from facd.infer.tiling import (
     DEFAULT_OVERLAP,
     default_tail_tile,
@@ -120,30 +121,6 @@ def describe(spec: ArchSpec, model: nn.Module) -> ModelDescription:
         exact_tiling=info.exact,
         tiling=info,
     )
-
-
-# ----------------------------------------------------------------------------- transforms
-
-
-def _transform(x: Tensor, k: int) -> Tensor:
-    """The k-th of the 8 dihedral transforms (bit 0: flip W, bit 1: flip H, bit 2: transpose)."""
-    if k & 1:
-        x = x.flip(-1)
-    if k & 2:
-        x = x.flip(-2)
-    if k & 4:
-        x = x.transpose(-1, -2)
-    return x
-
-
-def _inverse(y: Tensor, k: int) -> Tensor:
-    if k & 4:
-        y = y.transpose(-1, -2)
-    if k & 2:
-        y = y.flip(-2)
-    if k & 1:
-        y = y.flip(-1)
-    return y
 
 
 # ----------------------------------------------------------------------------- writers
@@ -332,11 +309,7 @@ class Upscaler:
             x = x.to(dtype).contiguous(memory_format=fmt)
             if not self_ensemble:
                 return net(x).float()
-            acc = net(x).float()
-            for k in range(1, 8):
-                xk = _transform(x, k).contiguous(memory_format=fmt)
-                acc += _inverse(net(xk).float(), k)
-            return acc.div_(8.0)
+            return forward_x8(lambda xk: net(xk.contiguous(memory_format=fmt)).float(), x)
 
         return run
 
