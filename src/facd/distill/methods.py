@@ -152,6 +152,9 @@ class MethodDef:
     source: str = ""
     label: str = ""  # short display name in tables (reports, docs)
     teacher_stage: str | None = None  # the method whose run must come first (its output is read)
+    # names under which this method's results were published before its name was given to a
+    # redefined method (reproduction results are renamed, not re-run: facd.reproduce.refingerprint)
+    formerly: tuple[str, ...] = ()
 
     @property
     def terms(self) -> tuple[tuple[str, float], ...]:
@@ -353,6 +356,7 @@ _add(
             },
         },
         label="FCD (InfoNCE, cosine, T = 0.07)",
+        formerly=("fcd-infonce",),
     )
 )
 LABEL_F = {"faa": "FCD (FAA)", "fab": "FCD (FAB)"}

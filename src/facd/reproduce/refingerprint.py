@@ -15,7 +15,7 @@ published result only when it provably means the same thing under the new defini
    equals the row's resolved config today, compared with ``canonical_config``.
 
 A result whose method was redefined is re-stamped under the method that keeps the old meaning
-(``RENAMED``, e.g. ``fcd-infonce`` (cosine, T = 0.07) -> ``fcd-infonce-cos``): its files are
+(``MethodDef.formerly`` in the method declarations, e.g. the cosine InfoNCE): its files are
 renamed to the protocol row of that method. Anything else is left alone and listed, so that
 ``facd reproduce`` re-runs it. Without ``--write`` nothing is changed.
 
@@ -39,8 +39,15 @@ from facd.train.config import portable_paths
 #: did before the option existed.
 LEGACY_VALUES: dict[tuple[str, str], object] = {("contrast", "infonce_form"): "cosine"}
 
-#: Methods whose definition changed: old name -> the method that now has the old definition.
-RENAMED: dict[str, str] = {"fcd-infonce": "fcd-infonce-cos"}
+
+def renamed_methods() -> dict[str, str]:
+    """Methods whose definition changed: old name -> the method that now has the old definition.
+
+    Read from the declarations (``MethodDef.formerly``).
+    """
+    from facd.distill.methods import METHODS
+
+    return {old: m.name for m in METHODS.values() for old in m.formerly}
 
 
 def old_fingerprint(rep: Reproduction, row: Row, seed: int, method: str) -> str:
@@ -89,7 +96,7 @@ def migrate(proto: Protocol, write: bool = False, log=print) -> dict[str, list[s
             rid = f"{row.name}-s{seed}"
             src, method = root / f"{rid}.json", row.method
             if not src.is_file():
-                old = [o for o, n in RENAMED.items() if n == row.method]
+                old = [o for o, n in renamed_methods().items() if n == row.method]
                 cand = [root / f"{o}-s{seed}.json" for o in old]
                 found = [(c, o) for c, o in zip(cand, old, strict=True) if c.is_file()]
                 if not found:
