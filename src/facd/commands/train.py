@@ -21,21 +21,6 @@ from pathlib import Path
 
 HELP = "train a teacher, or distil a student from a teacher"
 
-# Keys that may change between a run and its resumption.
-RESUMABLE_CHANGES = (
-    "train.iterations",
-    "train.log_every",
-    "train.save_every",
-    "train.device",
-    "train.keep_checkpoints",
-    "train.nan_policy",
-    "train.max_skips",
-    "train.compile",
-    "train.channels_last",
-    "data.num_workers",
-    "val.",
-)
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", nargs="?", help="YAML config (see configs/ and docs/config.md)")
@@ -118,7 +103,7 @@ def import_plugins(modules: list[str]) -> None:
 def _prepare(args: argparse.Namespace):
     """Load and check the config and the run folder; returns the resolved config."""
     from facd.train.config import load_config
-    from facd.train.rundir import check_run_dir
+    from facd.train.rundir import check_resumable, check_run_dir
     from facd.train.state import has_state
 
     rcfg = load_config(args.config, args.overrides)
@@ -129,7 +114,7 @@ def _prepare(args: argparse.Namespace):
     if args.overwrite:
         _check_inputs_survive(rcfg, run_dir)
     if args.resume and state and saved.is_file():  # without a state nothing is continued
-        _check_resumable(saved, rcfg.to_dict())
+        check_resumable(saved, rcfg.to_dict())
     return rcfg
 
 
@@ -186,37 +171,6 @@ def _train(args: argparse.Namespace) -> int:
             print(f"{name}: Y-PSNR {m['psnr_y']:.3f} dB, SSIM {m['ssim_y']:.4f}")
         print(f"student weights: {run_dir / 'last.safetensors'}")
     return 0
-
-
-def _check_resumable(saved: Path, new: dict) -> None:
-    import yaml
-
-    from facd.errors import ConfigError
-
-    try:
-        old = yaml.safe_load(saved.read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        old = None
-    if not isinstance(old, dict):
-        raise ConfigError(
-            f"{saved} is damaged; restore it (or delete it to skip the check that the "
-            "resumed config matches)"
-        )
-    diffs = [k for k in _diff(old, new) if not k.startswith(RESUMABLE_CHANGES)]
-    if diffs:
-        raise ConfigError(
-            f"--resume with a config that differs from {saved} in {', '.join(diffs[:5])}; "
-            f"only {', '.join(k.rstrip('.') for k in RESUMABLE_CHANGES)} may change"
-        )
-
-
-def _diff(a: object, b: object, prefix: str = "") -> list[str]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        out = []
-        for k in sorted(set(a) | set(b)):
-            out += _diff(a.get(k), b.get(k), f"{prefix}{k}.")
-        return out
-    return [] if a == b else [prefix.rstrip(".")]
 
 
 def _launch_torchrun(args: argparse.Namespace) -> int:

@@ -40,10 +40,9 @@ def train(config: dict[str, Any], run_dir: Path, progress: bool = False) -> dict
     --resume``: a folder holding weights but no state, or a state trained with a config that
     differs in more than the resumable keys, is refused with a :class:`ConfigError`.
     """
-    from facd.commands.train import _check_resumable
     from facd.train.config import load_config
     from facd.train.loop import run_training
-    from facd.train.rundir import check_run_dir, lock_run_dir
+    from facd.train.rundir import check_resumable, check_run_dir, lock_run_dir
     from facd.train.state import has_state
 
     run_dir = Path(run_dir)
@@ -54,7 +53,7 @@ def train(config: dict[str, Any], run_dir: Path, progress: bool = False) -> dict
         check_run_dir(run_dir, resume=True, overwrite=False, has_state=state)
         saved = run_dir / "config.yaml"
         if state and saved.is_file():
-            _check_resumable(saved, rcfg.to_dict())
+            check_resumable(saved, rcfg.to_dict())
         return run_training(rcfg, run_dir, resume=True, progress=progress)
     finally:
         if lock is not None:

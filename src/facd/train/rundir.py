@@ -358,3 +358,49 @@ def remove_stale_temps(run_dir: Path) -> int:
                     p.unlink()
                     count += 1
     return count
+
+
+# Keys that may change between a run and its resumption.
+RESUMABLE_CHANGES = (
+    "train.iterations",
+    "train.log_every",
+    "train.save_every",
+    "train.device",
+    "train.keep_checkpoints",
+    "train.nan_policy",
+    "train.max_skips",
+    "train.compile",
+    "train.channels_last",
+    "data.num_workers",
+    "val.",
+)
+
+
+def check_resumable(saved: Path, new: dict) -> None:
+    """Refuse to resume with a config that differs from the saved one beyond RESUMABLE_CHANGES."""
+    import yaml
+
+    try:
+        old = yaml.safe_load(saved.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        old = None
+    if not isinstance(old, dict):
+        raise ConfigError(
+            f"{saved} is damaged; restore it (or delete it to skip the check that the "
+            "resumed config matches)"
+        )
+    diffs = [k for k in _diff(old, new) if not k.startswith(RESUMABLE_CHANGES)]
+    if diffs:
+        raise ConfigError(
+            f"--resume with a config that differs from {saved} in {', '.join(diffs[:5])}; "
+            f"only {', '.join(k.rstrip('.') for k in RESUMABLE_CHANGES)} may change"
+        )
+
+
+def _diff(a: object, b: object, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b)):
+            out += _diff(a.get(k), b.get(k), f"{prefix}{k}.")
+        return out
+    return [] if a == b else [prefix.rstrip(".")]
