@@ -43,6 +43,7 @@ class MeanShift(nn.Conv2d):
         super().__init__(3, 3, kernel_size=1)
         std = torch.tensor(rgb_std)
         self.weight.data = torch.eye(3).view(3, 3, 1, 1) / std.view(3, 1, 1, 1)
+        assert self.bias is not None  # Conv2d built with bias=True
         self.bias.data = sign * rgb_range * torch.tensor(rgb_mean) / std
         for p in self.parameters():
             p.requires_grad = False

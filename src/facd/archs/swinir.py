@@ -200,6 +200,8 @@ def shifted_window_mask(hh: int, ww: int, m: int, shift: int) -> torch.Tensor:
 class WindowAttention(nn.Module):
     """Multi-head self-attention inside ``m x m`` windows with a relative-position bias."""
 
+    relative_position_index: torch.Tensor  # buffer
+
     def __init__(self, dim: int, m: int, heads: int) -> None:
         super().__init__()
         self.m, self.heads = m, heads
@@ -253,6 +255,8 @@ class DropPath(nn.Module):
 
 class SwinLayer(nn.Module):
     """One (shifted) window transformer layer; the official name is SwinTransformerBlock."""
+
+    attn_mask: torch.Tensor | None  # buffer (None for unshifted layers)
 
     def __init__(
         self, dim: int, heads: int, m: int, shift: int, hidden: int, img_size: int, drop: float
@@ -344,6 +348,8 @@ class PatchNorm(nn.Module):
 
 class SwinIR(nn.Module):
     """SwinIR for classical (``pixelshuffle``) or lightweight (``pixelshuffledirect``) SR."""
+
+    mean: torch.Tensor  # buffer
 
     def __init__(self, spec: SwinIRSpec) -> None:
         super().__init__()

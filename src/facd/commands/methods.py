@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+from collections.abc import Sequence
 
 HELP = "list the distillation methods and their loss terms"
 
@@ -143,16 +144,16 @@ def format_text(rows: list[dict], wide: bool = False, width: int = WIDTH) -> str
         return _align(table)
     fixed = [max(len(row[i]) for row in [_HEAD, *cells]) for i in (0, 2, 3)]
     terms_width = max(20, width - sum(fixed) - 2 * 3)
-    table = [_HEAD[:4]]
+    packed: list[tuple[str, ...]] = [_HEAD[:4]]
     for method, terms, rng, teacher, _ in cells:
         lines = _pack(terms, terms_width)
-        table.append((method, lines[0], rng, teacher))
-        table.extend(("", more, "", "") for more in lines[1:])
-    text = _align(table)
+        packed.append((method, lines[0], rng, teacher))
+        packed.extend(("", more, "", "") for more in lines[1:])
+    text = _align(packed)
     return text + "\n(sources, and one line per method: facd methods --wide)"
 
 
-def _align(table: list[tuple[str, ...]]) -> str:
+def _align(table: Sequence[tuple[str, ...]]) -> str:
     """Columns padded to their widest cell, two spaces apart; the last one is not padded."""
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
     lines = []

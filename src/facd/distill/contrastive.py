@@ -215,7 +215,7 @@ class ContrastTerm(LossTerm):
 
     def describe(self) -> str:
         o = self.opts
-        sim = o.similarity
+        sim: str = o.similarity
         if sim == "infonce":
             sim = f"infonce {o.infonce_form} T={o.temperature:g}"
         return f"contrast[{o.domain}, {sim}, adaptive={o.adaptive}, w={o.tap_weights}]"

@@ -68,7 +68,7 @@ class VGG19Features(nn.Module):
 
     def freeze(self) -> VGG19Features:
         """Cut after relu5_1, switch to eval mode and stop parameter gradients."""
-        self.features = self.features[: SLICE_ENDS[-1] + 1]
+        self.features = nn.Sequential(*list(self.features)[: SLICE_ENDS[-1] + 1])
         self.eval().requires_grad_(False)
         return self
 

@@ -208,7 +208,7 @@ class Upscaler:
             use_channels_last(self.device) if channels_last is None else bool(channels_last)
         )
         if self.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+            self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.description = describe(spec, model)
         self._models: dict[torch.dtype, nn.Module] = {torch.float32: self.model}
         self.options: dict[str, Any] = {}
@@ -274,15 +274,17 @@ class Upscaler:
             return model
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         s = self.scale
+        forward_tail: Callable[[Tensor], Tensor] = getattr(model, "forward_tail")  # noqa: B009
+        forward_features: Callable[[Tensor], Tensor] = getattr(model, "forward_features")  # noqa: B009
 
         def tail(t: Tensor) -> Tensor:
-            return model.forward_tail(t.contiguous(memory_format=fmt))
+            return forward_tail(t.contiguous(memory_format=fmt))
 
         def net(x: Tensor) -> Tensor:
-            feats = model.forward_features(x)
+            feats = forward_features(x)
             b, _, h, w = feats.shape
             if tail_tile >= max(h, w):
-                return model.forward_tail(feats)
+                return forward_tail(feats)
             out = torch.empty((b, 3, h * s, w * s), dtype=x.dtype, device=x.device)
             for i in range(b):
                 tiled_forward(

@@ -19,6 +19,7 @@ import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -67,7 +68,7 @@ class VerifyResult:
 def _export_bytes(model: nn.Module, opset: int, scale: int) -> bytes:
     x = torch.rand(1, 3, 16, 16)
     buf = io.BytesIO()
-    kwargs = dict(
+    kwargs: dict[str, Any] = dict(
         input_names=["lr"],
         output_names=["sr"],
         opset_version=opset,
@@ -79,9 +80,9 @@ def _export_bytes(model: nn.Module, opset: int, scale: int) -> bytes:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notices
         try:
-            torch.onnx.export(model, (x,), buf, dynamo=False, **kwargs)
+            torch.onnx.export(model, (x,), buf, dynamo=False, **kwargs)  # type: ignore[arg-type]
         except TypeError:  # a torch without the dynamo switch
-            torch.onnx.export(model, (x,), buf, **kwargs)
+            torch.onnx.export(model, (x,), buf, **kwargs)  # type: ignore[arg-type]
         except (RuntimeError, ValueError, AttributeError) as err:
             raise FacdError(
                 f"ONNX export failed at opset {opset}: {str(err).splitlines()[0]}"

@@ -103,7 +103,7 @@ def _dataset(rcfg: ResolvedConfig, dist_ctx: DistContext, progress: bool) -> Tra
     """The training patches of this process (its share of every global batch)."""
     cfg = rcfg.config
     dataset = TrainPatches(
-        cfg.data.train_dirs,
+        list(cfg.data.train_dirs),
         cfg.scale,
         cfg.data.patch_size,
         cfg.train.batch_size,

@@ -220,7 +220,7 @@ class Trainer:
             f"student: {self.student_spec.describe()} "
             f"({sum(p.numel() for p in self.model.student.parameters()):,} parameters)",
         ]
-        if self.teacher_spec is not None:
+        if self.teacher_spec is not None and self.teacher is not None:
             lines.append(
                 f"teacher: {self.teacher_spec.describe()} "
                 f"({sum(p.numel() for p in self.teacher.parameters()):,} parameters, frozen)"
@@ -256,7 +256,8 @@ class Trainer:
         total, values, alpha = step.total, step.terms, step.alpha
         finite = bool(torch.isfinite(total).item())
         if any_rank(not finite, self.dist, self.device):
-            return self._non_finite(values, local=not finite)
+            self._non_finite(values, local=not finite)  # raises, or skips the batch
+            return None
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
         if self.cfg.train.grad_clip > 0:
