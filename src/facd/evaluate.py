@@ -127,7 +127,7 @@ def _model_name(model: nn.Module | str) -> str:
 
 def evaluate(
     model_or_bicubic: nn.Module | str,
-    sets: Sequence[str],
+    sets: Sequence[str | BenchmarkSet],
     scale: int,
     data_root: str | Path,
     device: str | torch.device = "auto",
@@ -140,8 +140,9 @@ def evaluate(
     """Mean Y-PSNR/SSIM of a network (or ``"bicubic"``) on each set, in the ``facd eval`` JSON form.
 
     Returns ``{"scale", "model", "gray", "self_ensemble", "sets": {set: {"psnr_y", "ssim_y",
-    "images", "per_image": {name: {"psnr_y", "ssim_y"}}}}}``. All sets are opened (and checked)
-    before any image is processed. A network is moved to ``device``; its train/eval mode is
+    "images", "per_image": {name: {"psnr_y", "ssim_y"}}}}}``. A set is a name under ``data_root``
+    or an opened set (e.g. a :class:`~facd.data.benchmark.SplitSet`, the validation split). All
+    sets are opened (and checked) before any image is processed. A network is moved to ``device``; its train/eval mode is
     restored afterwards.
     """
     from tqdm import tqdm
@@ -154,7 +155,7 @@ def evaluate(
     if not sets:
         raise FacdError("no benchmark set given")
     dev = resolve_device(device)
-    benches = [BenchmarkSet(data_root, name, scale) for name in sets]
+    benches = [_open_set(s, scale, data_root) for s in sets]
     model = model_or_bicubic
     was_training = False
     if isinstance(model, nn.Module):
@@ -204,6 +205,15 @@ def evaluate(
         "self_ensemble": bool(self_ensemble and not is_bicubic),
         "sets": results,
     }
+
+
+def _open_set(item: str | BenchmarkSet, scale: int, data_root: str | Path) -> BenchmarkSet:
+    """A set name opened under ``data_root``, or an opened set (its scale must be ``scale``)."""
+    if isinstance(item, BenchmarkSet):
+        if item.scale != int(scale):
+            raise FacdError(f"set {item.name} is opened at x{item.scale}, not x{scale}")
+        return item
+    return BenchmarkSet(data_root, item, scale)
 
 
 def _mean(values) -> float:

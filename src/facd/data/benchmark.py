@@ -9,6 +9,10 @@ When an LR file is missing it is rebuilt from HR with MATLAB-exact
 ``imresize(modcrop(HR, s), 1/s, 'bicubic')`` and cached in memory (never written to disk).
 HR images keep their stored channel count (Set14 ``bridge.png`` is single-channel) and are
 modcropped to the scale; LR images are always HxWx3 (grey replicated) for the network.
+
+:class:`SplitSet` is a validation split held out of the training folders (a list file such as
+``configs/splits/val291.txt``): the same items, LR always MATLAB bicubic of the modcropped HR
+(the training folders hold no LR files), so it goes through the same evaluation functions.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from facd.data.image_io import list_images, read_image_raw
 from facd.data.imresize import bicubic_downsample, modcrop
 from facd.errors import DataError
 
-__all__ = ["BenchmarkItem", "BenchmarkSet", "available_sets"]
+__all__ = ["BenchmarkItem", "BenchmarkSet", "SplitSet", "available_sets"]
 
 
 @dataclass(frozen=True)
@@ -126,3 +130,61 @@ class BenchmarkSet:
     def __iter__(self) -> Iterator[BenchmarkItem]:
         for i in range(len(self)):
             yield self[i]
+
+
+class SplitSet(BenchmarkSet):
+    """The images a list file names, read from training folders: a validation split.
+
+    ``list_file`` holds one entry a line (``#`` comments), each the end of an image's path,
+    e.g. ``T91/HR/t13.bmp`` (the format of ``data.exclude``); an image of ``dirs`` whose path
+    ends with an entry (whole path components) belongs to the split. Items come in the list's
+    order. Every entry must match exactly one image: a missing one is a :class:`DataError`
+    naming the entry and the folders searched. The set is named after the list file's stem
+    (``val291``). LR images are MATLAB bicubic of the modcropped HR, cached in memory.
+    """
+
+    def __init__(
+        self, list_file: str | Path, dirs: list[str] | list[Path], scale: int, name: str = ""
+    ) -> None:
+        from facd.data.patches import listed_in, read_name_list
+
+        if int(scale) != scale or scale < 1:
+            raise DataError(f"scale must be a positive integer, got {scale!r}")
+        if not Path(list_file).is_file():
+            raise DataError(
+                f"val.split: cannot read the list file {list_file}; in a config file the path is "
+                "relative to that file's folder (with --set, to the current directory)"
+            )
+        entries = read_name_list(list_file)
+        if not entries:
+            raise DataError(f"val.split: the list file {list_file} names no image")
+        found: list[Path] = []
+        for d in dirs:
+            found.extend(list_images(d))
+        paths = []
+        for entry in entries:
+            hits = [q for q in found if listed_in(q, (entry,))]
+            if len(hits) != 1:
+                where = ", ".join(map(str, dirs))
+                what = "no image" if not hits else f"{len(hits)} images"
+                raise DataError(
+                    f"val.split: entry {entry!r} of {list_file} matches {what} in the training "
+                    f"folders ({where}); each entry must end the path of exactly one image"
+                )
+            paths.append(hits[0])
+        self.root = Path(list_file).parent
+        self.name = name or Path(list_file).stem
+        self.scale = int(scale)
+        self.folder = self.root
+        self.hr_paths = paths
+        self.lr_dir = self.root  # unused: the LR image is always rebuilt from HR
+        self._lr_cache = {}
+
+    def _load_lr(self, name: str, hr_full: np.ndarray) -> np.ndarray:
+        """MATLAB bicubic of the HR image (cached in memory); never a file."""
+        if name not in self._lr_cache:
+            self._lr_cache[name] = bicubic_downsample(hr_full, self.scale)
+        return self._lr_cache[name]
+
+    def __repr__(self) -> str:
+        return f"SplitSet({self.name!r}, x{self.scale}, {len(self)} images)"

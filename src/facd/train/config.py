@@ -9,7 +9,7 @@ relative to the file itself); they are read in order, each merged over the previ
 ``--set`` overrides. ``teacher: null`` drops a section a base defined. A cycle of bases is refused.
 
 Paths: every key declared with ``field(..., path=True)`` (``data.train_dirs``, ``data.exclude``,
-``val.data_root``, ``student.weights``, ``teacher.weights`` and the loss options' files) is a
+``val.data_root``, ``val.split``, ``student.weights``, ``teacher.weights`` and the loss options' files) is a
 path. In a config file, a relative path is read against **the folder of the file that wrote
 it** (a base's paths against the base's folder), so a config works from any directory; the
 loaded config writes it relative to the current directory, or absolute where that is shorter
@@ -92,6 +92,18 @@ class ValConfig:
     sets: list[str] = field(["Set5"], "benchmark sets to validate on (Y-PSNR)")
     every: int = field(1000, "validate every N iterations (0: only at the end)", ge=0)
     max_images: int = field(0, "use only the first N images of each set (0: all)", ge=0)
+    split: str | None = field(
+        None,
+        "list file of held-out training images to validate on instead of the benchmark sets "
+        "(e.g. configs/splits/val291.txt; images read from data.train_dirs, LR by MATLAB "
+        "bicubic); when set, 'sets' and 'data_root' are not used",
+        path=True,
+    )
+
+    @property
+    def enabled(self) -> bool:
+        """Whether training validates at all (a split, or at least one benchmark set)."""
+        return bool(self.split or self.sets)
 
 
 @dataclass

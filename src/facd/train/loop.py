@@ -281,10 +281,10 @@ class _Steps:
 
 
 def _validate(trainer: Trainer, logger: RunLogger | None, it: int, dist_ctx: DistContext) -> dict:
-    if not dist_ctx.is_main or not trainer.cfg.val.sets:
+    if not dist_ctx.is_main or not trainer.cfg.val.enabled:
         return {}
     results = trainer.validate()
-    first = results[trainer.cfg.val.sets[0]]["psnr_y"]
+    first = next(iter(results.values()))["psnr_y"]  # the split, or the first set
     _log(logger, {"iteration": it, "val": results})
     if first > trainer.best_psnr:
         trainer.best_psnr = first

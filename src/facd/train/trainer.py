@@ -378,13 +378,21 @@ class Trainer:
 
     # -- validation -----------------------------------------------------------------------
     def prepare_validation(self) -> None:
-        """Open the validation sets now, so that a wrong name fails before any training."""
-        from facd.data.benchmark import BenchmarkSet
+        """Open the validation sets now, so that a wrong name fails before any training.
+
+        With ``val.split`` the split alone is opened (the benchmark sets are left untouched)."""
+        from facd.data.benchmark import BenchmarkSet, SplitSet
 
         v = self.cfg.val
         if hasattr(self, "_benches"):
             return
         self._benches = []
+        if v.split:
+            split = SplitSet(v.split, list(self.cfg.data.train_dirs), self.cfg.scale)
+            if v.max_images:
+                split.hr_paths = split.hr_paths[: v.max_images]
+            self._benches.append(split)
+            return
         for name in v.sets:
             bench = BenchmarkSet(Path(v.data_root), name, self.cfg.scale)
             if v.max_images:
