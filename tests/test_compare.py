@@ -31,7 +31,8 @@ def _hr(h: int, w: int, seed: int = 0, grey: bool = False) -> np.ndarray:
 @pytest.fixture(scope="module")
 def up():
     torch.manual_seed(0)
-    return facd.load("edsr-tiny-s", scale=SCALE, device="cpu", tile=0)
+    with pytest.warns(facd.UntrainedWeightsWarning):  # random weights are the point here
+        return facd.load("edsr-tiny-s", scale=SCALE, device="cpu", tile=0)
 
 
 def test_layout_pixels_and_psnr(up) -> None:
