@@ -48,7 +48,7 @@ from facd.distill.methods import active_terms, get_method, missing_stage_message
 from facd.distill.taps import FeatureTaps
 from facd.distill.terms import StepRandom, derive_seed
 from facd.distiller import Distiller, RunInfo
-from facd.errors import CheckpointError, ConfigError, TrainingDiverged
+from facd.errors import CheckpointError, ConfigError, FacdError, TrainingDiverged
 from facd.train.config import ResolvedConfig
 from facd.train.distributed import DistContext, any_rank
 from facd.train.state import (
@@ -59,21 +59,31 @@ from facd.train.state import (
     save_state,
     storage_errors,
 )
+from facd.typedconfig import short_repr
 
 __all__ = ["StepRandom", "Trainer", "TrainingDiverged", "derive_seed"]
 
 
 def resolve_device(pref: str, dist_ctx: DistContext) -> torch.device:
-    if pref == "auto":
-        pref = "cuda" if torch.cuda.is_available() else "cpu"
+    """The training device, by the one resolver of :mod:`facd.infer.device`.
+
+    Differences for training: ``auto`` means CUDA if there is a GPU, else the CPU (MPS only when
+    named), errors name the config key, and each DDP process takes its own GPU (``LOCAL_RANK``).
+    """
+    from facd.infer.device import resolve_device as resolve
+
+    name = pref if pref != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    if name.strip().lower().startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"'train.device' is {short_repr(pref)} but torch sees no CUDA GPU; set "
+            "train.device=cpu or auto"
+        )
     try:
-        device = torch.device(pref)
-    except (RuntimeError, ValueError):
-        raise ConfigError(f"'train.device' is {pref!r}; use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"train.device is {pref!r} but CUDA is not available")
-        return torch.device("cuda", dist_ctx.local_rank) if dist_ctx.enabled else device
+        device = resolve(name)
+    except FacdError as err:
+        raise ConfigError(f"'train.device' is {short_repr(pref)}: {err}") from None
+    if device.type == "cuda" and dist_ctx.enabled:
+        return torch.device("cuda", dist_ctx.local_rank)
     return device
 
 
@@ -386,7 +396,7 @@ class Trainer:
         v = self.cfg.val
         if hasattr(self, "_benches"):
             return
-        self._benches = []
+        self._benches: list[BenchmarkSet | SplitSet] = []
         if v.split:
             split = SplitSet(v.split, list(self.cfg.data.train_dirs), self.cfg.scale)
             if v.max_images:
