@@ -264,14 +264,9 @@ def check_teacher_stage(weights: str | None, stage: str | None = None) -> None:
     (the method's declared teacher stage). A damaged file is a CheckpointError either way."""
     if not weights or not str(weights).endswith(".safetensors") or not Path(weights).is_file():
         return  # official .pt teachers carry no method; the encoder file is still required
-    from safetensors import safe_open
+    from facd.archs.io import read_shapes  # the one metadata reader (header only)
 
-    try:
-        with safe_open(str(weights), framework="pt") as f:
-            method = (f.metadata() or {}).get("method")
-    except Exception as err:  # noqa: BLE001 - safetensors raises its own error types
-        first = " ".join(str(err).split())[:160] or type(err).__name__
-        raise CheckpointError(f"{weights}: not a valid safetensors file ({first})") from None
+    method = read_shapes(weights)[1].get("method")
     if stage is not None and method is not None and method != stage:
         raise ConfigError(
             f"{weights} was trained with method {method!r}; PISR's teacher must be trained on "
