@@ -369,3 +369,16 @@ def test_a_protocols_teacher_config_keeps_its_paths(mini, data_root: Path) -> No
         (data_root / "BSD200/HR").resolve(),
     ]
     assert Path(cfg["val"]["data_root"]).resolve() == data_root.resolve()
+
+
+def test_model_arguments_accept_shipped_asset_names(capsys) -> None:
+    """facd.load, facd info (and every command that loads a model) read facd-asset: names."""
+    import facd
+    from facd.cli import main
+
+    up = facd.load("facd-asset:teacher-edsr-tiny-t-x4.safetensors", device="cpu")
+    assert up.scale == 4
+    assert main(["info", "facd-asset:teacher-edsr-tiny-t-x4.safetensors"]) == 0
+    assert "EDSR x4" in capsys.readouterr().out
+    assert main(["info", "facd-asset:nope.safetensors"]) == 2
+    assert "no shipped asset named 'nope.safetensors'" in capsys.readouterr().err

@@ -195,7 +195,8 @@ def load_model(
     ``scale`` is required for presets and, for files, must match the detected scale.
     ``expect`` (for configs that name both an architecture and a file) must match the file.
     Files: facd safetensors (metadata ``facd.arch``), official EDSR/RCAN ``.pt``, BasicSR
-    ``.pth`` and official SwinIR ``{"params"|"params_ema": ...}`` files.
+    ``.pth`` and official SwinIR ``{"params"|"params_ema": ...}`` files; ``facd-asset:NAME`` for
+    a file shipped with facd.
     """
     from facd.archs import build_model
 
@@ -207,7 +208,9 @@ def load_model(
             raise CheckpointError(f"preset {ref_str!r} needs a scale, e.g. {option('scale', 4)}")
         spec = preset_spec(ref_str, scale)
         return build_model(spec), spec
-    path = Path(ref_str)
+    from facd.assets import resolve_asset
+
+    path = resolve_asset(ref_str)  # facd-asset:NAME names a file shipped with facd
     if not path.exists():
         raise CheckpointError(
             f"model {ref_str!r} is neither a file nor a preset (presets: {', '.join(PRESETS)})"
