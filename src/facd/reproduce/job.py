@@ -8,7 +8,10 @@ A job file is JSON written by :class:`facd.reproduce.runner.Reproduction`, one o
   :func:`train`;
 * ``{"kind": "eval", "model": "...", "scale": 4, "sets": [...], "data_root": "...",
   "out": "eval.json", "teacher_sr": "..." | null, "keep_sr": "..." | null}``: evaluate one model
-  with :func:`facd.reproduce.evaljob.evaluate_model` and write its JSON to ``out``.
+  with :func:`facd.reproduce.evaljob.evaluate_model` and write its JSON to ``out``;
+* ``{"kind": "split", "models": [...], "split": "val.txt", "train_dirs": [...], "scale": 4,
+  "out": "split.json"}``: measure weights files on the validation split
+  (:func:`facd.reproduce.evaljob.evaluate_split`; the saturation check).
 
 Choices: a job calls library functions, not the ``facd`` command line, so nothing is re-parsed
 from flags; the runner still starts one process per job, for parallel jobs with one thread each
@@ -75,6 +78,13 @@ def run_job(job: dict[str, Any]) -> None:
             job["data_root"],
             teacher_sr=_path(job.get("teacher_sr")),
             keep_sr=_path(job.get("keep_sr")),
+        )
+        write_result(Path(job["out"]), doc)
+    elif kind == "split":
+        from facd.reproduce.evaljob import evaluate_split, write_result
+
+        doc = evaluate_split(
+            list(job["models"]), job["split"], list(job["train_dirs"]), int(job["scale"])
         )
         write_result(Path(job["out"]), doc)
     else:

@@ -94,6 +94,43 @@ class EvalSection:
     data_root: str = field("../shared/data", "folder holding the benchmark sets")
 
 
+SATURATION_RULE = (
+    "a network counts as trained when running its schedule twice as long gains less than "
+    "0.02 dB on the validation split"
+)
+
+
+@dataclass
+class SaturationSection:
+    """The saturation check: each network named here is trained again with its schedule
+    ``factor`` times as long (iterations and lr milestones scaled, everything else equal), and
+    both are measured on the validation split (``shared.val.split``); the network counts as
+    trained when the longer schedule gains less than ``threshold_db``."""
+
+    teacher: bool = field(False, "check the teacher (its training config, doubled)")
+    rows: list[str] = field([], "rows to check (their first seed), e.g. [scratch]")
+    factor: int = field(2, "how much longer the check's schedule is", ge=2, le=16)
+    threshold_db: float = field(0.02, "largest gain (dB) of a trained network", gt=0, le=10)
+
+    @property
+    def enabled(self) -> bool:
+        return self.teacher or bool(self.rows)
+
+
+def scaled_schedule(config: dict, factor: int) -> dict:
+    """A copy of a ``facd train`` config (as a dict) with ``train.iterations`` and every lr
+    milestone multiplied by ``factor`` (defaults filled in from the config's schema); the
+    epoch length, validation interval and everything else unchanged."""
+    from facd.train.config import load_config
+
+    train = load_config(None, [], base=copy.deepcopy(config)).config.train
+    out = copy.deepcopy(config)
+    section = out.setdefault("train", {})
+    section["iterations"] = train.iterations * factor
+    section["lr_milestones"] = [m * factor for m in train.lr_milestones]
+    return out
+
+
 @dataclass
 class Row:
     method: str = field("", "distillation method (see `facd methods`)")
@@ -281,6 +318,7 @@ class Protocol:
     report: ReportSection = dataclasses.field(default_factory=ReportSection)
     figures_dir: str = field("docs/img", "where curves.png and qualitative.png go")
     qualitative: QualitativeSection = dataclasses.field(default_factory=QualitativeSection)
+    saturation: SaturationSection = dataclasses.field(default_factory=SaturationSection)
 
     def validate(self, where: str) -> None:
         if not self.name:
@@ -295,6 +333,26 @@ class Protocol:
         if bad:
             raise ConfigError(f"'shared' may hold data, val, train and loss; got {bad}")
         self._check_report_names()
+        self._check_saturation()
+
+    @property
+    def val_split(self) -> str | None:
+        """The validation split every row validates on (``shared.val.split``), or None."""
+        return (self.shared.get("val") or {}).get("split") or None
+
+    def _check_saturation(self) -> None:
+        sat = self.saturation
+        for name in sat.rows:
+            if name not in {r.name for r in self.rows if not r.skip}:
+                raise ConfigError(
+                    f"'saturation.rows' names {name!r}, not a row that runs; rows: "
+                    f"{', '.join(r.name for r in self.rows if not r.skip)}"
+                )
+        if sat.enabled and not self.val_split:
+            raise ConfigError(
+                "'saturation' measures on the validation split: set 'shared.val.split' (e.g. "
+                f"{VAL_SPLIT}) or remove the section"
+            )
 
     def _check_report_names(self) -> None:
         """Every name in the report section is a row, or a method (a table may list methods
@@ -364,6 +422,8 @@ class Protocol:
         cfg.update(method=stage, scale=self.scale, seed=0)
         cfg["student"] = self.teacher_net()
         cfg["val"] = {**cfg.get("val", {}), "sets": [], "every": 0}
+        if cfg["val"].get("split"):
+            cfg["val"]["split"] = None  # a stage is not validated
         cfg.setdefault("train", {})["iterations"] = self.teacher_stage.iterations
         return cfg
 

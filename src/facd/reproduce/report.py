@@ -18,7 +18,7 @@ from pathlib import Path
 
 from facd.fileio import atomic_write_text
 from facd.reproduce.plots import PALETTE, Chart, Series, draw_chart, write_comparison
-from facd.reproduce.protocol import PLACEHOLDER, Protocol, teacher_stage
+from facd.reproduce.protocol import PLACEHOLDER, SATURATION_RULE, Protocol, teacher_stage
 from facd.reproduce.results import Results
 from facd.reproduce.stats import NEGLIGIBLE, Diff, fmt_pm, mean
 
@@ -332,6 +332,45 @@ class Report:
             dcell = f"{_diff_cell(d)}: {_verdict_short(d)}" if d else ""
             seeds = len(self.r.row_runs(r))
             self.add(f"| {self.label(r.name)} | {seeds} | " + " | ".join(cells) + f" | {dcell} |")
+        self.add("")
+
+    def saturation_table(self) -> None:
+        """The saturation check (``saturation:`` in the protocol): each network's validation
+        split Y-PSNR with its schedule and with the schedule ``factor`` times as long."""
+        sat = self.p.saturation
+        if not sat.enabled:
+            return
+        self.add(
+            "## Saturation: are the networks trained?",
+            "",
+            f"Rule: {SATURATION_RULE} (here: a schedule {sat.factor}x as long, iterations and "
+            f"learning-rate milestones scaled, gains less than {sat.threshold_db:g} dB). Measured "
+            "on the validation split only, never on the benchmark sets.",
+            "",
+            "| Network | iterations | split Y-PSNR | with the longer schedule | gain (dB) | "
+            f"rule: gain < {sat.threshold_db:g} dB |",
+            "|---|---|---|---|---|---|",
+        )
+        names = (["teacher"] if sat.teacher else []) + [
+            f"{n}-s{self.p.row(n).seeds[0]}" for n in sat.rows
+        ]
+        for name in names:
+            doc = self.r.saturation.get(name)
+            label = (
+                self.p.teacher.label
+                if name == "teacher"
+                else f"{self.label(name.rsplit('-s', 1)[0])} ({name})"
+            )
+            if doc is None:
+                self.add(f"| {_md(label)} | – | not run yet | | | |")
+                continue
+            a, b = doc["psnr_y"]
+            n, m = doc["iterations"]
+            verdict = "**trained**" if doc["saturated"] else "**not trained**: extend its schedule"
+            self.add(
+                f"| {_md(label)} | {n} → {m} | {a:.3f} | {b:.3f} | {doc['gain_db']:+.3f} | "
+                f"{verdict} |"
+            )
         self.add("")
 
     def alpha_table(self) -> None:
@@ -753,6 +792,7 @@ def write_report(
     rep.paper_reference()
     rep.ablations()
     rep.teacher_table()
+    rep.saturation_table()
     rep.alpha_table()
     rep.terms_table()
     curves = qual = None

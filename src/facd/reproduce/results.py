@@ -25,6 +25,7 @@ class Results:
     bicubic: dict | None = None
     stages: dict[str, dict] = field(default_factory=dict)  # teacher stage -> its JSON
     protocol_json: dict | None = None
+    saturation: dict[str, dict] = field(default_factory=dict)  # network -> its check's JSON
 
     @classmethod
     def load(cls, proto: Protocol) -> Results:
@@ -41,6 +42,14 @@ class Results:
             if doc is not None:
                 res.stages[stage] = doc
         res.protocol_json = _read(root / "protocol.json")
+        sat = proto.saturation
+        names = (["teacher"] if sat.teacher else []) + [
+            f"{n}-s{proto.row(n).seeds[0]}" for n in sat.rows
+        ]
+        for name in names:
+            doc = _read(root / f"saturation-{name}.json")
+            if doc is not None and doc.get("kind") == "saturation":
+                res.saturation[name] = doc
         return res
 
     # ------------------------------------------------------------- look-ups

@@ -4,6 +4,8 @@ Layout under the run folder ``OUT`` (large, not committed)::
 
     OUT/<run id>/            run folder of one row and seed (e.g. facd-s0)
     OUT/<stage>/             a teacher stage a method declares (e.g. PISR's pisr-teacher)
+    OUT/saturation/<name>-x<f>/  the saturation check's run of a network with its schedule
+                             f times as long (``saturation:`` in the protocol)
     OUT/teacher-sr/          the teacher's SR images of the evaluation sets (for Table 13)
     OUT/jobs/<task>.json     the job a process ran (its config and run folder, or what it
                              evaluated; see :mod:`facd.reproduce.job`)
@@ -14,6 +16,8 @@ and under the protocol's ``results_dir`` (small, committed)::
     <run id>.safetensors     the student that was evaluated (the run's last.safetensors)
     <run id>.json            its numbers, curve, alpha = 0 fraction, timings and config
     teacher.json, bicubic.json, <stage>.safetensors (+ _encoder), protocol.json
+    saturation-<name>.json   the saturation check of the teacher or a row: the validation
+                             split's Y-PSNR with the schedule and with it f times as long
 
 Caching: a run whose result JSON matches its config fingerprint and whose published weights
 match the recorded SHA-256 is skipped; a finished training run without results is only
@@ -47,7 +51,13 @@ from facd.errors import CheckpointError, FacdError
 from facd.fileio import atomic_write_text
 from facd.reproduce.evaljob import DONE_MARKER
 from facd.reproduce.job import write_job
-from facd.reproduce.protocol import Protocol, Row, canonical_config, teacher_stage
+from facd.reproduce.protocol import (
+    Protocol,
+    Row,
+    canonical_config,
+    scaled_schedule,
+    teacher_stage,
+)
 from facd.reproduce.scheduler import Outcome, Task, run_tasks
 
 RESULT_VERSION = 1
@@ -427,6 +437,93 @@ class Reproduction:
         _write_json(self.results / f"{rid}.json", doc)
         return True
 
+    def saturation_targets(self) -> list[tuple[str, dict, Path, list[str]]]:
+        """(name, config with the schedule, its weights file, dependency tasks) of every network
+        the protocol's ``saturation`` section checks: the teacher and the first seed of each
+        named row (only the selected ones with ``--only``)."""
+        sat = self.p.saturation
+        out: list[tuple[str, dict, Path, list[str]]] = []
+        if sat.teacher and not self.only:
+            cfg = self.p.teacher_train_config()
+            out.append(("teacher", cfg, Path(self.p.teacher.weights), ["teacher"]))
+        selected = {(r.name, seed) for r, seed in self.selected_runs()}
+        for name in sat.rows:
+            row = self.p.row(name)
+            seed = row.seeds[0]
+            if (name, seed) not in selected:
+                continue
+            rid = f"{name}-s{seed}"
+            weights = self.out / rid / "last.safetensors"
+            out.append((rid, self.row_config(row, seed), weights, [f"train:{rid}", f"eval:{rid}"]))
+        return out
+
+    def task_saturation(self, name: str, cfg: dict, weights: Path) -> bool:
+        """Train ``cfg`` with its schedule ``factor`` times as long; measure both networks on
+        the validation split; publish ``saturation-<name>.json`` with the gain and the verdict
+        against ``threshold_db``."""
+        from facd.train.config import load_config, portable_paths
+
+        sat = self.p.saturation
+        split = self.p.val_split
+        assert split is not None  # checked when the protocol was loaded
+        if not weights.is_file():  # a row published earlier whose run folder is gone
+            weights = self.results / f"{name}.safetensors"
+        long_cfg = scaled_schedule(cfg, sat.factor)
+        resolved = load_config(None, [], base=long_cfg).to_dict()
+        key = fingerprint(
+            {
+                "long": canonical_config(
+                    portable_paths(resolved, getattr(self.p, "root_dir", None))
+                ),
+                "reference": sha256_file(weights),
+                "v": RESULT_VERSION,
+            }
+        )
+        result = self.results / f"saturation-{name}.json"
+        if _read_json(result).get("fingerprint") == key:
+            return False
+        run_dir = self.out / "saturation" / f"{name}-x{sat.factor}"
+        self._train(f"saturation-{name}", long_cfg, run_dir)
+        long_weights = run_dir / "last.safetensors"
+        dirs = list(resolved["data"]["train_dirs"])  # the network's own training folders
+        job = {
+            "kind": "split",
+            "models": [str(weights), str(long_weights)],
+            "split": split,
+            "train_dirs": dirs,
+            "scale": self.p.scale,
+            "out": str(run_dir / "split-eval.json"),
+        }
+        self._run_job(f"split-{name}", job)
+        ev = json.loads((run_dir / "split-eval.json").read_text())
+        base, long = ev["models"][str(weights)], ev["models"][str(long_weights)]
+        gain = long["psnr_y"] - base["psnr_y"]
+        timing = _read_json(run_dir / "repro_timing.json")
+        _write_json(
+            result,
+            {
+                "kind": "saturation",
+                "network": name,
+                "split": ev["split"],
+                "images": ev["images"],
+                "factor": sat.factor,
+                "iterations": [
+                    resolved["train"]["iterations"] // sat.factor,
+                    resolved["train"]["iterations"],
+                ],  # fmt: skip
+                "psnr_y": [base["psnr_y"], long["psnr_y"]],
+                "gain_db": gain,
+                "threshold_db": sat.threshold_db,
+                "saturated": gain < sat.threshold_db,
+                "weights": str(weights),
+                "curve": val_curve(read_jsonl(run_dir / "metrics.jsonl")),
+                "train_s": timing.get("train_s"),
+                "eval_s": ev["eval_s"],
+                "fingerprint": key,
+            },
+        )
+        return True
+
     # ---------------------------------------------------------------- run
 
     def build_tasks(self) -> list[Task]:
@@ -453,8 +550,13 @@ class Reproduction:
                     [f"train:{rid}", "eval:teacher"],
                 )
             )
+        # The saturation checks run after the rows they double (long runs, last).
+        sats = [
+            Task(f"saturation:{name}", _bind_sat(self.task_saturation, name, cfg, weights), deps)
+            for name, cfg, weights, deps in self.saturation_targets()
+        ]
         # Evaluations go first once ready, so results appear while training goes on.
-        return tasks[:2] + evals + tasks[2:] + trains
+        return tasks[:2] + evals + tasks[2:] + trains + sats
 
     def check_sizes(self) -> dict:
         t = count_params(self.p.teacher_net(), self.p.scale)
@@ -527,6 +629,12 @@ def _die_with_parent() -> Callable[[], None] | None:
 
 def _bind(fn: Callable[[Row, int], bool], row: Row, seed: int) -> Callable[[], bool]:
     return lambda: fn(row, seed)
+
+
+def _bind_sat(
+    fn: Callable[[str, dict, Path], bool], name: str, cfg: dict, weights: Path
+) -> Callable[[], bool]:
+    return lambda: fn(name, cfg, weights)
 
 
 def _bind_stage(fn: Callable[[str], bool], stage: str) -> Callable[[], bool]:

@@ -1,0 +1,120 @@
+"""The saturation check of a reproduction protocol: a network trained with its schedule and with
+the schedule doubled, both measured on the validation split, the gain judged against 0.02 dB."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from facd.cli import main
+from facd.errors import ConfigError
+from facd.reproduce.protocol import load_protocol, scaled_schedule
+
+from .helpers import make_checkpoint, make_image_folder
+
+
+def test_scaled_schedule_scales_iterations_and_milestones_only() -> None:
+    cfg = {"method": "scratch", "train": {"iterations": 30, "lr_milestones": [2, 5]}}
+    out = scaled_schedule(cfg, 2)
+    assert out["train"] == {"iterations": 60, "lr_milestones": [4, 10]}
+    assert cfg["train"]["iterations"] == 30  # the input is left alone
+    # defaults are filled in from the config's schema
+    assert scaled_schedule({"method": "scratch"}, 2)["train"] == {
+        "iterations": 1_200_000,
+        "lr_milestones": [300, 600, 900],
+    }
+
+
+def _protocol(tmp: Path, saturation: dict | None, split: bool = True) -> Path:
+    train = make_image_folder(tmp / "data" / "A" / "HR", count=5, size=(72, 64))
+    split_file = tmp / "split.txt"
+    split_file.write_text("A/HR/img03.png\nA/HR/img04.png\n")
+    make_image_folder(tmp / "bench" / "Tiny" / "HR", count=2, size=(48, 40), seed=1)
+    teacher = make_checkpoint(tmp / "teacher.safetensors", "edsr-tiny-t", 4)
+    shared_train = {
+        "iterations": 3,
+        "batch_size": 2,
+        "lr": 1e-3,
+        "iters_per_epoch": 1,
+        "lr_milestones": [2],
+        "log_every": 1,
+        "save_every": 1,
+    }
+    data = {"train_dirs": [str(train)], "patch_size": 8, "exclude": str(split_file)}
+    val = {"split": str(split_file), "every": 2} if split else {"sets": [], "every": 0}
+    teacher_cfg = tmp / "teacher.yaml"
+    teacher_cfg.write_text(
+        yaml.safe_dump(
+            {
+                "method": "scratch",
+                "student": {"preset": "edsr-tiny-t"},
+                "data": data,
+                "val": val,
+                "train": {**shared_train, "iterations": 2},
+            }
+        )
+    )
+    doc = {
+        "name": "ci-sat",
+        "scale": 4,
+        "teacher": {"config": str(teacher_cfg), "weights": str(teacher)},
+        "student": {"arch": "edsr", "n_blocks": 1, "n_feats": 8},
+        "shared": {"data": data, "val": val, "train": shared_train},
+        "eval": {"sets": ["Tiny"], "data_root": str(tmp / "bench")},
+        "rows": [{"method": "scratch", "seeds": [0]}],
+        "results_dir": str(tmp / "results"),
+        "report": str(tmp / "docs" / "results.md"),
+        "figures_dir": str(tmp / "docs" / "img"),
+    }
+    if saturation is not None:
+        doc["saturation"] = saturation
+    path = tmp / "proto.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_saturation_needs_the_validation_split_and_known_rows(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="shared.val.split"):
+        load_protocol(_protocol(tmp_path, {"rows": ["scratch"]}, split=False))
+    with pytest.raises(ConfigError, match="'saturation.rows' names 'facd'"):
+        load_protocol(_protocol(tmp_path, {"rows": ["facd"]}))
+
+
+@pytest.mark.slow
+def test_saturation_check_end_to_end(tmp_path: Path) -> None:
+    proto = _protocol(tmp_path, {"teacher": True, "rows": ["scratch"]})
+    out = tmp_path / "runs"
+    assert main(["reproduce", str(proto), "--out", str(out), "--no-figures"]) == 0
+    results = tmp_path / "results"
+    row = json.loads((results / "scratch-s0.json").read_text())
+    sat = json.loads((results / "saturation-scratch-s0.json").read_text())
+    assert sat["iterations"] == [3, 6] and sat["factor"] == 2 and sat["split"] == "split"
+    assert sat["images"] == 2
+    base, long = sat["psnr_y"]
+    assert abs(sat["gain_db"] - (long - base)) < 1e-12
+    assert sat["saturated"] == (sat["gain_db"] < 0.02)
+    # the reference value is the row's own last validation on the split (same weights)
+    assert abs(row["curve"][-1][1] - base) < 1e-9
+    # the doubled run: 6 iterations, milestones doubled, validation on the split
+    long_cfg = yaml.safe_load((out / "saturation" / "scratch-s0-x2" / "config.yaml").read_text())
+    assert long_cfg["train"]["iterations"] == 6 and long_cfg["train"]["lr_milestones"] == [4]
+    assert abs(sat["curve"][-1][1] - long) < 1e-9
+    teacher = json.loads((results / "saturation-teacher.json").read_text())
+    assert teacher["iterations"] == [2, 4]
+
+    report = (tmp_path / "docs" / "results.md").read_text()
+    assert "## Saturation: are the networks trained?" in report
+    assert "gains less than 0.02 dB on the validation split" in report
+    assert "| Teacher" in report or "| teacher" in report
+    assert "(scratch-s0) | 3 → 6 |" in report
+
+    # cached: a second invocation trains nothing and leaves the check's JSON alone
+    before = (results / "saturation-scratch-s0.json").stat().st_mtime_ns
+    logs = sorted((out / "logs").glob("*.log"))
+    sizes = [p.stat().st_size for p in logs]
+    assert main(["reproduce", str(proto), "--out", str(out), "--no-figures"]) == 0
+    assert (results / "saturation-scratch-s0.json").stat().st_mtime_ns == before
+    assert [p.stat().st_size for p in logs] == sizes
