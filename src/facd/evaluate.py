@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -136,14 +136,17 @@ def evaluate(
     progress: bool = True,
     gray: GrayMode = "native",
     model_name: str | None = None,
+    on_image: Callable[[str, str, np.ndarray], None] | None = None,
 ) -> dict[str, Any]:
     """Mean Y-PSNR/SSIM of a network (or ``"bicubic"``) on each set, in the ``facd eval`` JSON form.
 
     Returns ``{"scale", "model", "gray", "self_ensemble", "sets": {set: {"psnr_y", "ssim_y",
     "images", "per_image": {name: {"psnr_y", "ssim_y"}}}}}``. A set is a name under ``data_root``
     or an opened set (e.g. a :class:`~facd.data.benchmark.SplitSet`, the validation split). All
-    sets are opened (and checked) before any image is processed. A network is moved to ``device``; its train/eval mode is
-    restored afterwards.
+    sets are opened (and checked) before any image is processed. A network is moved to
+    ``device``; its train/eval mode is restored afterwards. ``on_image(set, name, sr)`` receives
+    every SR image (uint8 HxWx3, the pixels that were measured and that ``save_images`` would
+    write), e.g. to compare it with another model's output without a PNG round trip.
     """
     from tqdm import tqdm
 
@@ -187,6 +190,11 @@ def evaluate(
                 per_image[item.name] = {"psnr_y": psnr, "ssim_y": ssim}
                 if out_dir is not None:
                     _save(out_dir, bench.name, scale, item.name, sr)
+                if on_image is not None:
+                    # contiguous, as read from a file: numpy's matmul may round a strided
+                    # view differently in the last bit
+                    img = np.ascontiguousarray(sr[0].permute(1, 2, 0).cpu().numpy())
+                    on_image(bench.name, item.name, img)
                 bar.update(1)
             results[bench.name] = {
                 "psnr_y": _mean(v["psnr_y"] for v in per_image.values()),

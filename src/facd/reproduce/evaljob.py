@@ -1,10 +1,12 @@
 """Final evaluation of one model: benchmark Y-PSNR/SSIM and PSNR against the teacher's output.
 
 The benchmark numbers come from :func:`facd.evaluate.evaluate` on the very weights file that is
-published, so ``facd eval --model <file>`` gives the same numbers. The SR images it writes are
-then compared with the teacher's SR images (uint8, as the teacher's own evaluation wrote them)
-with the same protocol: Y channel, ``shave = scale``. That is the analogue of the paper's
-Table 13 (how closely the student follows the teacher).
+published, so ``facd eval --model <file>`` gives the same numbers. Each SR image is compared, in
+memory, with the teacher's SR image of the same name (uint8, as the teacher's own evaluation
+wrote it as PNG) with the same protocol: Y channel, ``shave = scale``. That is the analogue of
+the paper's Table 13 (how closely the student follows the teacher). The student's SR images are
+not written: writing and re-reading them as PNG took about 40 % of a student's evaluation on
+Urban100 (docs/performance.md), for the same uint8 pixels.
 
 The protocol runner calls :func:`evaluate_model` in a process of its own through an ``eval``
 job (:mod:`facd.reproduce.job`).
@@ -15,7 +17,6 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -43,15 +44,20 @@ def psnr_against(sr_dir: Path, ref_dir: Path, sets: list[str], scale: int) -> di
             if not ref.is_file():
                 raise FileNotFoundError(f"teacher output missing: {ref}")
             per_image[path.stem] = psnr_y(read_image(path), read_image(ref), scale)
-        values = list(per_image.values())
-        finite = [v for v in values if math.isfinite(v)]
-        out[name] = {
-            "psnr_y": math.fsum(finite) / len(finite) if finite else math.inf,
-            "images": len(values),
-            "identical_images": len(values) - len(finite),
-            "per_image": per_image,
-        }
+        out[name] = _summary(per_image)
     return out
+
+
+def _summary(per_image: dict[str, float]) -> dict[str, Any]:
+    """Mean over the finite values (an image identical to the teacher's has infinite PSNR)."""
+    values = list(per_image.values())
+    finite = [v for v in values if math.isfinite(v)]
+    return {
+        "psnr_y": math.fsum(finite) / len(finite) if finite else math.inf,
+        "images": len(values),
+        "identical_images": len(values) - len(finite),
+        "per_image": per_image,
+    }
 
 
 def evaluate_model(
@@ -78,34 +84,87 @@ def evaluate_model(
 
         model, _ = load_model(model_ref, scale)
         params = sum(p.numel() for p in model.parameters())
-    tmp = Path(tempfile.mkdtemp(prefix="facd-repro-sr-"))
-    sr_dir = keep_sr if keep_sr is not None else tmp
-    try:
-        if keep_sr is not None and keep_sr.exists():
-            shutil.rmtree(keep_sr)
-        res = evaluate(
-            model,
-            sets,
-            scale,
-            data_root,
-            device="cpu",
-            save_images=sr_dir,
-            progress=False,
-            model_name=str(model_ref),
-        )
-        eval_s = time.perf_counter() - t0
-        teacher = psnr_against(sr_dir, teacher_sr, sets, scale) if teacher_sr else None
-        if keep_sr is not None:
-            (keep_sr / DONE_MARKER).write_text("ok\n")
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    if keep_sr is not None and keep_sr.exists():
+        shutil.rmtree(keep_sr)
+    against = _AgainstTeacher(teacher_sr, scale) if teacher_sr is not None else None
+    res = evaluate(
+        model,
+        sets,
+        scale,
+        data_root,
+        device="cpu",
+        save_images=keep_sr,  # only the teacher's images are kept (as PNG)
+        progress=False,
+        model_name=str(model_ref),
+        on_image=against,
+    )
+    total = time.perf_counter() - t0
+    teacher = against.result(sets) if against is not None else None
+    if keep_sr is not None:
+        (keep_sr / DONE_MARKER).write_text("ok\n")
+    teacher_s = against.seconds if against is not None else 0.0
     return {
         "model": str(model_ref),
         "params": params,
         "sets": res["sets"],
         "teacher_psnr": teacher,
-        "eval_s": round(eval_s, 2),
-        "teacher_psnr_s": round(time.perf_counter() - t0 - eval_s, 2),
+        "eval_s": round(total - teacher_s, 2),
+        "teacher_psnr_s": round(teacher_s, 2),
+    }
+
+
+class _AgainstTeacher:
+    """``evaluate``'s ``on_image``: Y-PSNR (shave = scale) of each SR image, in memory, against
+    the teacher's image of the same name (read from its PNG). The numbers are those of
+    :func:`psnr_against` on the PNGs the SR images would have been written to (PNG is lossless:
+    the uint8 pixels are the same), without writing and re-reading them."""
+
+    def __init__(self, teacher_sr: Path, scale: int) -> None:
+        self.root, self.scale = teacher_sr, scale
+        self.per_set: dict[str, dict[str, float]] = {}
+        self.seconds = 0.0
+
+    def __call__(self, set_name: str, name: str, sr: np.ndarray) -> None:
+        t0 = time.perf_counter()
+        ref = self.root / set_name / f"X{self.scale}" / f"{name}.png"
+        if not ref.is_file():
+            raise FileNotFoundError(f"teacher output missing: {ref}")
+        value = psnr_y(sr, read_image(ref), self.scale)
+        self.per_set.setdefault(set_name, {})[name] = value
+        self.seconds += time.perf_counter() - t0
+
+    def result(self, sets: list[str]) -> dict[str, Any]:
+        """The :func:`psnr_against` document: images in name order, as its folder glob."""
+        return {s: _summary(dict(sorted(self.per_set.get(s, {}).items()))) for s in sets}
+
+
+def evaluate_split(
+    models: list[str], split: str | Path, train_dirs: list[str], scale: int
+) -> dict[str, Any]:
+    """Y-PSNR/SSIM of each weights file on the validation split (``val.split``'s list of
+    training images), through :func:`facd.evaluate.evaluate`: ``{"split", "images", "models":
+    {file: {"psnr_y", "ssim_y"}}, "eval_s"}``."""
+    import torch
+
+    from facd.archs.io import load_model
+    from facd.data.benchmark import SplitSet
+    from facd.evaluate import evaluate
+
+    if _single_threaded():
+        torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    bench = SplitSet(split, list(train_dirs), scale)
+    out: dict[str, Any] = {}
+    for ref in models:
+        model, _ = load_model(ref, scale)
+        res = evaluate(model, [bench], scale, bench.root, device="cpu", progress=False)
+        got = res["sets"][bench.name]
+        out[ref] = {"psnr_y": got["psnr_y"], "ssim_y": got["ssim_y"]}
+    return {
+        "split": bench.name,
+        "images": len(bench),
+        "models": out,
+        "eval_s": round(time.perf_counter() - t0, 2),
     }
 
 
