@@ -11,7 +11,10 @@ A job file is JSON written by :class:`facd.reproduce.runner.Reproduction`, one o
   with :func:`facd.reproduce.evaljob.evaluate_model` and write its JSON to ``out``;
 * ``{"kind": "split", "models": [...], "split": "val.txt", "train_dirs": [...], "scale": 4,
   "out": "split.json"}``: measure weights files on the validation split
-  (:func:`facd.reproduce.evaljob.evaluate_split`; the saturation check).
+  (:func:`facd.reproduce.evaljob.evaluate_split`; the saturation check);
+* ``{"kind": "alpha", "student": "...", "teacher": "...", "train_dirs": [...], "scale": 4,
+  "patch_size": 48, "samples": 512, "exclude": "..." | null, "out": "alpha.json"}``: the
+  alpha = 0 fraction on patches (:func:`facd.reproduce.alphapatch.alpha0_on_patches`).
 
 Choices: a job calls library functions, not the ``facd`` command line, so nothing is re-parsed
 from flags; the runner still starts one process per job, for parallel jobs with one thread each
@@ -85,6 +88,20 @@ def run_job(job: dict[str, Any]) -> None:
 
         doc = evaluate_split(
             list(job["models"]), job["split"], list(job["train_dirs"]), int(job["scale"])
+        )
+        write_result(Path(job["out"]), doc)
+    elif kind == "alpha":
+        from facd.reproduce.alphapatch import alpha0_on_patches
+        from facd.reproduce.evaljob import write_result
+
+        doc = alpha0_on_patches(
+            job["student"],
+            job["teacher"],
+            list(job["train_dirs"]),
+            int(job["scale"]),
+            patch_size=int(job["patch_size"]),
+            samples=int(job["samples"]),
+            exclude=job.get("exclude"),
         )
         write_result(Path(job["out"]), doc)
     else:

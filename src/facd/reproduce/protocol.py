@@ -247,6 +247,27 @@ class Alpha0Claim:
 
 
 @dataclass
+class RegimeSection:
+    """The conditions under which the paper's mechanisms are active, measured and reported beside
+    the paper's values: the student-teacher gap, and FACD's alpha = 0 fraction (logged in the
+    last quarter of training, and measured afterwards on ``alpha_patch``-pixel patches)."""
+
+    gap_row: str = field("", "row whose gap to the teacher is reported, e.g. scratch (empty: none)")
+    gap_paper_db: float = field(0.0, "the paper's teacher - student gap on Set5 (dB)", ge=0)
+    gap_paper_text: str = field("", "how the report quotes the paper's gap")
+    gap_max_db: float = field(0.0, "largest gap (Set5) of the regime (0: no requirement)", ge=0)
+    alpha0_row: str = field("", "row whose alpha = 0 fraction is checked, e.g. facd")
+    alpha0_min: float = field(
+        0.0, "smallest alpha = 0 fraction in the last quarter of training (0: none)", ge=0, le=1
+    )
+    alpha0_paper_text: str = field("", "how the report quotes the paper's alpha = 0 fraction")
+    alpha_patch: int = field(
+        48, "LR patch size of the measurement after training (0: not measured)", ge=0, le=1024
+    )
+    alpha_samples: int = field(512, "patches of that measurement", ge=1, le=1_000_000)
+
+
+@dataclass
 class ReportObservation:
     """A sentence of the report with numbers filled in: ``{diff A B}`` (A - B, mean of the sets,
     3 digits), ``{verdict A B}`` (its verdict), ``{alpha0 A}`` (A's alpha = 0 fraction, in %),
@@ -287,10 +308,14 @@ class ReportSection:
     claims: list[ReportClaim] = field([], "claims checked in the reading, in order")
     alpha0: Alpha0Claim = dataclasses.field(default_factory=Alpha0Claim)
     observations: list[ReportObservation] = field([], "sentences generated from the numbers")
+    regime: RegimeSection = dataclasses.field(default_factory=RegimeSection)
 
     def names(self) -> list[tuple[str, str]]:
         """(where, name) of every row or method the section names."""
         out = [("report.reference", self.reference)] if self.reference else []
+        for key in ("gap_row", "alpha0_row"):
+            if getattr(self.regime, key):
+                out.append((f"report.regime.{key}", getattr(self.regime, key)))
         for i, t in enumerate(self.tables):
             out += [(f"report.tables[{i}].rows", n) for n in t.rows]
         for i, c in enumerate(self.claims):

@@ -334,6 +334,75 @@ class Report:
             self.add(f"| {self.label(r.name)} | {seeds} | " + " | ".join(cells) + f" | {dcell} |")
         self.add("")
 
+    def regime_table(self) -> None:
+        """The regime conditions (``report.regime``): each measured value beside the paper's and
+        the requirement, with a verdict."""
+        reg = self.p.report.regime
+        if not (reg.gap_row or reg.alpha0_row):
+            return
+        self.add(
+            "## Regime: are the paper's mechanisms active?",
+            "",
+            "The adaptive scheme only acts where the teacher is sometimes worse than the student: "
+            "a small student-teacher gap and a visible alpha = 0 fraction. Verdicts on the "
+            "adaptive claims count only where the conditions hold.",
+            "",
+            "| condition | measured | paper | required | verdict |",
+            "|---|---|---|---|---|",
+        )
+        t = self.r.teacher or {}
+        if reg.gap_row:
+            for where in ("Set5", None):
+                if where and where not in self.r.sets:
+                    continue
+                st = self.r.stat(reg.gap_row, where)
+                tv = (
+                    t.get("sets", {}).get(where, {}).get("psnr_y")
+                    if where
+                    else (mean([t["sets"][x]["psnr_y"] for x in self.r.sets]) if t else None)
+                )
+                name = where or _sets_mean(len(self.r.sets))
+                what = f"teacher − {self.label(reg.gap_row)} gap, {name}"
+                if st is None or tv is None:
+                    self.add(f"| {_md(what)} | not measured yet | {reg.gap_paper_text} | | |")
+                    continue
+                gap = tv - st[0]
+                need = f"≤ {reg.gap_max_db:g} dB" if reg.gap_max_db and where else ""
+                verdict = (
+                    ("holds" if gap <= reg.gap_max_db else "**does not hold**") if need else ""
+                )
+                paper = reg.gap_paper_text if where else ""
+                self.add(
+                    f"| {_md(what)} | {gap:.2f} dB (n={st[2]}) | {paper} | {need} | {verdict} |"
+                )
+        if reg.alpha0_row:
+            label = _md(self.label(reg.alpha0_row))
+            runs = self.r.row_runs(self.p.row(reg.alpha0_row)) if self.r.has(reg.alpha0_row) else {}
+            lq = [d["alpha0"]["last_quarter_mean"] for d in runs.values() if d.get("alpha0")]
+            need = f"≥ {100 * reg.alpha0_min:g} %" if reg.alpha0_min else ""
+            if lq:
+                v = mean(lq)
+                verdict = ("holds" if v >= reg.alpha0_min else "**does not hold**") if need else ""
+                cell = f"{100 * v:.2f} % (n={len(lq)})"
+            else:
+                verdict, cell = "", "not measured yet"
+            self.add(
+                f"| alpha = 0 fraction of {label}, last quarter of training (training patches) | "
+                f"{cell} | {reg.alpha0_paper_text} | {need} | {verdict} |"
+            )
+            if reg.alpha_patch:
+                fr = [d["alpha0_frac"] for d in self.r.alpha_patch.values()]
+                cell = (
+                    f"{100 * mean(fr):.2f} % (n={len(fr)}, {self.r.alpha_patch_samples()} patches)"
+                    if fr
+                    else "not measured yet"
+                )
+                self.add(
+                    f"| alpha = 0 fraction of {label} after training, {reg.alpha_patch}-pixel LR "
+                    f"patches of the training images | {cell} | {reg.alpha0_paper_text} | | |"
+                )
+        self.add("")
+
     def saturation_table(self) -> None:
         """The saturation check (``saturation:`` in the protocol): each network's validation
         split Y-PSNR with its schedule and with the schedule ``factor`` times as long."""
@@ -792,6 +861,7 @@ def write_report(
     rep.paper_reference()
     rep.ablations()
     rep.teacher_table()
+    rep.regime_table()
     rep.saturation_table()
     rep.alpha_table()
     rep.terms_table()

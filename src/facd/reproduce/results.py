@@ -26,6 +26,7 @@ class Results:
     stages: dict[str, dict] = field(default_factory=dict)  # teacher stage -> its JSON
     protocol_json: dict | None = None
     saturation: dict[str, dict] = field(default_factory=dict)  # network -> its check's JSON
+    alpha_patch: dict[str, dict] = field(default_factory=dict)  # run id -> alpha<P> JSON
 
     @classmethod
     def load(cls, proto: Protocol) -> Results:
@@ -46,6 +47,12 @@ class Results:
         names = (["teacher"] if sat.teacher else []) + [
             f"{n}-s{proto.row(n).seeds[0]}" for n in sat.rows
         ]
+        reg = proto.report.regime
+        if reg.alpha0_row and reg.alpha_patch:
+            for rid in proto.row(reg.alpha0_row).run_ids():
+                doc = _read(root / f"alpha{reg.alpha_patch}-{rid}.json")
+                if doc is not None and doc.get("kind") == "alpha":
+                    res.alpha_patch[rid] = doc
         for name in names:
             doc = _read(root / f"saturation-{name}.json")
             if doc is not None and doc.get("kind") == "saturation":
@@ -53,6 +60,10 @@ class Results:
         return res
 
     # ------------------------------------------------------------- look-ups
+
+    def alpha_patch_samples(self) -> int:
+        """Patches per run of the alpha measurement after training (0 if none)."""
+        return max((d.get("samples", 0) for d in self.alpha_patch.values()), default=0)
 
     @property
     def sets(self) -> list[str]:

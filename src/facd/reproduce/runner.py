@@ -524,6 +524,43 @@ class Reproduction:
         )
         return True
 
+    def task_alpha(self, row: Row, seed: int) -> bool:
+        """alpha = 0 fraction of a run measured after training on ``report.regime.alpha_patch``
+        pixel patches (:mod:`facd.reproduce.alphapatch`); ``alpha<P>-<run id>.json``."""
+        reg = self.p.report.regime
+        rid = f"{row.name}-s{seed}"
+        weights = self.results / f"{rid}.safetensors"
+        teacher = Path(self.teacher_weights_for(row))
+        data = load_config_dict(self.row_config(row, seed))["data"]
+        key = fingerprint(
+            {
+                "s": sha256_file(weights),
+                "t": sha256_file(teacher),
+                "p": reg.alpha_patch,
+                "n": reg.alpha_samples,
+            }
+        )
+        result = self.results / f"alpha{reg.alpha_patch}-{rid}.json"
+        if _read_json(result).get("fingerprint") == key:
+            return False
+        out = self.out / rid / f"alpha{reg.alpha_patch}.json"
+        job = {
+            "kind": "alpha",
+            "student": str(weights),
+            "teacher": str(teacher),
+            "train_dirs": list(data["train_dirs"]),
+            "exclude": data.get("exclude"),
+            "scale": self.p.scale,
+            "patch_size": reg.alpha_patch,
+            "samples": reg.alpha_samples,
+            "out": str(out),
+        }
+        self._run_job(f"alpha-{rid}", job)
+        doc = json.loads(out.read_text())
+        doc.update(kind="alpha", run_id=rid, fingerprint=key)
+        _write_json(result, doc)
+        return True
+
     # ---------------------------------------------------------------- run
 
     def build_tasks(self) -> list[Task]:
@@ -550,6 +587,14 @@ class Reproduction:
                     [f"train:{rid}", "eval:teacher"],
                 )
             )
+        reg = self.p.report.regime
+        if reg.alpha0_row and reg.alpha_patch:
+            for row, seed in runs:
+                if row.name == reg.alpha0_row:
+                    rid = f"{row.name}-s{seed}"
+                    evals.append(
+                        Task(f"alpha:{rid}", _bind(self.task_alpha, row, seed), [f"eval:{rid}"])
+                    )
         # The saturation checks run after the rows they double (long runs, last).
         sats = [
             Task(f"saturation:{name}", _bind_sat(self.task_saturation, name, cfg, weights), deps)
@@ -629,6 +674,13 @@ def _die_with_parent() -> Callable[[], None] | None:
 
 def _bind(fn: Callable[[Row, int], bool], row: Row, seed: int) -> Callable[[], bool]:
     return lambda: fn(row, seed)
+
+
+def load_config_dict(cfg: dict) -> dict:
+    """A row's config resolved (defaults filled in), as a dict."""
+    from facd.train.config import load_config
+
+    return load_config(None, [], base=cfg).to_dict()
 
 
 def _bind_sat(
