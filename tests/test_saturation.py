@@ -28,7 +28,9 @@ def test_scaled_schedule_scales_iterations_and_milestones_only() -> None:
     }
 
 
-def _protocol(tmp: Path, saturation: dict | None, split: bool = True) -> Path:
+def _protocol(
+    tmp: Path, saturation: dict | None, split: bool = True, regime: bool = False
+) -> Path:
     train = make_image_folder(tmp / "data" / "A" / "HR", count=5, size=(72, 64))
     split_file = tmp / "split.txt"
     split_file.write_text("A/HR/img03.png\nA/HR/img04.png\n")
@@ -71,6 +73,20 @@ def _protocol(tmp: Path, saturation: dict | None, split: bool = True) -> Path:
     }
     if saturation is not None:
         doc["saturation"] = saturation
+    if regime:
+        doc["rows"].append({"method": "facd", "seeds": [0]})
+        doc["report"] = {
+            "path": doc["report"],
+            "regime": {
+                "gap_row": "scratch",
+                "gap_paper_text": "0.32 dB",
+                "gap_max_db": 0.5,
+                "alpha0_row": "facd",
+                "alpha0_min": 0.02,
+                "alpha_patch": 12,
+                "alpha_samples": 8,
+            },
+        }
     path = tmp / "proto.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path
@@ -85,7 +101,7 @@ def test_saturation_needs_the_validation_split_and_known_rows(tmp_path: Path) ->
 
 @pytest.mark.slow
 def test_saturation_check_end_to_end(tmp_path: Path) -> None:
-    proto = _protocol(tmp_path, {"teacher": True, "rows": ["scratch"]})
+    proto = _protocol(tmp_path, {"teacher": True, "rows": ["scratch"]}, regime=True)
     out = tmp_path / "runs"
     assert main(["reproduce", str(proto), "--out", str(out), "--no-figures"]) == 0
     results = tmp_path / "results"
@@ -110,6 +126,13 @@ def test_saturation_check_end_to_end(tmp_path: Path) -> None:
     assert "gains less than 0.02 dB on the validation split" in report
     assert "| Teacher" in report or "| teacher" in report
     assert "(scratch-s0) | 3 → 6 |" in report
+
+    # the regime conditions: the gap, the logged alpha = 0 fraction, alpha on 12-pixel patches
+    alpha = json.loads((results / "alpha12-facd-s0.json").read_text())
+    assert alpha["samples"] == 8 and alpha["patch_size"] == 12 and alpha["kind"] == "alpha"
+    assert "## Regime: are the paper's mechanisms active?" in report
+    assert "| teacher − Student (scratch) gap, mean of the one set |" in report
+    assert "12-pixel LR patches of the training images | " in report
 
     # cached: a second invocation trains nothing and leaves the check's JSON alone
     before = (results / "saturation-scratch-s0.json").stat().st_mtime_ns

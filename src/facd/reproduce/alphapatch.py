@@ -38,7 +38,8 @@ def alpha0_on_patches(
     t_net, _ = load_model(teacher, scale)
     s_net.eval()
     t_net.eval()
-    batches = max(1, -(-samples // batch))
+    batch = max(1, min(batch, samples))
+    batches = -(-samples // batch)
     data = TrainPatches(
         list(train_dirs),
         scale,
