@@ -28,9 +28,7 @@ def test_scaled_schedule_scales_iterations_and_milestones_only() -> None:
     }
 
 
-def _protocol(
-    tmp: Path, saturation: dict | None, split: bool = True, regime: bool = False
-) -> Path:
+def _protocol(tmp: Path, saturation: dict | None, split: bool = True, regime: bool = False) -> Path:
     train = make_image_folder(tmp / "data" / "A" / "HR", count=5, size=(72, 64))
     split_file = tmp / "split.txt"
     split_file.write_text("A/HR/img03.png\nA/HR/img04.png\n")
