@@ -58,6 +58,11 @@ def canonical_config(resolved: dict) -> dict:
     return out
 
 
+def run_id(row_name: str, seed: int) -> str:
+    """The id of one run of a protocol row: its result file and run folder are named by it."""
+    return f"{row_name}-s{seed}"
+
+
 @dataclass
 class TeacherSection:
     config: str = field("", "facd train config that (re)trains the teacher when weights are absent")
@@ -159,8 +164,11 @@ class Row:
         if not self.name:
             self.name = self.method
 
+    def run_id(self, seed: int) -> str:
+        return run_id(self.name, seed)
+
     def run_ids(self) -> list[str]:
-        return [] if self.skip else [f"{self.name}-s{s}" for s in self.seeds]
+        return [] if self.skip else [self.run_id(s) for s in self.seeds]
 
 
 @dataclass

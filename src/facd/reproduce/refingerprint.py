@@ -31,7 +31,7 @@ import json
 import sys
 from pathlib import Path
 
-from facd.reproduce.protocol import Protocol, Row, canonical_config, load_protocol
+from facd.reproduce.protocol import Protocol, Row, canonical_config, load_protocol, run_id
 from facd.reproduce.runner import RESULT_VERSION, Reproduction, fingerprint, sha256_file
 from facd.train.config import portable_paths
 
@@ -93,11 +93,11 @@ def migrate(proto: Protocol, write: bool = False, log=print) -> dict[str, list[s
     outcome: dict[str, list[str]] = {"restamped": [], "renamed": [], "current": [], "stale": []}
     for row in proto.rows:
         for seed in [] if row.skip else row.seeds:
-            rid = f"{row.name}-s{seed}"
+            rid = row.run_id(seed)
             src, method = root / f"{rid}.json", row.method
             if not src.is_file():
                 old = [o for o, n in renamed_methods().items() if n == row.method]
-                cand = [root / f"{o}-s{seed}.json" for o in old]
+                cand = [root / f"{run_id(o, seed)}.json" for o in old]
                 found = [(c, o) for c, o in zip(cand, old, strict=True) if c.is_file()]
                 if not found:
                     continue

@@ -18,7 +18,13 @@ from pathlib import Path
 
 from facd.fileio import atomic_write_text
 from facd.reproduce.plots import PALETTE, Chart, Series, draw_chart, write_comparison
-from facd.reproduce.protocol import PLACEHOLDER, SATURATION_RULE, Protocol, teacher_stage
+from facd.reproduce.protocol import (
+    PLACEHOLDER,
+    SATURATION_RULE,
+    Protocol,
+    run_id,
+    teacher_stage,
+)
 from facd.reproduce.results import Results
 from facd.reproduce.stats import NEGLIGIBLE, Diff, fmt_pm, mean
 
@@ -421,7 +427,7 @@ class Report:
             "|---|---|---|---|---|---|",
         )
         names = (["teacher"] if sat.teacher else []) + [
-            f"{n}-s{self.p.row(n).seeds[0]}" for n in sat.rows
+            run_id(n, self.p.row(n).seeds[0]) for n in sat.rows
         ]
         for name in names:
             doc = self.r.saturation.get(name)

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from facd.reproduce.protocol import Protocol, Row
+from facd.reproduce.protocol import Protocol, Row, run_id
 from facd.reproduce.stats import mean, paired, std
 
 
@@ -45,7 +45,7 @@ class Results:
         res.protocol_json = _read(root / "protocol.json")
         sat = proto.saturation
         names = (["teacher"] if sat.teacher else []) + [
-            f"{n}-s{proto.row(n).seeds[0]}" for n in sat.rows
+            run_id(n, proto.row(n).seeds[0]) for n in sat.rows
         ]
         reg = proto.report.regime
         if reg.alpha0_row and reg.alpha_patch:
@@ -72,7 +72,7 @@ class Results:
     def row_runs(self, row: Row) -> dict[int, dict]:
         out = {}
         for seed in row.seeds:
-            doc = self.runs.get(f"{row.name}-s{seed}")
+            doc = self.runs.get(row.run_id(seed))
             if doc is not None:
                 out[seed] = doc
         return out

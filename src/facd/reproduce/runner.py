@@ -55,6 +55,7 @@ from facd.reproduce.protocol import (
     Protocol,
     Row,
     canonical_config,
+    run_id,
     scaled_schedule,
     teacher_stage,
 )
@@ -195,7 +196,7 @@ class Reproduction:
         out = []
         for r in self.selected_rows():
             for seed in r.seeds:
-                rid = f"{r.name}-s{seed}"
+                rid = r.run_id(seed)
                 if not self.only or r.name in self.only or rid in self.only:
                     out.append((r, seed))
         return out
@@ -379,7 +380,7 @@ class Reproduction:
         return True
 
     def is_cached(self, row: Row, seed: int) -> bool:
-        rid = f"{row.name}-s{seed}"
+        rid = row.run_id(seed)
         doc = _read_json(self.results / f"{rid}.json")
         weights = self.results / f"{rid}.safetensors"
         return (
@@ -389,14 +390,14 @@ class Reproduction:
         )
 
     def task_train(self, row: Row, seed: int) -> bool:
-        rid = f"{row.name}-s{seed}"
+        rid = row.run_id(seed)
         if self.is_cached(row, seed):
             return False
         self._train(rid, self.row_config(row, seed), self.out / rid)
         return True
 
     def task_eval(self, row: Row, seed: int) -> bool:
-        rid = f"{row.name}-s{seed}"
+        rid = row.run_id(seed)
         if self.is_cached(row, seed):
             return False
         run_dir = self.out / rid
@@ -452,7 +453,7 @@ class Reproduction:
             seed = row.seeds[0]
             if (name, seed) not in selected:
                 continue
-            rid = f"{name}-s{seed}"
+            rid = run_id(name, seed)
             weights = self.out / rid / "last.safetensors"
             out.append((rid, self.row_config(row, seed), weights, [f"train:{rid}", f"eval:{rid}"]))
         return out
@@ -528,7 +529,7 @@ class Reproduction:
         """alpha = 0 fraction of a run measured after training on ``report.regime.alpha_patch``
         pixel patches (:mod:`facd.reproduce.alphapatch`); ``alpha<P>-<run id>.json``."""
         reg = self.p.report.regime
-        rid = f"{row.name}-s{seed}"
+        rid = row.run_id(seed)
         weights = self.results / f"{rid}.safetensors"
         teacher = Path(self.teacher_weights_for(row))
         data = load_config_dict(self.row_config(row, seed))["data"]
@@ -577,7 +578,7 @@ class Reproduction:
         # Seed 0 of every row first (then seed 1, ...): a short run still covers every method.
         runs = sorted(runs, key=lambda rs: rs[0].seeds.index(rs[1]))
         for row, seed in runs:
-            rid = f"{row.name}-s{seed}"
+            rid = row.run_id(seed)
             deps = [teacher_stage(row.method) or "teacher"]
             trains.append(Task(f"train:{rid}", _bind(self.task_train, row, seed), deps))
             evals.append(
@@ -591,7 +592,7 @@ class Reproduction:
         if reg.alpha0_row and reg.alpha_patch:
             for row, seed in runs:
                 if row.name == reg.alpha0_row:
-                    rid = f"{row.name}-s{seed}"
+                    rid = row.run_id(seed)
                     evals.append(
                         Task(f"alpha:{rid}", _bind(self.task_alpha, row, seed), [f"eval:{rid}"])
                     )
