@@ -198,7 +198,7 @@ def test_job_file_errors_are_one_line(tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err.strip()
     assert (
         err
-        == "python -m facd.reproduce.job: error: job kind 'nope' is unknown; use 'train' or 'eval'"
+        == "python -m facd.reproduce.job: error: job kind 'nope' is unknown; use 'train', 'eval', 'split' or 'alpha'"
     )
     assert main([str(tmp_path / "missing.json")]) == 2
     assert "missing.json: cannot read the job file" in capsys.readouterr().err

@@ -105,7 +105,7 @@ def run_job(job: dict[str, Any]) -> None:
         )
         write_result(Path(job["out"]), doc)
     else:
-        raise ConfigError(f"job kind {kind!r} is unknown; use 'train' or 'eval'")
+        raise ConfigError(f"job kind {kind!r} is unknown; use 'train', 'eval', 'split' or 'alpha'")
 
 
 def _path(value: str | None) -> Path | None:
