@@ -63,6 +63,104 @@ def run_id(row_name: str, seed: int) -> str:
     return f"{row_name}-s{seed}"
 
 
+def format_weight(weight: float) -> str:
+    """A weight as it appears in run ids and tables (6 significant digits)."""
+    return f"{weight:.6g}"
+
+
+def sweep_run_id(row_name: str, weight: float, seed: int) -> str:
+    """The id of one run of a row's weight sweep (``<row>-w<weight>-s<seed>``)."""
+    return f"{row_name}-w{format_weight(weight)}-s{seed}"
+
+
+# ------------------------------------------------------------------------------ weight sweeps
+
+SWEEP_RULE = (
+    "each weight of the row's grid is trained with one seed (the row's first) and measured by "
+    "its mean Y-PSNR on the validation split; the best one is chosen (ties: the smaller "
+    "weight). When the best is the smallest or the largest weight tried, the grid is extended "
+    "by one value beyond that end, in the grid's own spacing (times its ratio when the "
+    "declared values are positive and evenly spaced in log, else plus its step), and the "
+    "choice is made again, at most 'sweep.max_extensions' times. The benchmark sets are never "
+    "used for this choice"
+)
+
+
+def _geometric(grid: list[float]) -> bool:
+    """Whether the values are all positive and evenly spaced in log (2 values always are)."""
+    values = sorted(grid)
+    if len(values) < 2 or values[0] <= 0:
+        return False
+    ratios = [b / a for a, b in zip(values, values[1:], strict=False)]
+    return max(ratios) / min(ratios) < 1 + 1e-6
+
+
+def next_weight(declared: list[float], tried: list[float], best: float) -> float | None:
+    """The weight one step beyond the end of ``tried`` where ``best`` sits, or None when
+    ``best`` is inside the grid (or the step would leave the weights >= 0).
+
+    The step is the one between the two outermost values at that end: their ratio when the
+    declared grid is geometric (:func:`_geometric`), their difference otherwise."""
+    values = sorted(set(tried))
+    if len(values) < 2 or best not in (values[0], values[-1]):
+        return None
+    if best == values[-1]:
+        inner, edge = values[-2], values[-1]
+    else:
+        inner, edge = values[1], values[0]
+    nxt = edge * (edge / inner) if _geometric(declared) else edge + (edge - inner)
+    nxt = float(f"{nxt:.10g}")  # 0.4 / 10 is 0.04, not 0.04000000000000001
+    return nxt if nxt >= 0 else None
+
+
+def choose_weight(scores: dict[float, float]) -> float:
+    """The weight with the best validation-split Y-PSNR (ties: the smaller weight)."""
+    if not scores:
+        raise ValueError("no weight has a score yet")
+    return min(scores, key=lambda w: (-scores[w], w))
+
+
+def weight_key(row: Row) -> str:
+    """The loss option a row's weight sweep sets (``loss.<section>.<option>``): the row's
+    ``weight_key``, else the weight of the one non-pixel section its method declares."""
+    if row.weight_key:
+        return row.weight_key
+    from facd.distill.methods import PIXEL_WEIGHT_KEYS, get_method
+
+    method = get_method(row.method)
+    sections = [
+        s
+        for s, opts in method.paper_weights.items()
+        if "weight" in opts and (s, "weight") not in PIXEL_WEIGHT_KEYS and s != "pixel"
+    ]
+    if len(sections) != 1:
+        raise ConfigError(
+            f"row {row.name!r}: method {row.method!r} declares {len(sections)} non-pixel weighted "
+            f"terms ({', '.join(sections) or 'none'}); set the row's 'weight_key' (e.g. "
+            "loss.contrast.weight) to say which one its weight sweep sets"
+        )
+    return f"loss.{sections[0]}.weight"
+
+
+def weight_override(row: Row, weight: float) -> dict:
+    """The ``loss`` override that runs ``row`` at ``weight`` (the method's paper units,
+    converted as the method's own weight is: non-pixel weights divided by its pixel range)."""
+    from facd.distill.methods import get_method
+
+    key = weight_key(row)
+    parts = key.split(".")
+    if len(parts) != 3 or parts[0] != "loss":
+        raise ConfigError(
+            f"row {row.name!r}: 'weight_key' must be loss.<section>.<option>, got {key!r}"
+        )
+    _, section, option = parts
+    method = get_method(row.method)
+    paper = copy.deepcopy(method.paper_weights)
+    paper.setdefault(section, {})[option] = weight
+    resolved = dataclasses.replace(method, paper_weights=paper).resolved_dict()
+    return {section: {option: resolved[section][option]}}
+
+
 @dataclass
 class TeacherSection:
     config: str = field("", "facd train config that (re)trains the teacher when weights are absent")
@@ -122,6 +220,15 @@ class SaturationSection:
         return self.teacher or bool(self.rows)
 
 
+@dataclass
+class SweepSection:
+    """How rows with a ``weight_grid`` choose their weight (:data:`SWEEP_RULE`)."""
+
+    max_extensions: int = field(
+        2, "grid extensions at most per row when the best weight sits at an end", ge=0, le=10
+    )
+
+
 def scaled_schedule(config: dict, factor: int) -> dict:
     """A copy of a ``facd train`` config (as a dict) with ``train.iterations`` and every lr
     milestone multiplied by ``factor`` (defaults filled in from the config's schema); the
@@ -150,6 +257,16 @@ class Row:
         "distillation weights (the method's paper units) to sweep on the validation split; the "
         "row runs at the best one (empty: the method's own weight)",
     )
+    weight_key: str = field(
+        "",
+        "the loss option the sweep sets, e.g. loss.contrast.weight (default: the weight of the "
+        "method's one non-pixel term)",
+    )
+    weight_from: str = field(
+        "",
+        "a row with a weight_grid whose chosen weight this row runs at (ablations that only "
+        "flip a switch), e.g. fcd",
+    )
 
     def validate(self, where: str) -> None:
         if not self.method:
@@ -157,6 +274,17 @@ class Row:
         bad = [w for w in self.weight_grid if not w >= 0]
         if bad:
             raise ConfigError(f"'{where}.weight_grid' values must be >= 0, got {bad}")
+        if len(self.weight_grid) == 1:
+            raise ConfigError(
+                f"'{where}.weight_grid' needs at least two values to sweep, got "
+                f"{self.weight_grid}; remove it to run the method's own weight"
+            )
+        if self.weight_grid and self.weight_from:
+            raise ConfigError(
+                f"'{where}' has both 'weight_grid' and 'weight_from'; keep one of them"
+            )
+        if len({format_weight(w) for w in self.weight_grid}) != len(self.weight_grid):
+            raise ConfigError(f"'{where}.weight_grid' has duplicates: {self.weight_grid}")
         if not self.skip and not self.seeds:
             raise ConfigError(f"'{where}.seeds' must list at least one seed")
         if len(set(self.seeds)) != len(self.seeds):
@@ -169,6 +297,16 @@ class Row:
 
     def run_ids(self) -> list[str]:
         return [] if self.skip else [self.run_id(s) for s in self.seeds]
+
+    @property
+    def weight_source(self) -> str:
+        """The row whose weight sweep sets this row's weight ('' when it runs its own)."""
+        return self.name if self.weight_grid else self.weight_from
+
+    @property
+    def sweep_seed(self) -> int:
+        """The seed of the row's sweep runs: its first seed."""
+        return self.seeds[0]
 
 
 @dataclass
@@ -352,6 +490,7 @@ class Protocol:
     figures_dir: str = field("docs/img", "where curves.png and qualitative.png go")
     qualitative: QualitativeSection = dataclasses.field(default_factory=QualitativeSection)
     saturation: SaturationSection = dataclasses.field(default_factory=SaturationSection)
+    sweep: SweepSection = dataclasses.field(default_factory=SweepSection)
 
     def validate(self, where: str) -> None:
         if not self.name:
@@ -367,6 +506,7 @@ class Protocol:
             raise ConfigError(f"'shared' may hold data, val, train and loss; got {bad}")
         self._check_report_names()
         self._check_saturation()
+        self._check_sweeps()
 
     @property
     def val_split(self) -> str | None:
@@ -386,6 +526,31 @@ class Protocol:
                 "'saturation' measures on the validation split: set 'shared.val.split' (e.g. "
                 f"{VAL_SPLIT}) or remove the section"
             )
+
+    def _check_sweeps(self) -> None:
+        swept = {r.name for r in self.rows if r.weight_grid and not r.skip}
+        for i, r in enumerate(self.rows):
+            if r.weight_from and not r.skip and r.weight_from not in swept:
+                raise ConfigError(
+                    f"'rows[{i}].weight_from' names {r.weight_from!r}, not a row with a "
+                    f"'weight_grid' that runs; such rows: {', '.join(sorted(swept)) or 'none'}"
+                )
+        if swept and not self.val_split:
+            raise ConfigError(
+                "weight sweeps ('weight_grid') choose on the validation split: set "
+                f"'shared.val.split' (e.g. {VAL_SPLIT}) or remove the grids"
+            )
+        taken = set(self.run_ids())
+        for r in self.rows:
+            for w in r.weight_grid:
+                rid = sweep_run_id(r.name, w, r.sweep_seed) if r.seeds else ""
+                if rid in taken:
+                    raise ConfigError(f"sweep run id {rid!r} is also a row's run id; rename")
+
+    def sweep_weights(self, row: Row) -> list[float]:
+        """The declared grid of the row whose sweep sets ``row``'s weight (empty: none)."""
+        source = row.weight_source
+        return list(self.row(source).weight_grid) if source else []
 
     def _check_report_names(self) -> None:
         """Every name in the report section is a row, or a method (a table may list methods
@@ -437,8 +602,11 @@ class Protocol:
                 out.append(stage)
         return out
 
-    def row_config(self, row: Row, seed: int, teacher_weights: str) -> dict:
-        """The ``facd train`` config (as a dict) of one row and seed."""
+    def row_config(
+        self, row: Row, seed: int, teacher_weights: str, weight: float | None = None
+    ) -> dict:
+        """The ``facd train`` config (as a dict) of one row and seed; ``weight`` (the method's
+        paper units) sets the row's swept loss option (:func:`weight_override`)."""
         from facd.distill.methods import get_method
 
         cfg = merge(copy.deepcopy(self.shared), {})
@@ -446,6 +614,8 @@ class Protocol:
         cfg["student"] = copy.deepcopy(self.student)
         if get_method(row.method).needs_teacher:
             cfg["teacher"] = {**self.teacher_net(), "weights": teacher_weights}
+        if weight is not None:
+            cfg["loss"] = merge(cfg.get("loss") or {}, weight_override(row, weight))
         return cfg
 
     def stage_config(self, stage: str) -> dict:
@@ -507,7 +677,13 @@ def load_protocol(path: str | Path) -> Protocol:
                 f"{path}: row {row.name!r} needs 'teacher_stage.iterations' > 0 (method "
                 f"{row.method} distils from its own teacher stage, {stage})"
             )
-        load_config(None, [], base=proto.row_config(row, row.seeds[0], proto.teacher.weights))
+        grid = proto.sweep_weights(row)
+        weight = grid[0] if grid else None
+        try:
+            cfg = proto.row_config(row, row.seeds[0], proto.teacher.weights, weight)
+        except ConfigError as err:
+            raise ConfigError(f"{path}: {err}") from None
+        load_config(None, [], base=cfg)
     return proto
 
 

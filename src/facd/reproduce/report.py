@@ -21,9 +21,13 @@ from facd.reproduce.plots import PALETTE, Chart, Series, draw_chart, write_compa
 from facd.reproduce.protocol import (
     PLACEHOLDER,
     SATURATION_RULE,
+    SWEEP_RULE,
     Protocol,
+    format_weight,
     run_id,
+    sweep_run_id,
     teacher_stage,
+    weight_key,
 )
 from facd.reproduce.results import Results
 from facd.reproduce.stats import NEGLIGIBLE, Diff, fmt_pm, mean
@@ -448,6 +452,73 @@ class Report:
             )
         self.add("")
 
+    def sweep_tables(self) -> None:
+        """The weight sweeps (rows with ``weight_grid``): per row, every weight tried with its
+        validation-split Y-PSNR and the chosen one, and the rows that inherit the choice."""
+        swept = [r for r in self.p.rows if r.weight_grid and not r.skip]
+        if not swept:
+            return
+        cap = self.p.sweep.max_extensions
+        self.add(
+            "## Weight sweeps on the validation split",
+            "",
+            f"Rule: {SWEEP_RULE} (here: at most {cap} extension{'s' if cap != 1 else ''} per "
+            "row). Each row, and every row that inherits its weight, then runs all its seeds at "
+            "the chosen weight; the sweep run at the chosen weight is the row's first-seed run. "
+            "Weights are in each method's paper units.",
+            "",
+        )
+        for row in swept:
+            doc = self.r.sweeps.get(row.name)
+            heirs = [r.name for r in self.p.rows if r.weight_from == row.name and not r.skip]
+            self.add(
+                f"### {_md(self.label(row.name))} (`{weight_key(row)}`, seed {row.sweep_seed})",
+                "",
+                "| weight | validation-split Y-PSNR (dB) | chosen |",
+                "|---|---|---|",
+            )
+            if doc is not None:
+                for run in doc["runs"]:
+                    ext = " (extension)" if run.get("extension") else ""
+                    mark = "**chosen**" if run["weight"] == doc["chosen"] else ""
+                    self.add(
+                        f"| {format_weight(run['weight'])}{ext} | {run['psnr_y']:.3f} | {mark} |"
+                    )
+            else:
+                for w in sorted(row.weight_grid):
+                    run = self.r.sweep_runs.get(sweep_run_id(row.name, w, row.sweep_seed))
+                    cell = f"{run['psnr_y']:.3f}" if run else "not run yet"
+                    self.add(f"| {format_weight(w)} | {cell} | |")
+            self.add("")
+            notes = []
+            if doc is None:
+                notes.append("No weight chosen yet (partial).")
+            else:
+                n = len(doc.get("extensions") or [])
+                notes.append(
+                    f"Chosen: {format_weight(doc['chosen'])}, on the validation split "
+                    f"`{doc.get('split')}` ({doc.get('images')} images); grid extended {n} "
+                    f"time{'s' if n != 1 else ''}."
+                )
+                if doc.get("edge_unresolved"):
+                    notes.append(
+                        "The best weight is still at an end of the grid after "
+                        f"{n} extension{'s' if n != 1 else ''} (the cap): a better weight may lie "
+                        "beyond it."
+                    )
+                elif doc.get("at_edge"):
+                    notes.append(
+                        "The best weight is at an end of the grid, which cannot be extended "
+                        "that way (weights are >= 0)."
+                    )
+            if heirs:
+                notes.append(
+                    "Runs at this weight too (they only flip a switch): "
+                    + ", ".join(_md(self.label(h)) for h in heirs)
+                    + "."
+                )
+            self.add(" ".join(notes), "")
+
     def alpha_table(self) -> None:
         rows = []
         for r in self.p.rows:
@@ -869,6 +940,7 @@ def write_report(
     rep.teacher_table()
     rep.regime_table()
     rep.saturation_table()
+    rep.sweep_tables()
     rep.alpha_table()
     rep.terms_table()
     curves = qual = None

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from facd.reproduce.protocol import Protocol, Row, run_id
+from facd.reproduce.protocol import Protocol, Row, run_id, sweep_run_id
 from facd.reproduce.stats import mean, paired, std
 
 
@@ -27,6 +27,8 @@ class Results:
     protocol_json: dict | None = None
     saturation: dict[str, dict] = field(default_factory=dict)  # network -> its check's JSON
     alpha_patch: dict[str, dict] = field(default_factory=dict)  # run id -> alpha<P> JSON
+    sweeps: dict[str, dict] = field(default_factory=dict)  # swept row -> sweep-<row>.json
+    sweep_runs: dict[str, dict] = field(default_factory=dict)  # sweep run id -> its JSON
 
     @classmethod
     def load(cls, proto: Protocol) -> Results:
@@ -43,6 +45,18 @@ class Results:
             if doc is not None:
                 res.stages[stage] = doc
         res.protocol_json = _read(root / "protocol.json")
+        for row in proto.rows:
+            if not row.weight_grid or row.skip:
+                continue
+            doc = _read(root / f"sweep-{row.name}.json")
+            if doc is not None and doc.get("kind") == "weight-sweep":
+                res.sweeps[row.name] = doc
+            weights = list(row.weight_grid) + list((doc or {}).get("extensions") or [])
+            for w in weights:
+                rid = sweep_run_id(row.name, w, row.sweep_seed)
+                run = _read(root / f"{rid}.json")
+                if run is not None and run.get("kind") == "sweep-run":
+                    res.sweep_runs[rid] = run
         sat = proto.saturation
         names = (["teacher"] if sat.teacher else []) + [
             run_id(n, proto.row(n).seeds[0]) for n in sat.rows

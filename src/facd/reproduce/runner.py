@@ -6,6 +6,8 @@ Layout under the run folder ``OUT`` (large, not committed)::
     OUT/<stage>/             a teacher stage a method declares (e.g. PISR's pisr-teacher)
     OUT/saturation/<name>-x<f>/  the saturation check's run of a network with its schedule
                              f times as long (``saturation:`` in the protocol)
+    OUT/<row>-w<weight>-s<seed>/  run folder of one weight of a row's weight sweep
+    OUT/superseded/<run id>-<n>/  a run at a weight its row's sweep no longer chooses
     OUT/teacher-sr/          the teacher's SR images of the evaluation sets (for Table 13)
     OUT/jobs/<task>.json     the job a process ran (its config and run folder, or what it
                              evaluated; see :mod:`facd.reproduce.job`)
@@ -18,6 +20,16 @@ and under the protocol's ``results_dir`` (small, committed)::
     teacher.json, bicubic.json, <stage>.safetensors (+ _encoder), protocol.json
     saturation-<name>.json   the saturation check of the teacher or a row: the validation
                              split's Y-PSNR with the schedule and with it f times as long
+    <row>-w<weight>-s<seed>.json  one run of a row's weight sweep: its validation-split Y-PSNR
+    sweep-<row>.json         the row's sweep: every weight tried, its score, the chosen weight
+
+Weight sweeps (rows with ``weight_grid``; :data:`facd.reproduce.protocol.SWEEP_RULE`): the
+declared weights train in parallel, then ``sweep:<row>`` chooses on the validation split,
+training the grid's extensions itself when the best weight sits at an end. The row's runs (and
+those of rows with ``weight_from: <row>``) wait for that choice and run at the chosen weight,
+which their config, and so their fingerprint, holds. The sweep run at the chosen weight has
+the row's first seed and the same config as the row's first run, so that run is taken over
+(its run folder copied) rather than trained again.
 
 Caching: a run whose result JSON matches its config fingerprint and whose published weights
 match the recorded SHA-256 is skipped; a finished training run without results is only
@@ -55,9 +67,14 @@ from facd.reproduce.protocol import (
     Protocol,
     Row,
     canonical_config,
+    choose_weight,
+    format_weight,
+    next_weight,
     run_id,
     scaled_schedule,
+    sweep_run_id,
     teacher_stage,
+    weight_key,
 )
 from facd.reproduce.scheduler import Outcome, Task, run_tasks
 
@@ -207,10 +224,33 @@ class Reproduction:
             return str(self.out / stage / "last.safetensors")
         return self.p.teacher.weights
 
-    def row_config(self, row: Row, seed: int) -> dict:
-        return self.p.row_config(row, seed, self.teacher_weights_for(row))
+    def row_config(self, row: Row, seed: int, weight: float | None = None) -> dict:
+        """The config of a run of ``row``: at ``weight`` if given (a sweep run), else at the
+        weight its sweep chose (:meth:`chosen_weight`), else at the method's own weight."""
+        if weight is None and row.weight_source:
+            weight = self.chosen_weight(row)
+        return self.p.row_config(row, seed, self.teacher_weights_for(row), weight)
 
-    def row_fingerprint(self, row: Row, seed: int) -> str:
+    def chosen_weight(self, row: Row) -> float:
+        """The weight the sweep of ``row`` (or of its ``weight_from`` row) chose, read from its
+        ``sweep-<row>.json``; refused while that sweep has not chosen for its current grid."""
+        source = self.p.row(row.weight_source)
+        doc = _read_json(self.results / f"sweep-{source.name}.json")
+        if (
+            doc.get("kind") != "weight-sweep"
+            or doc.get("declared") != sorted(source.weight_grid)
+            or doc.get("weight_key") != weight_key(source)
+            or doc.get("chosen") is None
+        ):
+            raise FacdError(
+                f"row {row.name!r} runs at the weight chosen by the sweep of row "
+                f"{source.name!r}, which has not chosen for its current grid yet "
+                f"({self.results / f'sweep-{source.name}.json'}); run the protocol without "
+                "--only, or with --only " + source.name
+            )
+        return float(doc["chosen"])
+
+    def row_fingerprint(self, row: Row, seed: int, weight: float | None = None) -> str:
         """Hash of what the row's result depends on: its **resolved** config (the method's loss
         options filled in, so redefining a method invalidates its cached results), reduced by
         :func:`~facd.reproduce.protocol.canonical_config` (no None values, no options of
@@ -223,7 +263,7 @@ class Reproduction:
         a config moves a path between relative and absolute, or to a file of its own."""
         from facd.train.config import load_config, portable_paths
 
-        resolved = load_config(None, [], base=self.row_config(row, seed)).to_dict()
+        resolved = load_config(None, [], base=self.row_config(row, seed, weight)).to_dict()
         resolved = portable_paths(resolved, getattr(self.p, "root_dir", None))
         if resolved.get("teacher"):  # the teacher is identified by its bytes, not its path
             resolved["teacher"]["weights"] = self._teacher_identity(row)
@@ -393,8 +433,182 @@ class Reproduction:
         rid = row.run_id(seed)
         if self.is_cached(row, seed):
             return False
-        self._train(rid, self.row_config(row, seed), self.out / rid)
+        cfg = self.row_config(row, seed)
+        if row.weight_source:
+            self._set_aside_other_weight(row, seed, cfg)
+            self._take_over_sweep_run(row, seed, cfg)
+        self._train(rid, cfg, self.out / rid)
         return True
+
+    def _set_aside_other_weight(self, row: Row, seed: int, cfg: dict) -> None:
+        """A row at a chosen weight whose run folder holds a run of another config (its sweep
+        chose another weight since): the folder moves to ``OUT/superseded/<run id>-<n>`` so that
+        the run starts again at the chosen weight (training cannot resume across weights)."""
+        run_dir = self.out / row.run_id(seed)
+        saved = _read_yaml(run_dir / "config.yaml")
+        if saved is None or saved == load_config_dict(cfg):
+            return
+        n = 1
+        while (dest := self.out / "superseded" / f"{run_dir.name}-{n}").exists():
+            n += 1
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        run_dir.rename(dest)
+        self.log(f"{run_dir.name}: its run folder holds another config; moved to {dest}")
+
+    def _take_over_sweep_run(self, row: Row, seed: int, cfg: dict) -> None:
+        """Copy the sweep run at the chosen weight into the row's run folder when it is the same
+        run (same resolved config: the row's own sweep, its first seed) and has finished."""
+        if not row.weight_grid or seed != row.sweep_seed:
+            return
+        src = self.out / sweep_run_id(row.name, self.chosen_weight(row), seed)
+        dst = self.out / row.run_id(seed)
+        resolved = load_config_dict(cfg)
+        total = resolved["train"]["iterations"]
+        if finished_iteration(dst) == total and _read_yaml(dst / "config.yaml") == resolved:
+            return
+        if finished_iteration(src) != total or _read_yaml(src / "config.yaml") != resolved:
+            return
+        from facd.train.rundir import LOCK_NAME
+
+        if dst.exists():  # an unfinished run of the same config: the sweep run is further on
+            shutil.rmtree(dst)
+        shutil.copytree(src, dst, ignore=shutil.ignore_patterns(LOCK_NAME, "split-eval.json"))
+        self.log(f"{row.run_id(seed)}: taken over from the sweep run {src.name}")
+
+    # ---------------------------------------------------------------- weight sweeps
+
+    def sweep_fingerprint(self, row: Row, weight: float) -> str:
+        """What a sweep run's score depends on: the run's fingerprint at ``weight`` (its
+        resolved config, teacher bytes) and the validation split's list."""
+        split = self.p.val_split
+        assert split is not None  # checked when the protocol was loaded
+        path = Path(split)
+        return fingerprint(
+            {
+                "run": self.row_fingerprint(row, row.sweep_seed, weight),
+                "split": sha256_file(path) if path.is_file() else split,
+                "kind": "sweep",
+            }
+        )
+
+    def task_sweep_run(self, row: Row, weight: float) -> bool:
+        """Train one weight of ``row``'s sweep (its first seed) and measure it on the validation
+        split; publish ``<row>-w<weight>-s<seed>.json``. Cached by its fingerprint alone, so a
+        later sitting without the run folders keeps the score."""
+        seed = row.sweep_seed
+        rid = sweep_run_id(row.name, weight, seed)
+        result = self.results / f"{rid}.json"
+        key = self.sweep_fingerprint(row, weight)
+        if _read_json(result).get("fingerprint") == key:
+            return False
+        run_dir = self.out / rid
+        cfg = self.row_config(row, seed, weight)
+        self._train(rid, cfg, run_dir)
+        resolved = load_config_dict(cfg)
+        weights = run_dir / "last.safetensors"
+        job = {
+            "kind": "split",
+            "models": [str(weights)],
+            "split": self.p.val_split,
+            "train_dirs": list(resolved["data"]["train_dirs"]),
+            "scale": self.p.scale,
+            "out": str(run_dir / "split-eval.json"),
+        }
+        self._run_job(f"split-{rid}", job)
+        ev = json.loads((run_dir / "split-eval.json").read_text())
+        records = read_jsonl(run_dir / "metrics.jsonl")
+        timing = _read_json(run_dir / "repro_timing.json")
+        section, option = weight_key(row).split(".")[1:]
+        _write_json(
+            result,
+            {
+                "kind": "sweep-run",
+                "run_id": rid,
+                "row": row.name,
+                "method": row.method,
+                "seed": seed,
+                "weight": weight,
+                "weight_key": weight_key(row),
+                "resolved_weight": resolved["loss"][section][option],
+                "split": ev["split"],
+                "images": ev["images"],
+                "psnr_y": ev["models"][str(weights)]["psnr_y"],
+                "ssim_y": ev["models"][str(weights)].get("ssim_y"),
+                "iterations": finished_iteration(run_dir),
+                "weights_sha256": sha256_file(weights),
+                "curve": val_curve(records),
+                "final_terms": final_terms(records),
+                "train_s": timing.get("train_s"),
+                "eval_s": ev["eval_s"],
+                "fingerprint": key,
+            },
+        )
+        return True
+
+    def task_sweep(self, row: Row) -> bool:
+        """Choose ``row``'s weight (:data:`~facd.reproduce.protocol.SWEEP_RULE`): score every
+        weight tried, extend the grid by one value while the best sits at an end (at most
+        ``sweep.max_extensions`` times; the extensions train here, one after the other), and
+        publish ``sweep-<row>.json``. Always rewritten from the cached sweep runs (cheap)."""
+        declared = sorted(row.weight_grid)
+        tried = list(declared)
+        cap = self.p.sweep.max_extensions
+        extended: list[float] = []
+        while True:
+            for w in tried:
+                self.task_sweep_run(row, w)  # cached unless new or stale
+            docs = {w: _read_json(self.results / self._sweep_json(row, w)) for w in tried}
+            scores = {w: float(d["psnr_y"]) for w, d in docs.items()}
+            best = choose_weight(scores)
+            nxt = next_weight(declared, tried, best)
+            if nxt is None or len(extended) >= cap:
+                break
+            self.log(
+                f"sweep {row.name}: best weight {format_weight(best)} is at an end of "
+                f"{[format_weight(w) for w in sorted(tried)]}; trying {format_weight(nxt)}"
+            )
+            extended.append(nxt)
+            tried = sorted(tried + [nxt])
+        tried = sorted(tried)
+        doc = {
+            "kind": "weight-sweep",
+            "row": row.name,
+            "method": row.method,
+            "weight_key": weight_key(row),
+            "seed": row.sweep_seed,
+            "declared": declared,
+            "extensions": extended,
+            "max_extensions": cap,
+            "at_edge": best in (tried[0], tried[-1]),
+            "edge_unresolved": next_weight(declared, tried, best) is not None,
+            "split": docs[best].get("split"),
+            "images": docs[best].get("images"),
+            "runs": [
+                {
+                    "weight": w,
+                    "run_id": docs[w].get("run_id"),
+                    "psnr_y": scores[w],
+                    "extension": w in extended,
+                }
+                for w in tried
+            ],
+            "chosen": best,
+            "inherited_by": [r.name for r in self.p.rows if r.weight_from == row.name],
+        }
+        path = self.results / f"sweep-{row.name}.json"
+        changed = _read_json(path) != json.loads(json.dumps(doc))
+        if changed:
+            _write_json(path, doc)
+            self.log(f"sweep {row.name}: chose {format_weight(best)} ({doc['split']} split)")
+        return changed
+
+    def _sweep_json(self, row: Row, weight: float) -> str:
+        return f"{sweep_run_id(row.name, weight, row.sweep_seed)}.json"
+
+    def sweep_sources(self) -> list[Row]:
+        """The swept rows whose choice a selected run needs (in protocol order)."""
+        needed = {r.weight_source for r, _ in self.selected_runs() if r.weight_source}
+        return [r for r in self.p.rows if r.name in needed]
 
     def task_eval(self, row: Row, seed: int) -> bool:
         rid = row.run_id(seed)
@@ -438,15 +652,16 @@ class Reproduction:
         _write_json(self.results / f"{rid}.json", doc)
         return True
 
-    def saturation_targets(self) -> list[tuple[str, dict, Path, list[str]]]:
-        """(name, config with the schedule, its weights file, dependency tasks) of every network
-        the protocol's ``saturation`` section checks: the teacher and the first seed of each
-        named row (only the selected ones with ``--only``)."""
+    def saturation_targets(self) -> list[tuple[str, Callable[[], dict], Path, list[str]]]:
+        """(name, its config with the schedule (made when the check runs, after any weight
+        sweep), its weights file, dependency tasks) of every network the protocol's
+        ``saturation`` section checks: the teacher and the first seed of each named row (only
+        the selected ones with ``--only``)."""
         sat = self.p.saturation
-        out: list[tuple[str, dict, Path, list[str]]] = []
+        out: list[tuple[str, Callable[[], dict], Path, list[str]]] = []
         if sat.teacher and not self.only:
-            cfg = self.p.teacher_train_config()
-            out.append(("teacher", cfg, Path(self.p.teacher.weights), ["teacher"]))
+            teacher_cfg = self.p.teacher_train_config
+            out.append(("teacher", teacher_cfg, Path(self.p.teacher.weights), ["teacher"]))
         selected = {(r.name, seed) for r, seed in self.selected_runs()}
         for name in sat.rows:
             row = self.p.row(name)
@@ -455,7 +670,14 @@ class Reproduction:
                 continue
             rid = run_id(name, seed)
             weights = self.out / rid / "last.safetensors"
-            out.append((rid, self.row_config(row, seed), weights, [f"train:{rid}", f"eval:{rid}"]))
+            out.append(
+                (
+                    rid,
+                    _bind_cfg(self.row_config, row, seed),
+                    weights,
+                    [f"train:{rid}", f"eval:{rid}"],
+                )
+            )
         return out
 
     def task_saturation(self, name: str, cfg: dict, weights: Path) -> bool:
@@ -574,12 +796,24 @@ class Reproduction:
             tasks.append(Task("eval:bicubic", self.task_bicubic, ["eval:teacher"]))
         for stage in dict.fromkeys(s for r, _ in runs if (s := teacher_stage(r.method))):
             tasks.append(Task(stage, _bind_stage(self.task_stage, stage)))
-        trains, evals = [], []
+        trains, evals, sweeps = [], [], []
+        # Weight sweeps first: the rows that run at a chosen weight wait for the choice.
+        for row in self.sweep_sources():
+            dep = [teacher_stage(row.method) or "teacher"]
+            keys = []
+            for w in sorted(row.weight_grid):
+                key = f"sweep:{sweep_run_id(row.name, w, row.sweep_seed)}"
+                sweeps.append(Task(key, _bind_weight(self.task_sweep_run, row, w), dep))
+                keys.append(key)
+            evals.append(Task(f"sweep:{row.name}", _bind_row(self.task_sweep, row), keys))
+        trains.extend(sweeps)
         # Seed 0 of every row first (then seed 1, ...): a short run still covers every method.
         runs = sorted(runs, key=lambda rs: rs[0].seeds.index(rs[1]))
         for row, seed in runs:
             rid = row.run_id(seed)
             deps = [teacher_stage(row.method) or "teacher"]
+            if row.weight_source:
+                deps.append(f"sweep:{row.weight_source}")
             trains.append(Task(f"train:{rid}", _bind(self.task_train, row, seed), deps))
             evals.append(
                 Task(
@@ -620,8 +854,11 @@ class Reproduction:
         self.results.mkdir(parents=True, exist_ok=True)
         tasks = self.build_tasks()
         n_runs = sum(1 for t in tasks if t.key.startswith("train:"))
+        n_sweep = sum(len(r.weight_grid) for r in self.sweep_sources())
+        sweeps = f" and {n_sweep} weight-sweep run(s)" if n_sweep else ""
         self.log(
-            f"protocol {self.p.name}: {n_runs} student run(s), {self.jobs} parallel job(s); "
+            f"protocol {self.p.name}: {n_runs} student run(s){sweeps}, {self.jobs} parallel "
+            "job(s); "
             f"teacher {sizes['teacher_params']:,} params, student {sizes['student_params']:,} "
             f"({sizes['ratio']:.1f}x)"
         )
@@ -685,9 +922,21 @@ def load_config_dict(cfg: dict) -> dict:
 
 
 def _bind_sat(
-    fn: Callable[[str, dict, Path], bool], name: str, cfg: dict, weights: Path
+    fn: Callable[[str, dict, Path], bool], name: str, cfg: Callable[[], dict], weights: Path
 ) -> Callable[[], bool]:
-    return lambda: fn(name, cfg, weights)
+    return lambda: fn(name, cfg(), weights)
+
+
+def _bind_cfg(fn: Callable[[Row, int], dict], row: Row, seed: int) -> Callable[[], dict]:
+    return lambda: fn(row, seed)
+
+
+def _bind_row(fn: Callable[[Row], bool], row: Row) -> Callable[[], bool]:
+    return lambda: fn(row)
+
+
+def _bind_weight(fn: Callable[[Row, float], bool], row: Row, w: float) -> Callable[[], bool]:
+    return lambda: fn(row, w)
 
 
 def _bind_stage(fn: Callable[[str], bool], stage: str) -> Callable[[], bool]:

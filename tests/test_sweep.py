@@ -1,0 +1,215 @@
+"""Weight sweeps of a reproduction protocol: each swept row's distillation weight chosen on the
+validation split (the grid extended when the best weight sits at an end), rows that inherit the
+choice, and the main runs at the chosen weight."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from facd.cli import main
+from facd.errors import ConfigError
+from facd.reproduce.protocol import (
+    Row,
+    choose_weight,
+    load_protocol,
+    next_weight,
+    sweep_run_id,
+    weight_key,
+    weight_override,
+)
+from facd.reproduce.runner import Reproduction
+
+from .helpers import make_checkpoint, make_image_folder
+
+# ------------------------------------------------------------------------------ the rule
+
+
+def test_choice_is_the_best_split_score_ties_to_the_smaller_weight() -> None:
+    assert choose_weight({0.4: 30.1, 4.0: 30.3, 40.0: 30.2}) == 4.0
+    assert choose_weight({1.0: 30.0, 10.0: 30.0, 0.1: 29.0}) == 1.0
+    with pytest.raises(ValueError):
+        choose_weight({})
+
+
+def test_extension_one_step_beyond_the_edge_in_the_grids_spacing() -> None:
+    grid = [0.4, 4.0, 40.0]
+    assert next_weight(grid, grid, 4.0) is None  # inside: no extension
+    assert next_weight(grid, grid, 40.0) == 400.0  # geometric: times the ratio
+    assert next_weight(grid, grid, 0.4) == 0.04  # exactly, not 0.04000000000000001
+    # after one extension, the next one steps from the new edge
+    assert next_weight(grid, [0.04, *grid], 0.04) == 0.004
+    assert next_weight(grid, [0.04, *grid], 4.0) is None
+    # two values: both are ends
+    assert next_weight([1.0, 10.0], [1.0, 10.0], 1.0) == 0.1
+    # arithmetic when the declared values are not positive and evenly spaced in log
+    assert next_weight([0.0, 2.0, 4.0], [0.0, 2.0, 4.0], 4.0) == 6.0
+    assert next_weight([0.0, 2.0, 4.0], [0.0, 2.0, 4.0], 0.0) is None  # never below 0
+    assert next_weight([1.0, 2.0, 5.0], [1.0, 2.0, 5.0], 5.0) == 8.0  # the step at that end
+
+
+def test_weight_key_is_data_and_weights_convert_as_the_methods_own() -> None:
+    from facd.distill.methods import get_method
+
+    fcd = Row(method="fcd", name="fcd", weight_grid=[0.4, 4.0])
+    assert weight_key(fcd) == "loss.contrast.weight"  # the method's one non-pixel term
+    own = get_method("fcd").resolved_dict()["contrast"]["weight"]
+    assert weight_override(fcd, 4.0) == {"contrast": {"weight": own}}  # the method's units
+    pisr = Row(method="pisr", name="pisr", weight_grid=[1e-7, 1e-6])
+    assert weight_key(pisr) == "loss.vid.weight"
+    assert weight_override(pisr, 1e-6)["vid"]["weight"] == pytest.approx(1e-6)
+    explicit = Row(method="fcd", name="x", weight_key="loss.pixel.teacher_weight")
+    assert weight_override(explicit, 0.25) == {"pixel": {"teacher_weight": 0.25}}
+    with pytest.raises(ConfigError, match="weight_key"):
+        weight_key(Row(method="ts", name="ts"))  # no non-pixel term: say which option
+    assert sweep_run_id("pisr", 1e-7, 0) == "pisr-w1e-07-s0"
+    assert sweep_run_id("fcd", 4.0, 1) == "fcd-w4-s1"
+
+
+# ------------------------------------------------------------------------------ the protocol
+
+
+def _protocol(tmp: Path, rows: list[dict], sweep: dict | None = None, split: bool = True) -> Path:
+    train = make_image_folder(tmp / "data" / "A" / "HR", count=5, size=(72, 64))
+    split_file = tmp / "split.txt"
+    split_file.write_text("A/HR/img03.png\nA/HR/img04.png\n")
+    make_image_folder(tmp / "bench" / "Tiny" / "HR", count=2, size=(48, 40), seed=1)
+    teacher = make_checkpoint(tmp / "teacher.safetensors", "edsr-tiny-t", 4)
+    shared_train = {
+        "iterations": 3,
+        "batch_size": 2,
+        "lr": 1e-3,
+        "iters_per_epoch": 1,
+        "lr_milestones": [2],
+        "log_every": 1,
+        "save_every": 1,
+    }
+    data = {"train_dirs": [str(train)], "patch_size": 8, "exclude": str(split_file)}
+    val = {"split": str(split_file), "every": 3} if split else {"sets": [], "every": 0}
+    teacher_cfg = tmp / "teacher.yaml"
+    teacher_cfg.write_text(
+        yaml.safe_dump({"method": "scratch", "student": {"preset": "edsr-tiny-t"}, "data": data})
+    )
+    doc = {
+        "name": "ci-sweep",
+        "scale": 4,
+        "teacher": {"config": str(teacher_cfg), "weights": str(teacher)},
+        "student": {"arch": "edsr", "n_blocks": 1, "n_feats": 8},
+        "shared": {"data": data, "val": val, "train": shared_train},
+        "eval": {"sets": ["Tiny"], "data_root": str(tmp / "bench")},
+        "rows": rows,
+        "results_dir": str(tmp / "results"),
+        "report": str(tmp / "docs" / "results.md"),
+        "figures_dir": str(tmp / "docs" / "img"),
+    }
+    if sweep is not None:
+        doc["sweep"] = sweep
+    path = tmp / "proto.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_protocol_refuses_bad_sweeps(tmp_path: Path) -> None:
+    def load(rows: list[dict], split: bool = True) -> None:
+        load_protocol(_protocol(tmp_path, rows, split=split))
+
+    with pytest.raises(ConfigError, match="'rows\\[1\\].weight_from' names 'ts'"):
+        load([{"method": "ts"}, {"method": "fcd-faa", "weight_from": "ts"}])
+    with pytest.raises(ConfigError, match="at least two values"):
+        load([{"method": "fcd", "weight_grid": [4]}])
+    with pytest.raises(ConfigError, match="both 'weight_grid' and 'weight_from'"):
+        load([{"method": "fcd", "weight_grid": [4, 40]}, {"method": "facd", "weight_grid": [1, 2], "weight_from": "fcd"}])  # fmt: skip
+    with pytest.raises(ConfigError, match="shared.val.split"):
+        load([{"method": "fcd", "weight_grid": [4, 40]}], split=False)
+    with pytest.raises(ConfigError, match="weight_key"):
+        load([{"method": "ts", "weight_grid": [1, 2]}])
+
+
+def test_fingerprints_cover_the_weight(tmp_path: Path) -> None:
+    rows = [{"method": "fcd", "weight_grid": [1, 10]}, {"method": "fcd-faa", "weight_from": "fcd"}]
+    proto = load_protocol(_protocol(tmp_path, rows))
+    rep = Reproduction(proto, tmp_path / "runs")
+    fcd, faa = proto.row("fcd"), proto.row("fcd-faa")
+    assert rep.sweep_fingerprint(fcd, 1.0) != rep.sweep_fingerprint(fcd, 10.0)
+    assert rep.row_fingerprint(faa, 0, 1.0) != rep.row_fingerprint(faa, 0, 10.0)
+    # the method's own weight (4) as an override is the method itself: same fingerprint
+    plain = Row(method="fcd", name="fcd")
+    assert rep.row_fingerprint(fcd, 0, 4.0) == rep.row_fingerprint(plain, 0)
+    # before the sweep has chosen, a row that needs the choice is refused, naming the sweep
+    with pytest.raises(Exception, match="sweep of row 'fcd'.*has not chosen"):
+        rep.row_config(faa, 0)
+
+
+@pytest.mark.slow
+def test_weight_sweep_end_to_end(tmp_path: Path) -> None:
+    rows = [
+        {"method": "fcd", "seeds": [0], "weight_grid": [1, 10]},
+        {"method": "fcd-faa", "seeds": [0], "weight_from": "fcd"},
+    ]
+    proto = _protocol(tmp_path, rows, sweep={"max_extensions": 1})
+    out = tmp_path / "runs"
+    assert main(["reproduce", str(proto), "--out", str(out), "--no-figures"]) == 0
+    results = tmp_path / "results"
+    sweep = json.loads((results / "sweep-fcd.json").read_text())
+    # two values: the best is at an end, so the grid is extended once (the cap here)
+    assert sweep["declared"] == [1, 10] and len(sweep["extensions"]) == 1
+    ext = sweep["extensions"][0]
+    scores = {r["weight"]: r["psnr_y"] for r in sweep["runs"]}
+    best_declared = choose_weight({w: scores[w] for w in (1, 10)})
+    assert ext == (0.1 if best_declared == 1 else 100.0)
+    assert sorted(scores) == sorted([1, 10, ext])
+    assert sweep["chosen"] == choose_weight(scores)
+    assert sweep["split"] == "split" and sweep["images"] == 2  # the validation split only
+    assert sweep["inherited_by"] == ["fcd-faa"]
+    for w in scores:
+        doc = json.loads((results / f"{sweep_run_id('fcd', w, 0)}.json").read_text())
+        assert doc["kind"] == "sweep-run" and doc["weight"] == w and doc["split"] == "split"
+        assert doc["psnr_y"] == scores[w]
+    # the main runs run at the chosen weight, the inheriting row too
+    chosen = sweep["chosen"]
+    for name in ("fcd", "fcd-faa"):
+        doc = json.loads((results / f"{name}-s0.json").read_text())
+        assert doc["config"]["loss"]["contrast"]["weight"] == pytest.approx(chosen / 255)
+    # the first-seed run is the sweep run at the chosen weight, taken over
+    main_doc = json.loads((results / "fcd-s0.json").read_text())
+    sweep_doc = json.loads((results / f"{sweep_run_id('fcd', chosen, 0)}.json").read_text())
+    assert main_doc["weights_sha256"] == sweep_doc["weights_sha256"]
+
+    report = (tmp_path / "docs" / "results.md").read_text()
+    assert "## Weight sweeps on the validation split" in report
+    assert "at most 1 extension per row" in report
+    assert "(extension) |" in report and "**chosen**" in report
+    assert "Runs at this weight too (they only flip a switch): FCD (FAA)." in report
+    assert "validation split `split` (2 images); grid extended 1 time." in report
+
+    # cached: a second invocation trains nothing
+    logs = sorted((out / "logs").glob("*.log"))
+    sizes = [p.stat().st_size for p in logs]
+    assert main(["reproduce", str(proto), "--out", str(out), "--no-figures"]) == 0
+    assert [p.stat().st_size for p in logs] == sizes
+
+    # a changed choice re-runs the rows at the new weight (their fingerprints hold it)
+    middle = 1 if ext == 0.1 else 10
+    path = results / f"{sweep_run_id('fcd', middle, 0)}.json"
+    doc = json.loads(path.read_text())
+    doc["psnr_y"] = 1000.0
+    path.write_text(json.dumps(doc))
+    assert main(["reproduce", str(proto), "--out", str(out), "--no-figures"]) == 0
+    assert json.loads((results / "sweep-fcd.json").read_text())["chosen"] == middle
+    for name in ("fcd", "fcd-faa"):
+        doc = json.loads((results / f"{name}-s0.json").read_text())
+        assert doc["config"]["loss"]["contrast"]["weight"] == pytest.approx(middle / 255)
+
+
+def test_regime_ablations_inherit_the_weight_of_their_switch_partner(monkeypatch) -> None:
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    p = load_protocol("configs/repro/regime-edsr-x2.yaml")
+    for name in ("icd", "fcd-sa", "fcd-faa", "fcd-fab", "gt-fcd", "t-fcd"):
+        assert p.row(name).weight_from == "fcd" and not p.row(name).weight_grid
+    assert p.row("facd-eq7").weight_from == "facd"  # Eq. 7 vs Eq. 6: the same weight
+    swept = [r.name for r in p.rows if r.weight_grid]
+    assert swept == ["fakd", "lsfd", "lsfd-ts", "fcd", "facd", "pisr", "fcd-infonce"]
+    assert p.sweep.max_extensions == 2
