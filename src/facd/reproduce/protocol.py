@@ -29,7 +29,8 @@ VAL_SPLIT = "configs/splits/val291.txt"
 #: lambda values (the paper's units, lambda = 4 in Eq. 5) tried for every contrastive form
 #: (FCD's L1 ratio, FCD(InfoNCE) dot and cosine). Fair-comparison rule: each form runs at the
 #: value with the best mean Y-PSNR on the validation split (``VAL_SPLIT``), one seed per value;
-#: when the best value is at an end of the grid, the grid is extended by a factor 10 that way.
+#: when the best value is at an end of the grid, the grid is extended one value that way (a
+#: factor 10 for this grid; ``SWEEP_RULE``, at most ``sweep.max_extensions`` times).
 #: The benchmark sets are never used for this choice.
 CONTRAST_LAMBDA_GRID: tuple[float, ...] = (0.04, 0.4, 4.0, 40.0)
 
