@@ -74,3 +74,22 @@ def test_pilot_published_results_are_current(pilot) -> None:
             checked += 1
         assert (results / f"{row.name}-s0.safetensors").is_file()
     assert checked == 15
+
+
+def test_main_report_includes_the_pilot_table(monkeypatch) -> None:
+    """docs/results.md shows the pilot's main table, generated from the pilot's own results."""
+    from facd.reproduce.protocol import load_protocol
+    from facd.reproduce.report import Report, included_tables
+    from facd.reproduce.results import Results
+
+    monkeypatch.chdir(REPO)
+    main = load_protocol("configs/repro/mini-x4.yaml")
+    assert main.report.include == ["configs/repro/swinir-pilot.yaml"]
+    rep = Report(Results.load(main), "test", "configs/repro/mini-x4.yaml")
+    included_tables(rep, REPO / main.report.path)
+    text = "\n".join(rep.lines)
+    assert "## From the `configs/repro/swinir-pilot.yaml` protocol" in text
+    assert "(results-swinir-pilot.md)" in text and "\n### PILOT" in text
+    facd_rows = [ln for ln in text.splitlines() if ln.startswith("| FACD | 3 |")]
+    assert len(facd_rows) == 1 and "(n=3)" in facd_rows[0]
+    assert text in (REPO / "docs" / "results.md").read_text()  # the published report is current

@@ -456,6 +456,11 @@ class ReportSection:
     alpha0: Alpha0Claim = dataclasses.field(default_factory=Alpha0Claim)
     observations: list[ReportObservation] = field([], "sentences generated from the numbers")
     regime: RegimeSection = dataclasses.field(default_factory=RegimeSection)
+    include: list[str] = field(
+        [],
+        "other protocol files (paths as for 'facd reproduce') whose main table this report shows, "
+        "generated from their results, with a link to their own report",
+    )
 
     def names(self) -> list[tuple[str, str]]:
         """(where, name) of every row or method the section names."""

@@ -943,6 +943,7 @@ def write_report(
     rep.sweep_tables()
     rep.alpha_table()
     rep.terms_table()
+    included_tables(rep, report_path)
     curves = qual = None
     note = ""
     if figures:
@@ -960,6 +961,26 @@ def write_report(
     atomic_write_text(report_path, rep.text())
     log(f"wrote {report_path}")
     return report_path
+
+
+def included_tables(rep: Report, report_path: Path) -> None:
+    """The main table (and its verdicts) of each protocol the report includes, from that
+    protocol's own results, headings one level down, with a link to its own report."""
+    from facd.reproduce.protocol import load_protocol
+
+    for path in rep.p.report.include:
+        other = load_protocol(path)
+        sub = Report(Results.load(other), rep.command, path)
+        sub.main_table()
+        link = _relative(Path(other.report.path), report_path)
+        rep.add(
+            f"## From the `{path}` protocol",
+            "",
+            f"Generated from that protocol's results; its own report, with its set-up, readings "
+            f"and the evidence rules it meets or misses: [{Path(other.report.path).name}]({link}).",
+            "",
+        )
+        rep.add(*[("#" + line) if line.startswith("## ") else line for line in sub.lines])
 
 
 def _relative(target: Path, report: Path) -> str:
