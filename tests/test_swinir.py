@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -295,3 +296,13 @@ def test_upscale_and_eval_take_a_swinir_file(tmp_path: Path) -> None:
     Image.fromarray(img).save(tmp_path / "a.png")
     assert main(["upscale", str(path), str(tmp_path / "a.png"), "-o", str(tmp_path / "out")]) == 0
     assert Image.open(tmp_path / "out" / "a_x2.png").size == (34, 26)
+    hr_dir = tmp_path / "data" / "Tiny" / "HR"  # a benchmark set of two odd-sized images
+    hr_dir.mkdir(parents=True)
+    for i, (h, w) in enumerate([(26, 34), (18, 22)]):
+        hr = (np.random.default_rng(i).random((h, w, 3)) * 255).astype(np.uint8)
+        Image.fromarray(hr).save(hr_dir / f"img{i}.png")
+    out = tmp_path / "eval.json"
+    argv = ["eval", "--model", str(path), "--scale", "2", "--sets", "Tiny"]
+    assert main([*argv, "--data-root", str(tmp_path / "data"), "--json", str(out), "--quiet"]) == 0
+    res = json.loads(out.read_text())["sets"]["Tiny"]
+    assert res["images"] == 2 and 5 < res["psnr_y"] < 60
