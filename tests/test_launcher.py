@@ -167,3 +167,19 @@ def test_ctrl_c_single_process_exits_130_without_traceback(work, workers):
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "Exception" not in err, err
     assert err.rstrip().splitlines()[-1] == "facd train: interrupted"
+
+
+def test_data_workers_drop_lost_connection_tracebacks() -> None:
+    """A worker's resource-sharer thread reports a hand-over cut short by Ctrl-C through
+    sys.excepthook; the workers' hook drops connection errors and passes anything else on."""
+    from multiprocessing import AuthenticationError
+
+    from facd.train.loop import _quiet_lost_connection
+
+    seen: list[type] = []
+    hook = _quiet_lost_connection(lambda kind, value, tb: seen.append(kind))
+    for kind in (ConnectionResetError, EOFError, BrokenPipeError, AuthenticationError):
+        hook(kind, kind(), None)
+    assert seen == []
+    hook(ValueError, ValueError(), None)
+    assert seen == [ValueError]

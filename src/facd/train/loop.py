@@ -316,6 +316,23 @@ def _worker_init(_worker_id: int) -> None:
     error in place of the interruption)."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.excepthook = _quiet_lost_connection(sys.excepthook)
+
+
+def _quiet_lost_connection(previous):
+    """In a data worker, uncaught exceptions reach ``sys.excepthook`` only from helper threads:
+    multiprocessing's resource sharer, which hands tensors' file descriptors to the main
+    process, prints a traceback when the main process stops (Ctrl-C, a signal) while a hand-over
+    is pending. Connection errors are expected then and dropped; anything else is printed."""
+
+    from multiprocessing import AuthenticationError  # a handshake cut short
+
+    def hook(kind, value, tb):
+        if issubclass(kind, (ConnectionError, EOFError, OSError, AuthenticationError)):
+            return
+        previous(kind, value, tb)
+
+    return hook
 
 
 def _closer(logger: RunLogger):
