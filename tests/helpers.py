@@ -33,3 +33,24 @@ def make_checkpoint(path: Path, preset: str = "edsr-tiny-t", scale: int = 4, see
     spec = preset_spec(preset, scale)
     save_model(path, build_model(spec), spec)
     return path
+
+
+def make_finished_run(root: Path, config: str, bench: bool = False) -> Path:
+    """``cfg.yaml`` (``config``), three training images in ``data/`` (and, with ``bench``, a
+    one-image benchmark set ``bench/Tiny``), and ``run/``: the config trained by the CLI,
+    with ``root`` as the working folder. Returns ``root``."""
+    import os
+
+    from facd.cli import main
+
+    make_image_folder(root / "data", count=3, size=(40, 48))
+    if bench:
+        make_image_folder(root / "bench/Tiny/HR", count=1, size=(24, 24), seed=5)
+    (root / "cfg.yaml").write_text(config)
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        assert main(["train", "cfg.yaml", "--out", "run", "--no-progress"]) == 0
+    finally:
+        os.chdir(cwd)
+    return root

@@ -23,7 +23,7 @@ from PIL import Image
 from facd import fileio
 from facd.cli import main
 
-from .helpers import make_checkpoint, make_image_folder
+from .helpers import make_checkpoint, make_finished_run
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src" / "facd"
@@ -49,15 +49,7 @@ def base(tmp_path_factory) -> Path:
     """A finished run: ``cfg.yaml``, ``data/`` and ``run/`` in one folder."""
     root = tmp_path_factory.mktemp("base")
     os.environ.setdefault("FACD_CACHE", str(tmp_path_factory.getbasetemp() / "lr-cache"))
-    make_image_folder(root / "data", count=3, size=(40, 48))
-    (root / "cfg.yaml").write_text(CONFIG)
-    cwd = os.getcwd()
-    os.chdir(root)
-    try:
-        assert main(["train", "cfg.yaml", "--out", "run", "--no-progress"]) == 0
-    finally:
-        os.chdir(cwd)
-    return root
+    return make_finished_run(root, CONFIG)
 
 
 @pytest.fixture

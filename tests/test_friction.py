@@ -155,14 +155,11 @@ def test_methods_wide_and_json_exclusive():
 # ----------------------------------------------------------------------------- 4. PISR
 
 
-def test_pisr_missing_teacher_stage_says_run_pisr_teacher_first(tmp_path):
+def _pisr_student_config(data, teacher):
+    """The tiny PISR student config on ``data``, with ``teacher`` as its stage-1 weights."""
     from facd.train.config import load_config
-    from facd.train.trainer import Trainer
 
-    data = make_image_folder(tmp_path / "hr", count=2, size=(40, 40))
-    stage1 = tmp_path / "stage1"
-    teacher = make_checkpoint(stage1 / "last.safetensors", "edsr-tiny-t", 4)
-    rcfg = load_config(
+    return load_config(
         REPO / "configs" / "tiny" / "pisr.yaml",
         [
             f"data.train_dirs=[{data}]",
@@ -173,6 +170,15 @@ def test_pisr_missing_teacher_stage_says_run_pisr_teacher_first(tmp_path):
             f"teacher.weights={teacher}",
         ],
     )
+
+
+def test_pisr_missing_teacher_stage_says_run_pisr_teacher_first(tmp_path):
+    from facd.train.trainer import Trainer
+
+    data = make_image_folder(tmp_path / "hr", count=2, size=(40, 40))
+    stage1 = tmp_path / "stage1"
+    teacher = make_checkpoint(stage1 / "last.safetensors", "edsr-tiny-t", 4)
+    rcfg = _pisr_student_config(data, teacher)
     with pytest.raises(ConfigError) as info:
         Trainer(rcfg, tmp_path / "run", log=lambda *_: None)
     msg = str(info.value)
@@ -356,22 +362,11 @@ def test_cli_train_small_image_error_and_skip(tmp_path, capsys, monkeypatch):
 
 def test_pisr_without_any_teacher_stage_says_run_pisr_teacher_first(tmp_path):
     """No stage-1 folder at all: the first error already names the pisr-teacher config."""
-    from facd.train.config import load_config
     from facd.train.trainer import Trainer
 
     data = make_image_folder(tmp_path / "hr", count=2, size=(40, 40))
     missing = tmp_path / "stage1" / "last.safetensors"
-    rcfg = load_config(
-        REPO / "configs" / "tiny" / "pisr.yaml",
-        [
-            f"data.train_dirs=[{data}]",
-            "data.patch_size=8",
-            "train.batch_size=2",
-            "train.iterations=2",
-            "val.sets=[]",
-            f"teacher.weights={missing}",
-        ],
-    )
+    rcfg = _pisr_student_config(data, missing)
     with pytest.raises(ConfigError) as info:
         Trainer(rcfg, tmp_path / "run", log=lambda *_: None)
     msg = str(info.value)

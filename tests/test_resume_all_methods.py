@@ -49,7 +49,12 @@ def random_vgg(_path: str | None) -> VGG19Features:
 
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("resume-assets")
+    return build_assets(tmp_path_factory.mktemp("resume-assets"))
+
+
+def build_assets(root: Path) -> dict[str, Path]:
+    """Synthetic images, a random tiny teacher and a random PISR stage 1 under ``root``
+    (also used by tools/method_hashes.py)."""
     spec = preset_spec("edsr-tiny-t", 4)
     stage1 = root / "pisr-teacher"
     stage1.mkdir()

@@ -28,7 +28,7 @@ from facd import fileio
 from facd.cli import main
 from facd.train.state import latest_state_path, state_files
 
-from .helpers import make_checkpoint, make_image_folder
+from .helpers import make_checkpoint, make_finished_run, make_image_folder
 
 CONFIG = """\
 method: scratch
@@ -51,16 +51,7 @@ def base(tmp_path_factory) -> Path:
     """A finished two-iteration run ``run/`` beside its config and data."""
     root = tmp_path_factory.mktemp("base")
     os.environ.setdefault("FACD_CACHE", str(tmp_path_factory.getbasetemp() / "lr-cache"))
-    make_image_folder(root / "data", count=3, size=(40, 48))
-    make_image_folder(root / "bench/Tiny/HR", count=1, size=(24, 24), seed=5)
-    (root / "cfg.yaml").write_text(CONFIG)
-    cwd = os.getcwd()
-    os.chdir(root)
-    try:
-        assert main(["train", "cfg.yaml", "--out", "run", "--no-progress"]) == 0
-    finally:
-        os.chdir(cwd)
-    return root
+    return make_finished_run(root, CONFIG, bench=True)
 
 
 @pytest.fixture

@@ -61,18 +61,17 @@ def main(argv: list[str] | None = None) -> int:
     from facd.distill.vgg import VGG19Features
     from facd.train.config import load_config
     from facd.train.loop import run_training
-    from tests.helpers import make_image_folder
-    from tests.test_resume_all_methods import overrides
+    from tests.test_resume_all_methods import build_assets, overrides
 
     torch.set_num_threads(1)
     csd_mod.load_vgg19 = lambda _path: VGG19Features().freeze()  # random VGG19, see above
     out: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        assets = _assets(root, make_image_folder)
+        assets = build_assets(root)  # its 'teacher' is the random one
         for method in args.methods or sorted(METHODS):
             parts = []
-            for name, teacher in (("trained", TRAINED_TEACHER), ("random", assets["random"])):
+            for name, teacher in (("trained", TRAINED_TEACHER), ("random", assets["teacher"])):
                 run = root / f"{method}-{name}"
                 over = overrides(method, {**assets, "teacher": teacher})
                 run_training(
@@ -84,28 +83,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1, sort_keys=True))
     return 0
-
-
-def _assets(root: Path, make_image_folder) -> dict[str, Path]:
-    import torch
-
-    from facd.archs import build_model, preset_spec
-    from facd.archs.io import save_model
-    from facd.distill.pisr import ENCODER_FILE, HREncoder, save_encoder
-
-    spec = preset_spec("edsr-tiny-t", 4)
-    stage1 = root / "pisr-teacher"
-    stage1.mkdir()
-    torch.manual_seed(1)
-    save_model(stage1 / "last.safetensors", build_model(spec), spec, {"method": "pisr-teacher"})
-    save_encoder(stage1 / ENCODER_FILE, HREncoder(4))
-    torch.manual_seed(0)
-    save_model(root / "random.safetensors", build_model(spec), spec)
-    return {
-        "data": make_image_folder(root / "hr"),
-        "random": root / "random.safetensors",
-        "pisr_teacher": stage1 / "last.safetensors",
-    }
 
 
 if __name__ == "__main__":
