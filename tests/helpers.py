@@ -54,3 +54,67 @@ def make_finished_run(root: Path, config: str, bench: bool = False) -> Path:
     finally:
         os.chdir(cwd)
     return root
+
+
+def split_protocol(
+    tmp: Path,
+    name: str,
+    rows: list[dict],
+    *,
+    val_every: int,
+    split: bool = True,
+    teacher_schedule: bool = False,
+) -> dict:
+    """A CI-sized protocol document whose training data holds out a validation split.
+
+    Five synthetic images in ``tmp/data/A/HR`` (the last two listed in ``tmp/split.txt``, left
+    out of training; with ``split`` the runs validate on them every ``val_every`` steps, else
+    not at all), a two-image benchmark set ``Tiny`` for the final evaluation, a random tiny EDSR
+    teacher with its config (``teacher_schedule``: the config also carries the validation and a
+    two-step schedule), a 1-block EDSR student, 3 steps. The caller extends the document and
+    writes it with :func:`write_protocol`.
+    """
+    import yaml
+
+    train = make_image_folder(tmp / "data" / "A" / "HR", count=5, size=(72, 64))
+    split_file = tmp / "split.txt"
+    split_file.write_text("A/HR/img03.png\nA/HR/img04.png\n")
+    make_image_folder(tmp / "bench" / "Tiny" / "HR", count=2, size=(48, 40), seed=1)
+    teacher = make_checkpoint(tmp / "teacher.safetensors", "edsr-tiny-t", 4)
+    shared_train = {
+        "iterations": 3,
+        "batch_size": 2,
+        "lr": 1e-3,
+        "iters_per_epoch": 1,
+        "lr_milestones": [2],
+        "log_every": 1,
+        "save_every": 1,
+    }
+    data = {"train_dirs": [str(train)], "patch_size": 8, "exclude": str(split_file)}
+    val = {"split": str(split_file), "every": val_every} if split else {"sets": [], "every": 0}
+    teacher_doc: dict = {"method": "scratch", "student": {"preset": "edsr-tiny-t"}, "data": data}
+    if teacher_schedule:
+        teacher_doc.update(val=val, train={**shared_train, "iterations": 2})
+    teacher_cfg = tmp / "teacher.yaml"
+    teacher_cfg.write_text(yaml.safe_dump(teacher_doc))
+    return {
+        "name": name,
+        "scale": 4,
+        "teacher": {"config": str(teacher_cfg), "weights": str(teacher)},
+        "student": {"arch": "edsr", "n_blocks": 1, "n_feats": 8},
+        "shared": {"data": data, "val": val, "train": shared_train},
+        "eval": {"sets": ["Tiny"], "data_root": str(tmp / "bench")},
+        "rows": rows,
+        "results_dir": str(tmp / "results"),
+        "report": str(tmp / "docs" / "results.md"),
+        "figures_dir": str(tmp / "docs" / "img"),
+    }
+
+
+def write_protocol(tmp: Path, doc: dict) -> Path:
+    """``doc`` as ``tmp/proto.yaml``."""
+    import yaml
+
+    path = tmp / "proto.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path

@@ -13,7 +13,7 @@ from facd.cli import main
 from facd.errors import ConfigError
 from facd.reproduce.protocol import load_protocol, scaled_schedule
 
-from .helpers import make_checkpoint, make_image_folder
+from .helpers import split_protocol, write_protocol
 
 
 def test_scaled_schedule_scales_iterations_and_milestones_only() -> None:
@@ -29,46 +29,8 @@ def test_scaled_schedule_scales_iterations_and_milestones_only() -> None:
 
 
 def _protocol(tmp: Path, saturation: dict | None, split: bool = True, regime: bool = False) -> Path:
-    train = make_image_folder(tmp / "data" / "A" / "HR", count=5, size=(72, 64))
-    split_file = tmp / "split.txt"
-    split_file.write_text("A/HR/img03.png\nA/HR/img04.png\n")
-    make_image_folder(tmp / "bench" / "Tiny" / "HR", count=2, size=(48, 40), seed=1)
-    teacher = make_checkpoint(tmp / "teacher.safetensors", "edsr-tiny-t", 4)
-    shared_train = {
-        "iterations": 3,
-        "batch_size": 2,
-        "lr": 1e-3,
-        "iters_per_epoch": 1,
-        "lr_milestones": [2],
-        "log_every": 1,
-        "save_every": 1,
-    }
-    data = {"train_dirs": [str(train)], "patch_size": 8, "exclude": str(split_file)}
-    val = {"split": str(split_file), "every": 2} if split else {"sets": [], "every": 0}
-    teacher_cfg = tmp / "teacher.yaml"
-    teacher_cfg.write_text(
-        yaml.safe_dump(
-            {
-                "method": "scratch",
-                "student": {"preset": "edsr-tiny-t"},
-                "data": data,
-                "val": val,
-                "train": {**shared_train, "iterations": 2},
-            }
-        )
-    )
-    doc = {
-        "name": "ci-sat",
-        "scale": 4,
-        "teacher": {"config": str(teacher_cfg), "weights": str(teacher)},
-        "student": {"arch": "edsr", "n_blocks": 1, "n_feats": 8},
-        "shared": {"data": data, "val": val, "train": shared_train},
-        "eval": {"sets": ["Tiny"], "data_root": str(tmp / "bench")},
-        "rows": [{"method": "scratch", "seeds": [0]}],
-        "results_dir": str(tmp / "results"),
-        "report": str(tmp / "docs" / "results.md"),
-        "figures_dir": str(tmp / "docs" / "img"),
-    }
+    rows = [{"method": "scratch", "seeds": [0]}]
+    doc = split_protocol(tmp, "ci-sat", rows, val_every=2, split=split, teacher_schedule=True)
     if saturation is not None:
         doc["saturation"] = saturation
     if regime:
@@ -85,9 +47,7 @@ def _protocol(tmp: Path, saturation: dict | None, split: bool = True, regime: bo
                 "alpha_samples": 8,
             },
         }
-    path = tmp / "proto.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
+    return write_protocol(tmp, doc)
 
 
 def test_saturation_needs_the_validation_split_and_known_rows(tmp_path: Path) -> None:

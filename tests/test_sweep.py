@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
 from facd.cli import main
 from facd.errors import ConfigError
@@ -23,7 +22,7 @@ from facd.reproduce.protocol import (
 )
 from facd.reproduce.runner import Reproduction
 
-from .helpers import make_checkpoint, make_image_folder
+from .helpers import split_protocol, write_protocol
 
 # ------------------------------------------------------------------------------ the rule
 
@@ -73,43 +72,10 @@ def test_weight_key_is_data_and_weights_convert_as_the_methods_own() -> None:
 
 
 def _protocol(tmp: Path, rows: list[dict], sweep: dict | None = None, split: bool = True) -> Path:
-    train = make_image_folder(tmp / "data" / "A" / "HR", count=5, size=(72, 64))
-    split_file = tmp / "split.txt"
-    split_file.write_text("A/HR/img03.png\nA/HR/img04.png\n")
-    make_image_folder(tmp / "bench" / "Tiny" / "HR", count=2, size=(48, 40), seed=1)
-    teacher = make_checkpoint(tmp / "teacher.safetensors", "edsr-tiny-t", 4)
-    shared_train = {
-        "iterations": 3,
-        "batch_size": 2,
-        "lr": 1e-3,
-        "iters_per_epoch": 1,
-        "lr_milestones": [2],
-        "log_every": 1,
-        "save_every": 1,
-    }
-    data = {"train_dirs": [str(train)], "patch_size": 8, "exclude": str(split_file)}
-    val = {"split": str(split_file), "every": 3} if split else {"sets": [], "every": 0}
-    teacher_cfg = tmp / "teacher.yaml"
-    teacher_cfg.write_text(
-        yaml.safe_dump({"method": "scratch", "student": {"preset": "edsr-tiny-t"}, "data": data})
-    )
-    doc = {
-        "name": "ci-sweep",
-        "scale": 4,
-        "teacher": {"config": str(teacher_cfg), "weights": str(teacher)},
-        "student": {"arch": "edsr", "n_blocks": 1, "n_feats": 8},
-        "shared": {"data": data, "val": val, "train": shared_train},
-        "eval": {"sets": ["Tiny"], "data_root": str(tmp / "bench")},
-        "rows": rows,
-        "results_dir": str(tmp / "results"),
-        "report": str(tmp / "docs" / "results.md"),
-        "figures_dir": str(tmp / "docs" / "img"),
-    }
+    doc = split_protocol(tmp, "ci-sweep", rows, val_every=3, split=split)
     if sweep is not None:
         doc["sweep"] = sweep
-    path = tmp / "proto.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
+    return write_protocol(tmp, doc)
 
 
 def test_protocol_refuses_bad_sweeps(tmp_path: Path) -> None:
