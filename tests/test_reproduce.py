@@ -20,8 +20,12 @@ from .helpers import make_checkpoint, make_image_folder
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _protocol(tmp: Path, rows: list[dict], iterations: int = 3) -> Path:
-    """A CI-sized protocol: random tiny teacher, 1-block student, synthetic images."""
+def _protocol(
+    tmp: Path, rows: list[dict], iterations: int = 3, val_every: int = 2, **schedule: object
+) -> Path:
+    """A CI-sized protocol: random tiny teacher, 1-block student, synthetic images.
+
+    ``schedule`` overrides keys of the shared ``train`` section (e.g. ``log_every``)."""
     train = make_image_folder(tmp / "train", count=3, size=(72, 64))
     make_image_folder(tmp / "bench" / "Tiny" / "HR", count=2, size=(48, 40), seed=1)
     teacher = make_checkpoint(tmp / "teacher.safetensors", "edsr-tiny-t", 4)
@@ -36,7 +40,7 @@ def _protocol(tmp: Path, rows: list[dict], iterations: int = 3) -> Path:
         "student": {"arch": "edsr", "n_blocks": 1, "n_feats": 8},
         "shared": {
             "data": {"train_dirs": [str(train)], "patch_size": 8},
-            "val": {"data_root": str(tmp / "bench"), "sets": ["Tiny"], "every": 2},
+            "val": {"data_root": str(tmp / "bench"), "sets": ["Tiny"], "every": val_every},
             "train": {
                 "iterations": iterations,
                 "batch_size": 2,
@@ -45,6 +49,7 @@ def _protocol(tmp: Path, rows: list[dict], iterations: int = 3) -> Path:
                 "lr_milestones": [100],
                 "log_every": 1,
                 "save_every": 1,
+                **schedule,
             },
         },
         "eval": {"sets": ["Tiny"], "data_root": str(tmp / "bench")},

@@ -28,7 +28,8 @@ from facd import fileio
 from facd.cli import main
 from facd.train.state import latest_state_path, state_files
 
-from .helpers import make_checkpoint, make_finished_run, make_image_folder
+from .helpers import make_finished_run
+from .test_reproduce import _protocol as ci_protocol
 
 CONFIG = """\
 method: scratch
@@ -318,40 +319,10 @@ def test_metrics_line_after_a_resume_averages_only_the_iterations_it_covers(case
 
 
 def _protocol(tmp: Path, iterations: int) -> Path:
-    train_dir = make_image_folder(tmp / "train", count=3, size=(72, 64))
-    make_image_folder(tmp / "bench" / "Tiny" / "HR", count=2, size=(48, 40), seed=1)
-    teacher = make_checkpoint(tmp / "teacher.safetensors", "edsr-tiny-t", 4)
-    teacher_cfg = tmp / "teacher.yaml"
-    teacher_cfg.write_text(
-        yaml.safe_dump({"method": "scratch", "student": {"preset": "edsr-tiny-t"}})
-    )
-    doc = {
-        "name": "ci",
-        "scale": 4,
-        "teacher": {"config": str(teacher_cfg), "weights": str(teacher)},
-        "student": {"arch": "edsr", "n_blocks": 1, "n_feats": 8},
-        "shared": {
-            "data": {"train_dirs": [str(train_dir)], "patch_size": 8},
-            "val": {"data_root": str(tmp / "bench"), "sets": ["Tiny"], "every": 0},
-            "train": {
-                "iterations": iterations,
-                "batch_size": 2,
-                "lr": 1e-3,
-                "iters_per_epoch": 10,
-                "lr_milestones": [100000],
-                "log_every": 10,
-                "save_every": 10,
-            },
-        },
-        "eval": {"sets": ["Tiny"], "data_root": str(tmp / "bench")},
-        "rows": [{"method": "scratch", "seeds": [0]}],
-        "results_dir": str(tmp / "results"),
-        "report": str(tmp / "docs" / "results.md"),
-        "figures_dir": str(tmp / "docs" / "img"),
-    }
-    path = tmp / "proto.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
+    """The CI-sized protocol of the reproduction tests, one scratch run, a long schedule."""
+    rows = [{"method": "scratch", "seeds": [0]}]
+    schedule = {"iters_per_epoch": 10, "lr_milestones": [100000], "log_every": 10, "save_every": 10}
+    return ci_protocol(tmp, rows, iterations, val_every=0, **schedule)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal: Linux")
