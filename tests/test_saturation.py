@@ -99,3 +99,29 @@ def test_saturation_check_end_to_end(tmp_path: Path) -> None:
     assert main(["reproduce", str(proto), "--out", str(out), "--no-figures"]) == 0
     assert (results / "saturation-scratch-s0.json").stat().st_mtime_ns == before
     assert [p.stat().st_size for p in logs] == sizes
+
+
+def test_saturation_long_runs_start_first_and_scratch_waits_for_no_teacher(tmp_path: Path) -> None:
+    """The task graph: a failed saturation check changes every other run's schedule, so the long
+    runs come first (the rows' before the teacher's, each row's reference run after its long
+    run); a scratch row never waits for the teacher; distillation rows and sweeps do."""
+    from facd.reproduce.runner import Reproduction
+
+    proto = _protocol(tmp_path, {"teacher": True, "rows": ["scratch"]}, regime=True)
+    doc = yaml.safe_load(proto.read_text())
+    doc["rows"][1]["weight_grid"] = [1, 4]
+    proto.write_text(yaml.safe_dump(doc))
+    tasks = Reproduction(load_protocol(proto), tmp_path / "runs").build_tasks()
+    deps = {t.key: t.deps for t in tasks}
+    order = [t.key for t in tasks if t.key.startswith(("satrun:", "train:", "sweep:facd-"))]
+    assert order[:3] == ["satrun:scratch-s0", "train:scratch-s0", "satrun:teacher"]
+    assert deps["satrun:scratch-s0"] == [] and deps["train:scratch-s0"] == []
+    assert deps["satrun:teacher"] == []
+    assert deps["train:facd-s0"] == ["teacher", "sweep:facd"]
+    sweep_runs = [k for k in deps if k.startswith("sweep:facd-w")]
+    assert len(sweep_runs) == 2 and all(deps[k] == ["teacher"] for k in sweep_runs)
+    assert deps["saturation:scratch-s0"] == ["train:scratch-s0", "satrun:scratch-s0"]
+    assert deps["saturation:teacher"] == ["teacher", "satrun:teacher"]
+    # the comparison re-uses the long run: its folder is the one satrun trains into
+    run = Reproduction(load_protocol(proto), tmp_path / "runs")
+    assert run.saturation_run_dir("teacher") == tmp_path / "runs" / "saturation" / "teacher-x2"

@@ -652,16 +652,18 @@ class Reproduction:
         _write_json(self.results / f"{rid}.json", doc)
         return True
 
-    def saturation_targets(self) -> list[tuple[str, Callable[[], dict], Path, list[str]]]:
+    def saturation_targets(
+        self,
+    ) -> list[tuple[str, Callable[[], dict], Path, list[str], list[str]]]:
         """(name, its config with the schedule (made when the check runs, after any weight
-        sweep), its weights file, dependency tasks) of every network the protocol's
-        ``saturation`` section checks: the teacher and the first seed of each named row (only
-        the selected ones with ``--only``)."""
+        sweep), its weights file, the tasks that make those weights, the tasks the long run
+        needs) of every network the protocol's ``saturation`` section checks: the teacher and
+        the first seed of each named row (only the selected ones with ``--only``)."""
         sat = self.p.saturation
-        out: list[tuple[str, Callable[[], dict], Path, list[str]]] = []
+        out: list[tuple[str, Callable[[], dict], Path, list[str], list[str]]] = []
         if sat.teacher and not self.only:
             teacher_cfg = self.p.teacher_train_config
-            out.append(("teacher", teacher_cfg, Path(self.p.teacher.weights), ["teacher"]))
+            out.append(("teacher", teacher_cfg, Path(self.p.teacher.weights), ["teacher"], []))
         selected = {(r.name, seed) for r, seed in self.selected_runs()}
         for name in sat.rows:
             row = self.p.row(name)
@@ -675,10 +677,37 @@ class Reproduction:
                     rid,
                     _bind_cfg(self.row_config, row, seed),
                     weights,
-                    [f"train:{rid}", f"eval:{rid}"],
+                    [f"train:{rid}"],
+                    self.train_deps(row),
                 )
             )
         return out
+
+    def teacher_deps(self, row: Row) -> list[str]:
+        """The teacher task a run of ``row`` waits for: its teacher stage, or the teacher when
+        its method reads one (a scratch row starts at once)."""
+        from facd.distill.methods import get_method
+
+        stage = teacher_stage(row.method)
+        if stage is not None:
+            return [stage]
+        return ["teacher"] if get_method(row.method).needs_teacher else []
+
+    def train_deps(self, row: Row) -> list[str]:
+        """The tasks a run of ``row`` at its own or chosen weight waits for: its teacher
+        (:meth:`teacher_deps`) and the weight sweep it takes its weight from."""
+        sweep = [f"sweep:{row.weight_source}"] if row.weight_source else []
+        return self.teacher_deps(row) + sweep
+
+    def saturation_run_dir(self, name: str) -> Path:
+        return self.out / "saturation" / f"{name}-x{self.p.saturation.factor}"
+
+    def task_saturation_run(self, name: str, cfg: dict) -> bool:
+        """Train the long run of a saturation check (``factor`` times the schedule). It does not
+        need the network it is compared with, so it starts early: a failed check changes the
+        schedule of everything else."""
+        long_cfg = scaled_schedule(cfg, self.p.saturation.factor)
+        return self._train(f"saturation-{name}", long_cfg, self.saturation_run_dir(name))
 
     def task_saturation(self, name: str, cfg: dict, weights: Path) -> bool:
         """Train ``cfg`` with its schedule ``factor`` times as long; measure both networks on
@@ -705,8 +734,8 @@ class Reproduction:
         result = self.results / f"saturation-{name}.json"
         if _read_json(result).get("fingerprint") == key:
             return False
-        run_dir = self.out / "saturation" / f"{name}-x{sat.factor}"
-        self._train(f"saturation-{name}", long_cfg, run_dir)
+        run_dir = self.saturation_run_dir(name)
+        self._train(f"saturation-{name}", long_cfg, run_dir)  # done by task_saturation_run
         long_weights = run_dir / "last.safetensors"
         dirs = list(resolved["data"]["train_dirs"])  # the network's own training folders
         job = {
@@ -799,7 +828,7 @@ class Reproduction:
         trains, evals, sweeps = [], [], []
         # Weight sweeps first: the rows that run at a chosen weight wait for the choice.
         for row in self.sweep_sources():
-            dep = [teacher_stage(row.method) or "teacher"]
+            dep = self.teacher_deps(row)
             keys = []
             for w in sorted(row.weight_grid):
                 key = f"sweep:{sweep_run_id(row.name, w, row.sweep_seed)}"
@@ -811,10 +840,9 @@ class Reproduction:
         runs = sorted(runs, key=lambda rs: rs[0].seeds.index(rs[1]))
         for row, seed in runs:
             rid = row.run_id(seed)
-            deps = [teacher_stage(row.method) or "teacher"]
-            if row.weight_source:
-                deps.append(f"sweep:{row.weight_source}")
-            trains.append(Task(f"train:{rid}", _bind(self.task_train, row, seed), deps))
+            trains.append(
+                Task(f"train:{rid}", _bind(self.task_train, row, seed), self.train_deps(row))
+            )
             evals.append(
                 Task(
                     f"eval:{rid}",
@@ -830,13 +858,29 @@ class Reproduction:
                     evals.append(
                         Task(f"alpha:{rid}", _bind(self.task_alpha, row, seed), [f"eval:{rid}"])
                     )
-        # The saturation checks run after the rows they double (long runs, last).
+        # Saturation checks: the verdict decides whether every other run's schedule stands, so
+        # their long runs start first, the rows' (short) before the teacher's, each row's
+        # reference run right after its long run; the comparison waits for both networks.
+        targets = self.saturation_targets()
+        long_runs = [
+            Task(f"satrun:{name}", _bind_sat_run(self.task_saturation_run, name, cfg), run_deps)
+            for name, cfg, _, _, run_deps in targets
+        ]
+        refs = {d for name, _, _, ref_deps, _ in targets if name != "teacher" for d in ref_deps}
+        first = [t for t in long_runs if t.key != "satrun:teacher"]
+        first += [t for t in trains if t.key in refs]
+        first += [t for t in long_runs if t.key == "satrun:teacher"]
+        trains = first + [t for t in trains if t.key not in refs]
         sats = [
-            Task(f"saturation:{name}", _bind_sat(self.task_saturation, name, cfg, weights), deps)
-            for name, cfg, weights, deps in self.saturation_targets()
+            Task(
+                f"saturation:{name}",
+                _bind_sat(self.task_saturation, name, cfg, weights),
+                [*ref_deps, f"satrun:{name}"],
+            )
+            for name, cfg, weights, ref_deps, _ in targets
         ]
         # Evaluations go first once ready, so results appear while training goes on.
-        return tasks[:2] + evals + tasks[2:] + trains + sats
+        return tasks[:2] + evals + sats + tasks[2:] + trains
 
     def check_sizes(self) -> dict:
         t = count_params(self.p.teacher_net(), self.p.scale)
@@ -925,6 +969,12 @@ def _bind_sat(
     fn: Callable[[str, dict, Path], bool], name: str, cfg: Callable[[], dict], weights: Path
 ) -> Callable[[], bool]:
     return lambda: fn(name, cfg(), weights)
+
+
+def _bind_sat_run(
+    fn: Callable[[str, dict], bool], name: str, cfg: Callable[[], dict]
+) -> Callable[[], bool]:
+    return lambda: fn(name, cfg())
 
 
 def _bind_cfg(fn: Callable[[Row, int], dict], row: Row, seed: int) -> Callable[[], dict]:
