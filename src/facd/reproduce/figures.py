@@ -90,6 +90,7 @@ METRIC_AXIS = {
 
 # Layout (px) shared by the two grids of panels.
 LEFT, RIGHT, GAP_X = 88, 16, 18
+#: Panels per row, always: panels keep one size (and text scale) whatever their number.
 MAX_COLS = 4
 
 
@@ -215,12 +216,6 @@ def curve_differences(res: Results, reference: str) -> list[CurveBand]:
 
 
 # ---------------------------------------------------------------- drawing helpers
-
-
-def _columns(n: int) -> int:
-    """Always :data:`MAX_COLS` columns: panels keep one size (and one scale of their text)
-    whatever their number; a figure with fewer panels leaves the right of its row empty."""
-    return MAX_COLS
 
 
 def _panel_width(ncols: int) -> float:
@@ -352,7 +347,7 @@ def draw_claim_panels(
         if p.metric not in metrics:
             metrics.append(p.metric)
     groups = [[p for p in points if p.metric == m] for m in metrics]
-    ncols = _columns(max(len(g) for g in groups))
+    ncols = MAX_COLS
     rows = sum(math.ceil(len(g) / ncols) for g in groups)
     grid = CLAIM_GRID
     img = Image.new("RGB", (WIDTH, grid.height(rows)), "white")
@@ -459,7 +454,7 @@ def draw_curve_differences(res: Results, reference: str, path: str | Path) -> Pa
     bands = curve_differences(res, reference)
     if not bands:
         return None
-    ncols = _columns(len(bands))
+    ncols = MAX_COLS
     rows = math.ceil(len(bands) / ncols)
     grid = CURVE_GRID
     img = Image.new("RGB", (WIDTH, grid.height(rows)), "white")
