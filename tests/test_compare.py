@@ -79,6 +79,8 @@ def test_psnr_on_crop(up) -> None:
     assert fig.rows[0].panels[-1].psnr == pytest.approx(
         psnr_y(sr, img[y : y + h, x : x + w], shave=0), abs=1e-12
     )
+    hr_panel = next(p for p in fig.rows[0].panels if p.label == "HR")
+    assert hr_panel.label == "HR" and hr_panel.text[1] == "Y-PSNR (crop, shave 0)"
 
 
 def test_hr_is_input(up) -> None:

@@ -253,7 +253,8 @@ def build_comparison(
 
     def second(label: str, psnr: float | None) -> str:
         if label == "HR":
-            return f"Y-PSNR ({psnr_region}, shave {scale})"
+            shave = scale if psnr_region == "image" else 0  # a crop is measured unshaved
+            return f"Y-PSNR ({psnr_region}, shave {shave})"
         return "" if psnr is None else f"{_fmt(psnr)} dB"
 
     fig, infos = render_rows(rows, panel_width=panel_width, overview=overview, second_line=second)
