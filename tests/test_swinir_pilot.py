@@ -84,12 +84,12 @@ def test_main_report_includes_the_pilot_table(monkeypatch) -> None:
 
     monkeypatch.chdir(REPO)
     main = load_protocol("configs/repro/mini-x4.yaml")
-    assert main.report.include == ["configs/repro/swinir-pilot.yaml"]
+    assert main.report.include[0] == "configs/repro/swinir-pilot.yaml"
     rep = Report(Results.load(main), "test", "configs/repro/mini-x4.yaml")
     included_tables(rep, REPO / main.report.path)
     text = "\n".join(rep.lines)
     assert "## From the `configs/repro/swinir-pilot.yaml` protocol" in text
     assert "(results-swinir-pilot.md)" in text and "\n### PILOT" in text
     facd_rows = [ln for ln in text.splitlines() if ln.startswith("| FACD | 3 |")]
-    assert len(facd_rows) == 1 and "(n=3)" in facd_rows[0]
+    assert facd_rows and "(n=3)" in facd_rows[0]  # its main table (then its Table 13 analogue)
     assert text in (REPO / "docs" / "results.md").read_text()  # the published report is current

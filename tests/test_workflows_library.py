@@ -110,7 +110,7 @@ def test_report_section_brings_its_own_tables_claims_and_observations(tmp_path: 
     assert "- alpha = 0 fraction of FACD: 2.00 % of training patches on average (paper: 5 %)" in (
         text
     )
-    assert "- Gain of FACD: +0.550 ± 0.071 dB (better)." in text
+    assert "- Gain of FACD: +0.550 ± 0.071 dB (includes 0)." in text  # 2 seeds: t-interval
     assert "Missing" not in text  # a number it names is missing: left out
     assert "- Rare alpha 2.00 %." in text
     assert "| FACD (adaptive) | 2 |" in text  # from the declaration's loss options
@@ -161,7 +161,7 @@ def test_report_path_alone_is_still_read(tmp_path: Path) -> None:
 def test_shipped_protocol_report_data() -> None:
     proto = load_protocol(REPO / "configs" / "repro" / "mini-x4.yaml")
     assert proto.reference == "scratch" and len(proto.report.tables) == 8
-    assert len(proto.report.claims) == 17 and proto.report.alpha0.row == "facd"
+    assert len(proto.report.claims) == 18 and proto.report.alpha0.row == "facd"
     assert proto.label("pisr") == "PISR*" and proto.label("fcd-infonce") == (
         "FCD (InfoNCE, dot product)"
     )

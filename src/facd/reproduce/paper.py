@@ -21,6 +21,7 @@ Choices:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 
 from facd.reproduce.stats import mean
 
@@ -338,6 +339,13 @@ class PaperDiff:
     def where(self) -> str:
         """``Table 2, RCAN x4``."""
         return f"Table {self.table}, {arch_name(self.arch)} x{self.scale}"
+
+    def text(self, digits: int = 3) -> str:
+        """The value with its sign, rounded half away from zero (``+0.094`` for 0.0935): the
+        table's values have three decimals, so their means often end in a 5."""
+        q = Decimal(1).scaleb(-digits)
+        v = Decimal(repr(round(self.value, 9))).quantize(q, rounding=ROUND_HALF_UP)
+        return f"{v:+f}"
 
 
 def paper_diff(

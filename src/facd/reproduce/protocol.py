@@ -363,12 +363,42 @@ class ReportTable:
 
 
 @dataclass
+class PaperRef:
+    """Where a claim's number is in the paper: two rows of one of its tables at one architecture
+    and scale (:mod:`facd.reproduce.paper`). The paper's difference is ``rows[0] - rows[1]``,
+    the mean over the sets both rows give."""
+
+    table: str | int = field("", "the paper's table, e.g. 2, 8 or 13")
+    arch: str = field("", "the paper's architecture there: edsr or rcan")
+    scale: int = field(0, "the paper's scale there: 2, 3 or 4", ge=0)
+    rows: list[str] = field([], "[a, b]: the paper's rows as it prints them, e.g. [FACD, 'FAKD*']")
+
+    def validate(self, where: str) -> None:
+        from facd.reproduce.paper import PaperRefError, check_ref
+
+        self.table = str(self.table)
+        try:
+            check_ref(self.table, self.arch, self.scale, self.rows)
+        except PaperRefError as err:
+            raise ConfigError(f"'{where}.{err.key}': {err}") from None
+
+
+@dataclass
 class ReportClaim:
-    """A claim of the paper, checked as ``a - b > 0`` on the mean of the evaluation sets."""
+    """A claim of the paper, ``a - b > 0`` on the mean of the evaluation sets, judged beside the
+    paper's own difference (``paper_ref``) or a free ``paper`` text where the paper has no
+    such rows."""
 
     text: str = field("", "the claim, in the paper's terms")
     rows: list[str] = field([], "[a, b]: the claim holds when a beats b")
-    paper: str = field("", "the paper's number, shown after the claim as '(paper: ...)'")
+    paper: str = field(
+        "",
+        "free text where the paper gives no such rows (e.g. 'no such row in the paper'), or a "
+        "note shown after the paper's difference",
+    )
+    paper_ref: PaperRef | None = field(
+        None, "the paper's rows: {table, arch, scale, rows: [a, b]} (see facd.reproduce.paper)"
+    )
     per_set: bool = field(False, "one line per evaluation set before the mean of the sets")
     metric: str = field("psnr_y", "psnr_y, or teacher_psnr (Y-PSNR against the teacher's output)")
     optional: bool = field(
@@ -382,6 +412,16 @@ class ReportClaim:
             raise ConfigError(
                 f"'{where}.metric' must be one of {', '.join(METRICS)}, got {self.metric!r}"
             )
+        if self.paper_ref is not None:
+            from facd.reproduce.paper import TABLES
+
+            metric = TABLES[str(self.paper_ref.table)].metric
+            if metric != self.metric:
+                raise ConfigError(
+                    f"'{where}.paper_ref.table': Table {self.paper_ref.table} gives {metric}, "
+                    f"the claim's metric is {self.metric}; set 'metric: {metric}' or use "
+                    "another table"
+                )
 
 
 @dataclass

@@ -1,12 +1,22 @@
-"""Seed statistics: mean ± std over seeds, differences paired by seed, and a plain noise rule.
+"""Seed statistics: mean ± std over seeds, differences paired by seed, and the verdict rules.
 
-The rule that calls a difference "outside the seed noise" (kept simple and stated in the
-report): with n >= 2 paired seeds, every paired difference has the same sign and
-``|mean| > 2 * std / sqrt(n)``; with a single seed, ``|difference| > 2 * s_ref`` where
-``s_ref`` is the seed-to-seed std of the reference method (when it has >= 2 seeds).
-A difference below ``NEGLIGIBLE`` (0.01 dB, the tables' last digit) is called negligible
-whatever its spread: two nearly identical runs have a tiny paired std, which would otherwise
-make a 0.002 dB difference "significant".
+Every verdict in the reports rests on the 95 % Student-t interval of the mean paired difference
+(:meth:`Diff.ci95`, ``mean ± t_{0.975, n-1} · std / sqrt(n)``) and needs n >= 2 paired seeds;
+one seed gives no verdict (:data:`ONE_SEED`). There is no "negligible" floor: the paper's own
+effects go down to 0.009-0.016 dB (Eq. 6 vs Eq. 7), so a fixed floor would decide claims the
+data cannot decide.
+
+- Against zero (:meth:`Diff.vs_zero`): the interval lies above 0, below 0, or includes 0.
+- Against the paper's difference ``p`` (:meth:`Diff.vs_paper`, :data:`PAPER_RULE`): the
+  interval contains both 0 and ``p``: "cannot resolve"; it excludes 0 on the side of ``p`` and
+  contains ``p``: "reproduced"; it excludes 0 on the side of ``p`` but not ``p``: "same sign,
+  size differs (smaller)" or "(larger)"; it excludes 0 on the other side: "reversed"; it
+  contains 0 but not ``p``: "not reproduced".
+- A claim without a paper number (:meth:`Diff.vs_sign`, :data:`SIGN_RULE`) is judged on its
+  sign only: above 0 "holds (sign only)", below 0 "reversed", else "includes 0, no paper value".
+
+:attr:`Diff.outside_noise` is the earlier, simpler rule (all per-seed differences share a sign
+and ``|mean| > 2 · std / sqrt(n)``); the reports no longer use it.
 """
 
 from __future__ import annotations
@@ -15,7 +25,41 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-NEGLIGIBLE = 0.01
+#: The verdict of a difference measured on one seed only.
+ONE_SEED = "one seed: no verdict"
+REPRODUCED = "reproduced"
+CANNOT_RESOLVE = "cannot resolve"
+NOT_REPRODUCED = "not reproduced"
+REVERSED = "reversed"
+SMALLER = "same sign, size differs (smaller)"
+LARGER = "same sign, size differs (larger)"
+HOLDS = "holds (sign only)"
+NO_PAPER = "includes 0, no paper value"
+
+#: The order verdicts are counted in (reversed first).
+VERDICTS = (
+    REVERSED,
+    NOT_REPRODUCED,
+    SMALLER,
+    LARGER,
+    REPRODUCED,
+    CANNOT_RESOLVE,
+    HOLDS,
+    NO_PAPER,
+    ONE_SEED,
+)
+
+PAPER_RULE = (
+    "with n >= 2 paired seeds, the 95 % Student-t interval of our mean difference is compared "
+    "with 0 and with the paper's difference p: it contains both 0 and p: *cannot resolve*; it "
+    "excludes 0 on the side of p and contains p: *reproduced*; it excludes 0 on the side of p "
+    "but not p: *same sign, size differs* (smaller or larger than p); it excludes 0 on the "
+    "other side: *reversed*; it contains 0 but not p: *not reproduced*. One seed: *no verdict*"
+)
+SIGN_RULE = (
+    "a claim without a paper number is judged on its sign: interval above 0: *holds (sign "
+    "only)*; below 0: *reversed*; otherwise *includes 0, no paper value*"
+)
 
 
 def mean(xs: Sequence[float]) -> float:
@@ -51,10 +95,6 @@ class Diff:
         return std(self.values)
 
     @property
-    def negligible(self) -> bool:
-        return abs(self.mean) < NEGLIGIBLE
-
-    @property
     def outside_noise(self) -> bool | None:
         """True/False by the module's rule; None when there is nothing to judge against."""
         if self.n >= 2:
@@ -73,17 +113,45 @@ class Diff:
         half = t_quantile(0.975, self.n - 1) * (self.std or 0.0) / math.sqrt(self.n)
         return self.mean - half, self.mean + half
 
+    def vs_zero(self) -> str:
+        """ "above 0", "below 0" or "includes 0" by the 95 % interval; :data:`ONE_SEED` below
+        two seeds."""
+        ci = self.ci95()
+        if ci is None:
+            return ONE_SEED
+        if ci[0] > 0:
+            return "above 0"
+        if ci[1] < 0:
+            return "below 0"
+        return "includes 0"
+
+    def vs_paper(self, paper: float) -> str:
+        """The verdict against the paper's difference ``paper`` (:data:`PAPER_RULE`)."""
+        ci = self.ci95()
+        if ci is None:
+            return ONE_SEED
+        lo, hi = ci
+        has_zero, has_paper = lo <= 0.0 <= hi, lo <= paper <= hi
+        if has_zero:
+            return CANNOT_RESOLVE if has_paper else NOT_REPRODUCED
+        if (paper > 0 and lo > 0) or (paper < 0 and hi < 0):
+            if has_paper:
+                return REPRODUCED
+            return SMALLER if abs(self.mean) < abs(paper) else LARGER
+        return REVERSED  # excludes 0 on the other side of the paper (or the paper's is 0)
+
+    def vs_sign(self) -> str:
+        """The verdict of a claim ``a - b > 0`` without a paper number (:data:`SIGN_RULE`)."""
+        zero = self.vs_zero()
+        return {"above 0": HOLDS, "below 0": REVERSED, "includes 0": NO_PAPER}.get(zero, zero)
+
     def verdict(self) -> str:
-        if self.negligible:
-            return f"negligible (|difference| < {NEGLIGIBLE:g})"
-        judged = self.outside_noise
-        if judged is None:
-            return "one seed, no seed spread to judge against"
-        if not judged:
-            return "inside the seed noise"
-        return (
-            "better, outside the seed noise" if self.mean > 0 else "worse, outside the seed noise"
-        )
+        """Against zero, in words: better / worse / includes 0 (the 95 % interval)."""
+        return {
+            "above 0": "better (95 % interval above 0)",
+            "below 0": "worse (95 % interval below 0)",
+            "includes 0": "95 % interval includes 0",
+        }.get(self.vs_zero(), ONE_SEED)
 
 
 def paired(a: dict[int, float], b: dict[int, float], ref_std: float | None = None) -> Diff | None:

@@ -1,0 +1,322 @@
+"""Claims judged beside the paper's own difference: the t-interval verdict rule, structured paper
+references (validated when the protocol loads), mismatch labels, the summary, and reports of
+protocols that are partly run or not run at all. Results are written by hand: nothing trains."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from facd.errors import ConfigError
+from facd.reproduce.protocol import load_protocol
+from facd.reproduce.stats import Diff
+
+from .test_reproduce import _protocol
+
+REPO = Path(__file__).resolve().parents[1]
+
+ROWS = [
+    {"method": "scratch", "seeds": [0, 1, 2]},
+    {"method": "ts", "seeds": [0]},
+    {"method": "fakd", "seeds": [0, 1, 2]},
+    {"method": "fcd", "seeds": [0, 1, 2]},
+    {"method": "facd", "seeds": [0, 1, 2]},
+]
+
+CLAIMS = [
+    {
+        "text": "FACD improves the student over scratch",
+        "rows": ["facd", "scratch"],
+        "per_set": True,
+        "paper_ref": {"table": 2, "arch": "edsr", "scale": 4, "rows": ["FACD", "Student"]},
+    },
+    {
+        "text": "FACD beats FAKD",
+        "rows": ["facd", "fakd"],
+        "paper_ref": {"table": 2, "arch": "edsr", "scale": 4, "rows": ["FACD", "FAKD*"]},
+    },
+    {
+        "text": "The adaptive scheme helps",
+        "rows": ["facd", "fcd"],
+        "paper_ref": {"table": 9, "arch": "edsr", "scale": 4, "rows": ["FACD", "FCD"]},
+    },
+    {
+        "text": "Teacher supervision alone helps",
+        "rows": ["ts", "scratch"],
+        "paper_ref": {"table": 8, "arch": "rcan", "scale": 4, "rows": ["L1_GT+L1_T", "L1_GT"]},
+    },
+    {"text": "FACD beats LSFD", "rows": ["facd", "lsfd"], "paper": "no re-run LSFD row"},
+]
+
+#: Y-PSNR on the one set per row and seed: FACD - scratch = +0.05/+0.06/+0.07 (paper +0.061:
+#: reproduced), FACD - FAKD = -0.05 on every seed (paper +0.026: reversed), FACD - FCD =
+#: -0.01/0/+0.01 (paper +0.009: cannot resolve), TS one seed (no verdict).
+PSNR = {
+    "facd": [30.00, 30.10, 30.20],
+    "scratch": [29.95, 30.04, 30.13],
+    "fakd": [30.05, 30.15, 30.25],
+    "fcd": [30.01, 30.10, 30.19],
+    "ts": [30.00],
+}
+
+
+def _write_runs(results: Path, psnr: dict[str, list[float]]) -> None:
+    results.mkdir(parents=True, exist_ok=True)
+    for name, values in psnr.items():
+        for seed, v in enumerate(values):
+            doc = {
+                "kind": "student",
+                "row": name,
+                "seed": seed,
+                "weights": str(results / f"{name}-s{seed}.safetensors"),
+                "sets": {"Tiny": {"psnr_y": v, "ssim_y": 0.5}},
+                "teacher_psnr": {"Tiny": {"psnr_y": v + 10}},
+                "alpha0": None,
+                "timing": {"train_s": 1.0, "eval_s": 1.0, "median_it_per_s": 10.0},
+                "config": {"loss": {"pixel": {"gt_weight": 1.0}}},
+                "final_terms": {"l1_gt": 0.1},
+            }
+            (results / f"{name}-s{seed}.json").write_text(json.dumps(doc))
+
+
+def _protocol_with(tmp: Path, report: dict, rows: list[dict] = ROWS, name: str = "p") -> Path:
+    folder = tmp / name
+    folder.mkdir(parents=True, exist_ok=True)
+    path = _protocol(folder, rows)
+    doc = yaml.safe_load(path.read_text())
+    doc["name"] = name
+    doc["report"] = {**report, "path": doc["report"]}
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def _report(path: Path) -> str:
+    from facd.reproduce.report import write_report
+
+    proto = load_protocol(path)
+    return write_report(proto, str(path), figures=False, log=lambda m: None).read_text()
+
+
+# ------------------------------------------------------------------------------ the rule
+
+
+@pytest.mark.parametrize(
+    ("values", "paper", "verdict"),
+    [
+        ((0.05, 0.06, 0.07), 0.061, "reproduced"),  # [0.035, 0.085] holds 0.061, not 0
+        ((-0.01, 0.0, 0.01), 0.009, "cannot resolve"),  # holds both 0 and 0.009
+        ((-0.01, 0.0, 0.01), 0.088, "not reproduced"),  # holds 0, not 0.088
+        ((-0.05, -0.05, -0.05), 0.026, "reversed"),  # excludes 0 on the other side
+        ((0.01, 0.011, 0.012), 0.088, "same sign, size differs (smaller)"),
+        ((0.2, 0.21, 0.22), 0.088, "same sign, size differs (larger)"),
+        ((0.05,), 0.061, "one seed: no verdict"),  # no verdict rests on one seed
+        ((0.002, 0.003, 0.004), 0.009, "same sign, size differs (smaller)"),  # no 0.01 floor
+    ],
+)
+def test_verdict_against_the_paper(values: tuple, paper: float, verdict: str) -> None:
+    d = Diff(tuple(values), tuple(range(len(values))))
+    assert d.vs_paper(paper) == verdict
+
+
+def test_verdict_against_zero_and_sign_only() -> None:
+    assert Diff((0.002, 0.003, 0.004), (0, 1, 2)).vs_zero() == "above 0"  # no floor
+    assert Diff((-0.01, 0.0, 0.01), (0, 1, 2)).vs_zero() == "includes 0"
+    assert Diff((-0.05, -0.04, -0.045), (0, 1, 2)).vs_sign() == "reversed"
+    assert Diff((0.05, 0.06, 0.07), (0, 1, 2)).vs_sign() == "holds (sign only)"
+    assert Diff((0.05,), (0,)).vs_zero() == "one seed: no verdict"
+
+
+# ------------------------------------------------------------------------- paper references
+
+
+@pytest.mark.parametrize(
+    ("ref", "match"),
+    [
+        (
+            {"table": 3, "arch": "edsr", "scale": 4, "rows": ["FACD", "FAKD*"]},
+            r"'report.claims\[0\].paper_ref.table': no Table 3",
+        ),
+        (
+            {"table": 2, "arch": "edsr", "scale": 4, "rows": ["FACD", "FAKD"]},
+            r"'report.claims\[0\].paper_ref.rows': 'FAKD' is not a row of Table 2 at EDSR x4",
+        ),
+        (
+            {"table": 2, "arch": "edsr", "scale": 4, "rows": ["FACD", "LSFD"]},
+            r"paper_ref.rows': 'LSFD' in Table 2 is copied from another paper",
+        ),
+        (
+            {"table": 8, "arch": "edsr", "scale": 2, "rows": ["L1_GT", "L1_GT+L1_T"]},
+            r"paper_ref.arch': Table 8 gives no edsr x2; it gives RCAN x4",
+        ),
+        (
+            {"table": 2, "arch": "edsr", "scale": 4, "rows": ["FACD"]},
+            r"paper_ref.rows': needs \[a, b\]",
+        ),
+        (
+            {"table": 2, "arch": "edsr", "scale": 4, "rows": ["FACD", "Student"], "sets": []},
+            r"unknown config key 'report.claims\[0\].paper_ref.sets'",
+        ),
+    ],
+)
+def test_unknown_paper_references_are_refused_at_load(
+    tmp_path: Path, ref: dict, match: str
+) -> None:
+    claims = [{"text": "x", "rows": ["facd", "scratch"], "paper_ref": ref}]
+    path = _protocol_with(tmp_path, {"claims": claims})
+    with pytest.raises(ConfigError, match=match) as info:
+        load_protocol(path)
+    assert "\n" not in str(info.value)
+
+
+def test_a_table13_reference_needs_the_teacher_metric(tmp_path: Path) -> None:
+    ref = {"table": 13, "arch": "rcan", "scale": 4, "rows": ["FACD", "FAKD*"]}
+    claims = [{"text": "x", "rows": ["facd", "fakd"], "paper_ref": ref}]
+    with pytest.raises(ConfigError, match="Table 13 gives teacher_psnr.*metric: teacher_psnr"):
+        load_protocol(_protocol_with(tmp_path, {"claims": claims}))
+
+
+# ---------------------------------------------------------------------------------- reports
+
+
+def test_claims_table_summary_and_verdicts(tmp_path: Path) -> None:
+    path = _protocol_with(tmp_path, {"reference": "scratch", "claims": CLAIMS})
+    _write_runs(tmp_path / "p" / "results", PSNR)
+    text = _report(path)
+    # the summary is near the top, reversed claims first, then the counts
+    summary = text[text.index("## Summary") : text.index("## Set-up")]
+    lines = [ln for ln in summary.splitlines() if ln.startswith("- ")]
+    assert lines[0].startswith("- **Reversed:** FACD beats FAKD: FACD − FAKD = -0.050 dB")
+    assert "the paper: +0.026 dB (Table 2, EDSR x4)" in lines[0]
+    assert lines[1] == (
+        "- Verdicts of the 5 claims: 1 reversed; 1 reproduced; 1 cannot resolve; "
+        "1 with one seed (no verdict); 1 not measured."
+    )
+    # the claims table: the paper's difference with its table, arch and scale, ours with its
+    # interval, the verdicts; Table 8 is RCAN x4, so it is labelled a mismatch here (EDSR x4)
+    table = text[text.index("## The paper's claims") : text.index("## Ablations")]
+    row = next(ln for ln in table.splitlines() if ln.startswith("| FACD beats FAKD |"))
+    assert (
+        "+0.026 dB (Table 2, EDSR x4, FACD − FAKD\\*; mean of Set5, Set14, B100, Urban100)" in row
+    )
+    assert "-0.050 [-0.050, -0.050] (n=3) | below 0 | **reversed** |" in row
+    row = next(ln for ln in table.splitlines() if ln.startswith("| FACD improves"))
+    # 0.0615 rounds half away from zero; the protocol's one set is not the paper's: all four
+    assert (
+        "+0.062 dB (Table 2, EDSR x4, FACD − Student; mean of Set5, Set14, B100, Urban100)" in row
+    )
+    assert "| reproduced |" in row
+    assert "mismatch" not in row
+    row = next(ln for ln in table.splitlines() if ln.startswith("| The adaptive scheme"))
+    assert "mean of B100, Urban100" in row and "| includes 0 | cannot resolve |" in row
+    row = next(ln for ln in table.splitlines() if ln.startswith("| Teacher supervision"))
+    assert "**mismatch:** Table 8 is RCAN x4, this protocol EDSR x4" in row
+    assert "+0.050 (1 seed) | – | one seed: no verdict |" in row
+    row = next(ln for ln in table.splitlines() if ln.startswith("| FACD beats LSFD"))
+    assert "no re-run LSFD row" in row and "not run yet (LSFD)" in row and "not measured" in row
+    # the reading: per-set supporting lines, the verdict on the mean of the sets
+    assert "- FACD improves the student over scratch (paper: +0.062 dB, Table 2, EDSR x4): " in text
+    assert "on Tiny: +0.060 ± 0.010 dB (3 seeds), 95 % interval [+0.035, +0.085]: above 0." in text
+    assert "on mean of the one set: -0.050 ± 0.000 dB (3 seeds)" in text
+    # no 0.01 dB floor anywhere: FACD - FCD is judged by its interval, not called negligible
+    assert text.lower().count("negligible") == text.count("no 'negligible' floor") == 1
+    assert "inside the seed noise" not in text
+    # the main table's verdicts use the same interval, one seed gives none
+    verdicts = text[text.index("distinguishable from 0") : text.index("## The paper's claims")]
+    assert "| FACD | +0.06 [+0.04, +0.08] (n=3): **better** |" in verdicts
+    assert "| TS | +0.05 (1 seed): no verdict |" in verdicts
+
+
+def test_a_protocol_without_results_reports_not_run_yet(tmp_path: Path) -> None:
+    path = _protocol_with(tmp_path, {"reference": "scratch", "claims": CLAIMS})
+    text = _report(path)
+    assert "State of the runs: not run yet: none of its 13 runs has finished." in text
+    assert "- No claim is reversed here." in text
+    assert "- Verdicts of the 5 claims: 5 not measured." in text
+    assert (
+        "Student; mean of Set5, Set14, B100, Urban100) | not run yet (FACD, Student (scratch)) | – |"
+        in text
+    )
+    assert "Not run yet: no student run has finished." in text  # the Table 13 analogue
+
+
+def test_included_protocols_bring_their_claims_and_state(tmp_path: Path) -> None:
+    """A report that includes other protocols shows each one's claims table (with verdicts),
+    Table 13 analogue and regime table, says which are partial or not run, and lists their
+    reversed claims in its own summary."""
+    regime = {
+        "gap_row": "scratch",
+        "gap_paper_db": 0.271,
+        "gap_paper_text": "0.27 dB (EDSR x2, Set5)",
+        "alpha0_row": "facd",
+        "alpha_patch": 0,
+    }
+    partial = _protocol_with(
+        tmp_path, {"reference": "scratch", "claims": CLAIMS, "regime": regime}, name="partial"
+    )
+    _write_runs(tmp_path / "partial" / "results", {k: PSNR[k] for k in ("facd", "fakd")})
+    empty = _protocol_with(tmp_path, {"claims": CLAIMS[:2]}, name="empty")
+    main = _protocol_with(tmp_path, {"include": [str(partial), str(empty)]}, name="main")
+    text = _report(main)
+    assert f"- **Reversed (`{partial}`):** FACD beats FAKD" in text
+    assert (
+        f"- `{partial}` (partial: 6 of 13 runs finished): 5 claims: 1 reversed; 4 not measured."
+        in text
+    )
+    assert (
+        f"- `{empty}` (not run yet: none of its 13 runs has finished): 2 claims: 2 not measured."
+        in text
+    )
+    part = text[
+        text.index(f"## From the `{partial}` protocol") : text.index(f"## From the `{empty}`")
+    ]
+    assert "(partial: 6 of 13 runs finished)" in part
+    assert "### The paper's claims: our difference beside the paper's" in part
+    assert "| FACD beats FAKD | FACD − FAKD |" in part and "**reversed**" in part
+    assert "### Student vs teacher (analogue of the paper's Table 13)" in part
+    assert "### Regime: are the paper's mechanisms active?" in part
+    assert "| teacher − Student (scratch) gap, Set5 | not measured yet |" not in part  # no Set5
+    rest = text[text.index(f"## From the `{empty}` protocol") :]
+    assert "(not run yet: none of its 13 runs has finished)" in rest
+    assert "### Main comparison" not in rest and "not run yet (FACD, FAKD)" in rest
+
+
+def test_shipped_protocols_quote_the_paper_with_their_settings(monkeypatch) -> None:
+    """Every claim of the shipped protocols that the paper has rows for quotes them; the EDSR x2
+    protocol labels Table 8 (RCAN x4) and Table 11 (EDSR x4) as mismatches."""
+    from facd.reproduce.report import Report
+    from facd.reproduce.results import Results
+
+    monkeypatch.chdir(REPO)
+    edsr = load_protocol("configs/repro/regime-edsr-x2.yaml")
+    rep = Report(Results(edsr), "test", "configs/repro/regime-edsr-x2.yaml")
+    by_text = {r.claim.text: r for r in rep.claim_results()}
+    assert by_text["Teacher supervision alone helps"].mismatch == (
+        "Table 8 is RCAN x4, this protocol EDSR x2"
+    )
+    assert by_text["Eq. 6 beats Eq. 7"].paper.text() == "+0.012"
+    assert by_text["FACD beats FAKD"].mismatch == ""
+    assert by_text["FACD beats FAKD"].paper.text() == "+0.083"
+    rcan = load_protocol("configs/repro/regime-rcan-x4.yaml")
+    rep = Report(Results(rcan), "test", "configs/repro/regime-rcan-x4.yaml")
+    by_text = {r.claim.text: r for r in rep.claim_results()}
+    assert by_text["FACD beats FAKD"].paper.text() == "+0.088"
+    assert by_text["FACD follows the teacher more closely than FAKD (Table 13)"].paper.text() == (
+        "+0.878"
+    )
+    assert all(r.verdict == "not measured" for r in rep.claim_results()) or rep.r.runs
+    pilot = load_protocol("configs/repro/swinir-pilot.yaml")
+    rep = Report(Results(pilot), "test", "configs/repro/swinir-pilot.yaml")
+    assert rep.claim_results()[0].mismatch == "Table 2 is EDSR x4, this protocol SwinIR x4"
+
+
+def test_published_report_states_the_reversal_in_its_summary() -> None:
+    """docs/results.md says at the top that the protocol reverses FACD > FAKD."""
+    text = (REPO / "docs" / "results.md").read_text(encoding="utf-8")
+    summary = text[text.index("## Summary") : text.index("## Set-up")]
+    assert "- **Reversed:** FACD beats FAKD: FACD − FAKD = -0.0" in summary
+    assert text.lower().count("negligible") == text.count("no 'negligible' floor")
+    for path in ("swinir-pilot", "regime-rcan-x4", "regime-edsr-x2"):
+        assert f"## From the `configs/repro/{path}.yaml` protocol" in text
