@@ -111,7 +111,9 @@ def test_protocol_end_to_end_cache_and_report(tmp_path: Path, capsys) -> None:
     assert "CSD: n/a: needs ImageNet VGG19 weights" in report
     assert "| FACD | 1 |" in report and "Student (scratch) | 2 |" in report
     assert "Missing runs" not in report
-    assert (tmp_path / "docs" / "img" / "curves.png").is_file()
+    # this protocol declares no claims: the figures are the curves' paired differences only
+    assert (tmp_path / "docs" / "img" / "curve-differences.png").is_file()
+    assert not (tmp_path / "docs" / "img" / "claims.png").exists()
 
 
 @pytest.mark.slow

@@ -311,21 +311,19 @@ class Row:
 
 
 @dataclass
-class QualitativeImage:
-    set: str = field("", "benchmark set")
-    name: str = field("", "image name without extension")
-    crop: list[int] = field([], "x, y, w, h in HR pixels")
+class QualitativeSection:
+    """The report's qualitative figure: crops where two rows' outputs differ most, measured
+    (:func:`facd.reproduce.figures.choose_crops`), not chosen by hand."""
+
+    enabled: bool = field(True, "draw the figure (it runs both networks on the searched sets)")
+    pair: list[str] = field(
+        [], "[a, b]: the rows whose outputs are compared (empty: the first PSNR claim's rows)"
+    )
+    sets: list[str] = field([], "sets searched for crops (empty: Set5 and Set14)")
 
     def validate(self, where: str) -> None:
-        if len(self.crop) != 4:
-            raise ConfigError(f"'{where}.crop' must be [x, y, w, h], got {self.crop}")
-
-
-@dataclass
-class QualitativeSection:
-    images: list[QualitativeImage] = field([], "images and crops (empty: no figure)")
-    panels: list[str] = field([], "row names whose first seed is shown, or 'teacher'")
-    panel_width: int = field(160, "pixels per panel")
+        if self.pair and len(self.pair) != 2:
+            raise ConfigError(f"'{where}.pair' must name two rows [a, b], got {self.pair}")
 
 
 #: ``{diff A B}``, ``{verdict A B}``, ``{alpha0 A}``, ``{label A}`` in an observation's text.
@@ -533,7 +531,7 @@ class Protocol:
     rows: list[Row] = field([], "methods and seeds")
     results_dir: str = field("results/repro", "where the JSON and the reported weights go")
     report: ReportSection = dataclasses.field(default_factory=ReportSection)
-    figures_dir: str = field("docs/img", "where curves.png and qualitative.png go")
+    figures_dir: str = field("docs/img", "where the report's figures go")
     qualitative: QualitativeSection = dataclasses.field(default_factory=QualitativeSection)
     saturation: SaturationSection = dataclasses.field(default_factory=SaturationSection)
     sweep: SweepSection = dataclasses.field(default_factory=SweepSection)
@@ -553,6 +551,11 @@ class Protocol:
         self._check_report_names()
         self._check_saturation()
         self._check_sweeps()
+        for name in self.qualitative.pair:
+            if name not in names:
+                raise ConfigError(
+                    f"'qualitative.pair' names {name!r}, not a row; rows: {', '.join(names)}"
+                )
 
     @property
     def val_split(self) -> str | None:

@@ -28,7 +28,6 @@ from pathlib import Path
 
 from facd.fileio import atomic_write_text
 from facd.reproduce.paper import PaperDiff, arch_name, paper_diff
-from facd.reproduce.plots import PALETTE, Chart, Series, draw_chart, write_comparison
 from facd.reproduce.protocol import (
     PLACEHOLDER,
     SATURATION_RULE,
@@ -897,33 +896,6 @@ class Report:
             self.add(f"| {self.label(r.name)} | {terms} | {text} |")
         self.add("")
 
-    def figures(self, curves: str | None, qualitative: str | None, note: str = "") -> None:
-        if not (curves or qualitative or note):
-            return
-        self.add("## Figures", "")
-        if curves:
-            self.add(
-                "Validation Y-PSNR during training (mean over seeds; the full evaluation uses "
-                "`last.safetensors` at the end). The y axis starts at the lowest value after the "
-                "first validation, so lower first points are drawn on the bottom edge:",
-                "",
-                f"![validation curves]({curves})",
-                "",
-            )
-        if qualitative:
-            images = [f"a {im.set}" for im in self.p.qualitative.images]
-            where = ", ".join(images[:-1]) + " and " + images[-1] if len(images) > 1 else images[0]
-            self.add(
-                f"Crops from {where} image{'s' if len(images) > 2 else ''}, by `facd compare` "
-                "from the published weights (seed 0 of each row); the PSNR under each panel is "
-                "measured on the whole image:",
-                "",
-                f"![qualitative comparison]({qualitative})",
-                "",
-            )
-        if note:
-            self.add(note, "")
-
     def reading(self) -> None:
         self.add("## Reading: what reproduced at this scale and what did not", "")
         self.add(
@@ -1177,76 +1149,6 @@ def _inline(d: dict) -> str:
 # ---------------------------------------------------------------- figures
 
 
-def draw_curves(res: Results, path: Path) -> Path | None:
-    """Validation PSNR against iteration, one curve per row (mean over seeds)."""
-    series = []
-    rows = [r for r in res.proto.rows if not r.skip and res.row_runs(r)]
-    for i, r in enumerate(rows):
-        by_it: dict[float, list[float]] = {}
-        for doc in res.row_runs(r).values():
-            for it, v in doc.get("curve", []):
-                by_it.setdefault(it, []).append(v)
-        pts = [(it, mean(v)) for it, v in sorted(by_it.items())]
-        if pts:
-            series.append(
-                Series(
-                    res.proto.label(r.name)
-                    + (f" ({len(res.row_runs(r))} seeds)" if len(r.seeds) > 1 else ""),
-                    pts,
-                    PALETTE[i % len(PALETTE)],
-                    dashed=r.group != "main",
-                )
-            )
-    if not series:
-        return None
-    val_set = (res.proto.shared.get("val") or {}).get("sets", ["Set5"])[0]
-    hl = []
-    if res.teacher and val_set in res.teacher.get("sets", {}):
-        hl.append(("teacher", res.teacher["sets"][val_set]["psnr_y"], (0, 0, 0)))
-    if res.bicubic and val_set in res.bicubic.get("sets", {}):
-        hl.append(("bicubic", res.bicubic["sets"][val_set]["psnr_y"], (120, 120, 120)))
-    # Start the y axis at the lowest value after the first validation, so the end is readable.
-    later = [y for s in series for x, y in s.points[1:]] or [y for s in series for _, y in s.points]
-    ys = later + [v for _, v, _ in hl]
-    chart = Chart(
-        f"Validation Y-PSNR on {val_set} during training (x{res.proto.scale}; dashed: ablations)",
-        "iteration",
-        f"{val_set} Y-PSNR (dB)",
-        series,
-        hl,
-        (min(ys), max(ys)),
-    )
-    return draw_chart(chart, path)
-
-
-def draw_qualitative(res: Results, path: Path) -> tuple[Path | None, str]:
-    """Crops of the protocol's qualitative images, seed 0 of each panel's row; (figure, PSNR
-    table) or (None, why it failed)."""
-    q = res.proto.qualitative
-    if not q.images or not q.panels:
-        return None, ""
-    models: list[tuple[str, str]] = []
-    for name in q.panels:
-        if name == "teacher":
-            models.append((res.proto.teacher.label, res.proto.teacher.weights))
-            continue
-        row = res.proto.row(name)
-        runs = res.row_runs(row)
-        if not runs:
-            continue
-        models.append((res.proto.label(name), runs[min(runs)]["weights"]))
-    root = Path(res.proto.eval.data_root)
-    images = [root / im.set / "HR" / f"{im.name}.png" for im in q.images]
-    crops = [(im.crop[0], im.crop[1], im.crop[2], im.crop[3]) for im in q.images]
-    try:
-        table = write_comparison(
-            images, crops, models, res.proto.scale, path, q.panel_width, device="cpu"
-        )
-    except Exception as exc:  # noqa: BLE001 - the report must still be written
-        return None, f"`facd compare` failed: {type(exc).__name__}: {exc}"
-    return path, table
-
-
 def write_report(
     proto: Protocol,
     protocol_path: str,
@@ -1272,18 +1174,22 @@ def write_report(
     rep.alpha_table()
     rep.terms_table()
     included_tables(rep, report_path)
-    curves = qual = None
-    note = ""
     if figures:
-        c = draw_curves(res, fig_dir / "curves.png")
-        curves = _relative(c, report_path) if c else None
-        q, table = draw_qualitative(res, fig_dir / "qualitative.png")
-        qual = _relative(q, report_path) if q else None
-        if q is None and table:
-            note = f"The qualitative figure was not made: {table}"
-        elif table:
-            note = "PSNR of the panels (dB, whole image):\n\n```\n" + table.strip() + "\n```"
-    rep.figures(curves, qual, note)
+        from facd.reproduce.figures import figure_section
+
+        q = proto.qualitative
+        paper = [rep._paper_of(c) for c in proto.report.claims]
+        rep.add(
+            *figure_section(
+                res,
+                fig_dir,
+                report_path,
+                [pd.value if pd else None for pd in paper],
+                qualitative=q.enabled,
+                pair=(q.pair[0], q.pair[1]) if q.pair else None,
+                sets=q.sets or None,
+            )
+        )
     rep.reading()
     rep.timings()
     atomic_write_text(report_path, rep.text())
