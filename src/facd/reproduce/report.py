@@ -144,7 +144,7 @@ def student_arch(proto: Protocol) -> str:
         return str(arch)
     from facd.archs.spec import PRESETS
 
-    preset = proto.student.get("preset")
+    preset = str(proto.student.get("preset") or "")
     return str(PRESETS[preset]["arch"]) if preset in PRESETS else "?"
 
 
