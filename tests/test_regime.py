@@ -37,10 +37,11 @@ def test_regime_protocol_trains_without_the_split_and_selects_on_it(path: str) -
     rows = {r.name: r for r in p.rows}
     assert [n for n in MAIN if n in rows] == MAIN
     # every teacher-based method with a distillation weight has a 3-4 value grid around its
-    # own weight; FACD's lambda is swept on equal terms with FCD's
-    for name in ("fakd", "lsfd", "lsfd-ts", "fcd", "facd"):
+    # own weight; the contrastive lambda is swept once, on FCD, and FACD (FCD plus the
+    # indicator, a switch) runs at FCD's chosen lambda
+    for name in ("fakd", "lsfd", "lsfd-ts", "fcd"):
         assert 3 <= len(rows[name].weight_grid) <= 4
-    assert rows["facd"].weight_grid == rows["fcd"].weight_grid
+    assert rows["facd"].weight_grid == [] and rows["facd"].weight_from == "fcd"
     reg = p.report.regime
     assert reg.gap_row == "scratch" and reg.alpha0_row == "facd" and reg.alpha_patch == 48
 
@@ -67,8 +68,8 @@ def test_edsr_pair_has_a_large_ratio_and_the_ablations() -> None:
     assert all(len(r.seeds) == 3 for r in p.rows if not r.skip and r.group == "main")
     assert all(len(r.seeds) == 2 for r in p.rows if not r.skip and r.group != "main")  # budget
     # switch-only ablations inherit FCD's weight: no grid of their own
-    for name in p3 - {"fcd-infonce"}:
-        assert p.row(name).weight_grid == []
+    for name in (p3 - {"fcd-infonce"}) | {"facd"}:
+        assert p.row(name).weight_grid == [] and p.row(name).weight_from == "fcd"
 
 
 def test_alpha0_on_patches(tmp_path: Path) -> None:
