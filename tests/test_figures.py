@@ -272,3 +272,78 @@ def test_figure_section_is_empty_without_results(tmp_path: Path) -> None:
     res = _results(tmp_path)
     res.runs.clear()
     assert figure_section(res, tmp_path / "img", tmp_path / "results.md") == []
+
+
+def test_figure_section_without_drawing_links_the_figures_on_disk(tmp_path: Path) -> None:
+    """``draw=False`` (``--no-figures``) draws nothing and gives the section the drawn figures
+    had, the measured caption of the crops included (kept in the PNG)."""
+    root = _bench(tmp_path / "bench")
+    weights = {
+        row: str(make_checkpoint(tmp_path / f"{row}.safetensors", "edsr-tiny-t", 4, seed))
+        for seed, row in enumerate(["scratch", "facd"])
+    }
+    res = _results(tmp_path, weights=weights)
+    res.proto.eval.sets = ["Tiny"]
+    res.proto.eval.data_root = str(root)
+    for doc in res.runs.values():
+        doc["sets"] = {"Tiny": doc["sets"]["Set5"]}
+        doc["teacher_psnr"] = {"Tiny": doc["teacher_psnr"]["Set5"]}
+    img, report = tmp_path / "docs" / "img", tmp_path / "docs" / "results.md"
+    drawn = figure_section(res, img, report)
+    files = {p.name: p.read_bytes() for p in img.iterdir()}
+    assert len(files) == 3
+    assert figure_section(res, img, report, draw=False) == drawn
+    assert {p.name: p.read_bytes() for p in img.iterdir()} == files  # nothing redrawn
+    (img / "curve-differences.png").unlink()
+    kept = "\n".join(figure_section(res, img, report, draw=False, qualitative=False))
+    assert "](img/claims.png)" in kept and "95 % Student-t interval" in kept
+    assert "curve-differences" not in kept and "qualitative" not in kept
+    for p in img.iterdir():
+        p.unlink()
+    assert figure_section(res, img, report, draw=False) == []
+
+
+def test_report_without_figures_keeps_the_earlier_figures(tmp_path: Path) -> None:
+    """``write_report(figures=False)`` (``--report-only --no-figures``) links the figures an
+    earlier report drew, with the crops' caption of that report; no figure: no section."""
+    from facd.reproduce.report import write_report
+
+    res = _results(tmp_path)
+    proto = res.proto
+    img = tmp_path / "docs" / "img"
+    proto.figures_dir = str(img)
+    proto.teacher.config = str(tmp_path / "teacher.yaml")
+    Path(proto.teacher.config).write_text("method: scratch\nstudent: {preset: edsr-tiny-t}\n")
+    proto.student = {"preset": "edsr-tiny-s"}
+    for path in Path(proto.results_dir).glob("*-s*.json"):  # what the report's tables read
+        doc = json.loads(path.read_text())
+        doc.update(
+            method=doc["row"],
+            params=40347,
+            iterations=3,
+            final_terms={},
+            alpha0=None,
+            timing={"train_s": 1.0, "eval_s": 1.0, "teacher_psnr_s": 0.0, "median_it_per_s": 1},
+        )
+        path.write_text(json.dumps(doc))
+    report = Path(proto.report.path)
+    write_report(proto, "proto.yaml", figures=False, log=lambda m: None)
+    assert "## Figures" not in report.read_text()
+    img.mkdir(parents=True)
+    for name in ("claims.png", "qualitative-measured.png"):  # drawn by an earlier report
+        Image.new("RGB", (4, 3), "white").save(img / name)
+    caption = "Crops chosen by measurement, not by hand: ... Set5/baby +0.12 dB; ..."
+    report.write_text(
+        f"# old\n\n## Figures\n\n![crops where the two models differ most]"
+        f"(img/qualitative-measured.png)\n\n{caption}\n\n## Reading\n"
+    )
+    files = {p.name: p.read_bytes() for p in img.iterdir()}
+    write_report(proto, "proto.yaml", figures=False, log=lambda m: None)
+    text = report.read_text()
+    assert "## Figures" in text
+    assert "![paired difference of each claim](img/claims.png)" in text
+    assert "95 % Student-t interval" in text  # the claims figure's caption
+    assert "![crops where the two models differ most](img/qualitative-measured.png)" in text
+    assert f"(img/qualitative-measured.png)\n\n{caption}\n" in text
+    assert "curve-differences" not in text  # not on disk: not linked
+    assert {p.name: p.read_bytes() for p in img.iterdir()} == files  # nothing redrawn

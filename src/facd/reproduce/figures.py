@@ -26,6 +26,10 @@ Every figure is :data:`WIDTH` (1000) px wide, the size the report embeds it at, 
 panels to a row (panels keep one size whatever their number), 12-19 px text and one colour per
 role (:data:`SEED_COLOUR`, :data:`MEAN_COLOUR`, :data:`PAPER_COLOUR`, :data:`ZERO_COLOUR`). Text
 inside the images is ASCII (``a - b``): Pillow's default font has no minus sign.
+
+A report written without redrawing (:func:`figure_section` with ``draw=False``, ``facd
+reproduce --no-figures``) links the figures already on disk; the crops figure keeps its
+measured caption in the PNG (:data:`CAPTION_KEY`) for that.
 """
 
 from __future__ import annotations
@@ -738,6 +742,7 @@ def draw_qualitative_measured(
         f"crops that weigh most in their PSNR difference). Crop Y-PSNR {a} − {b}: {measured}; "
         "the PSNR under each panel is measured on the crop."
     )
+    _set_png_caption(out, caption)  # kept for a report written without redrawing
     return out, caption
 
 
@@ -772,6 +777,17 @@ def _pair_models(res: Results, pair: tuple[str, str]) -> tuple[list[tuple[str, s
     return out, f" (seed {common[0]} of each)" if common else ""
 
 
+#: The files of the report's figures in ``figures_dir``.
+CLAIMS_PNG, CURVES_PNG, QUALITATIVE_PNG = (
+    "claims.png",
+    "curve-differences.png",
+    "qualitative-measured.png",
+)
+#: The PNG text key under which a drawn qualitative figure keeps its caption (its measured
+#: numbers), so that a report written without redrawing can still give it.
+CAPTION_KEY = "Description"
+
+
 def figure_section(
     res: Results,
     fig_dir: str | Path,
@@ -782,8 +798,9 @@ def figure_section(
     pair: tuple[str, str] | None = None,
     sets: Sequence[str] | None = None,
     device: str = "cpu",
+    draw: bool = True,
 ) -> list[str]:
-    """The report's "Figures" section as markdown lines (empty when nothing can be drawn).
+    """The report's "Figures" section as markdown lines (empty when there is no figure).
 
     Writes ``claims.png``, ``curve-differences.png`` and (with ``qualitative``)
     ``qualitative-measured.png`` into ``fig_dir``, linked relative to ``report_path``.
@@ -791,38 +808,120 @@ def figure_section(
     None). The crops compare ``pair`` (default: the first Y-PSNR claim with results on both
     rows) at their first common seed, searched in ``sets`` (default: Set5 and Set14 where the
     protocol evaluates them, else its first set).
+
+    With ``draw=False`` nothing is drawn: the figures already in ``fig_dir`` (from an earlier
+    report) are linked with their captions, so that a report written without redrawing keeps
+    them. The qualitative figure's caption holds measured numbers: it is read from the PNG
+    (:data:`CAPTION_KEY`), else from the report at ``report_path`` that linked it, else a
+    caption without the numbers is given.
     """
     fig_dir, report_path = Path(fig_dir), Path(report_path)
     body: list[str] = []
-    sets_text = ", ".join(res.sets)
-    claims = draw_claim_panels(res, res.proto.report.claims, paper_diffs, fig_dir / "claims.png")
-    if claims is not None:
-        body += [
-            f"![paired difference of each claim]({_relative(claims, report_path)})",
-            "",
-            f"Each panel is one claim a − b of the reading, on the mean Y-PSNR over {sets_text} "
-            "(claims on PSNR against the teacher's output have their own axis): dots are the "
-            "differences of single seeds, paired by seed; the dark bar is their mean with its "
-            "95 % Student-t interval (two or more seeds; an arrow marks an interval that runs "
-            "off the axis); the orange diamond is the paper's difference; the black line is zero. "
-            "Claims whose rows have no results are left out.",
-            "",
-        ]
     ref = res.proto.reference
-    curves = draw_curve_differences(res, ref, fig_dir / "curve-differences.png")
+    if draw:
+        claims = draw_claim_panels(res, res.proto.report.claims, paper_diffs, fig_dir / CLAIMS_PNG)
+        curves = draw_curve_differences(res, ref, fig_dir / CURVES_PNG)
+    else:
+        claims, curves = _existing(fig_dir / CLAIMS_PNG), _existing(fig_dir / CURVES_PNG)
+    if claims is not None:
+        body += _claims_lines(claims, report_path, ", ".join(res.sets))
     if curves is not None:
-        body += [
-            f"![validation curves minus the reference]({_relative(curves, report_path)})",
-            "",
-            f"Validation Y-PSNR of each row minus that of {res.proto.label(ref)} at the same "
-            "iteration, paired by seed: the line is the mean over seeds, the band spans the "
-            "lowest to the highest seed (no band with one seed); the y axis is shared and fitted "
-            "to the second half of training, so earlier points may sit on its edge.",
-            "",
-        ]
-    if qualitative:
+        body += _curves_lines(curves, report_path, res.proto.label(ref))
+    if qualitative and draw:
         body += _qualitative_lines(res, fig_dir, report_path, pair, sets, device)
+    elif qualitative:
+        body += _existing_qualitative_lines(fig_dir / QUALITATIVE_PNG, report_path)
     return ["## Figures", "", *body] if body else []
+
+
+def _existing(path: Path) -> Path | None:
+    return path if path.is_file() else None
+
+
+def _claims_lines(fig: Path, report_path: Path, sets_text: str) -> list[str]:
+    return [
+        f"![paired difference of each claim]({_relative(fig, report_path)})",
+        "",
+        f"Each panel is one claim a − b of the reading, on the mean Y-PSNR over {sets_text} "
+        "(claims on PSNR against the teacher's output have their own axis): dots are the "
+        "differences of single seeds, paired by seed; the dark bar is their mean with its "
+        "95 % Student-t interval (two or more seeds; an arrow marks an interval that runs "
+        "off the axis); the orange diamond is the paper's difference; the black line is zero. "
+        "Claims whose rows have no results are left out.",
+        "",
+    ]
+
+
+def _curves_lines(fig: Path, report_path: Path, ref_label: str) -> list[str]:
+    return [
+        f"![validation curves minus the reference]({_relative(fig, report_path)})",
+        "",
+        f"Validation Y-PSNR of each row minus that of {ref_label} at the same "
+        "iteration, paired by seed: the line is the mean over seeds, the band spans the "
+        "lowest to the highest seed (no band with one seed); the y axis is shared and fitted "
+        "to the second half of training, so earlier points may sit on its edge.",
+        "",
+    ]
+
+
+_QUALITATIVE_ALT = "crops where the two models differ most"
+
+
+def _qualitative_figure_lines(fig: Path, report_path: Path, caption: str) -> list[str]:
+    return [f"![{_QUALITATIVE_ALT}]({_relative(fig, report_path)})", "", caption, ""]
+
+
+def _existing_qualitative_lines(fig: Path, report_path: Path) -> list[str]:
+    """The qualitative figure already on disk, with its caption (see :func:`figure_section`)."""
+    if not fig.is_file():
+        return []
+    caption = (
+        _png_caption(fig)
+        or _previous_caption(report_path, _relative(fig, report_path))
+        or (
+            "Crops chosen by measurement, not by hand, where the two compared models' outputs "
+            "differ most (drawn by an earlier report, whose caption with the measured "
+            "differences was not kept; redraw the figures to have it)."
+        )
+    )
+    return _qualitative_figure_lines(fig, report_path, caption)
+
+
+def _png_caption(path: Path) -> str:
+    """The caption kept in a PNG's text chunks ('' when there is none or it cannot be read)."""
+    try:
+        with Image.open(path) as img:
+            text = getattr(img, "text", {}) or {}
+    except (OSError, ValueError):
+        return ""
+    return str(text.get(CAPTION_KEY, ""))
+
+
+def _set_png_caption(path: Path, caption: str) -> None:
+    """Keep ``caption`` in the PNG at ``path`` (an iTXt chunk, UTF-8)."""
+    from PIL.PngImagePlugin import PngInfo
+
+    with Image.open(path) as img:
+        copy = img.copy()
+    info = PngInfo()
+    info.add_itxt(CAPTION_KEY, caption)
+    copy.save(path, pnginfo=info, optimize=True)
+
+
+def _previous_caption(report_path: Path, link: str) -> str:
+    """The paragraph right after the line that linked ``link`` in the report at
+    ``report_path`` ('' when the report or the link is not there)."""
+    try:
+        lines = report_path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return ""
+    for i, line in enumerate(lines):
+        if line.startswith("![") and line.endswith(f"]({link})"):
+            after = [x for x in lines[i + 1 :] if x.strip()][:1]
+            if after and not after[0].startswith(("![", "#")):
+                return after[0]
+            return ""
+    return ""
 
 
 def _qualitative_lines(
@@ -844,7 +943,7 @@ def _qualitative_lines(
             models,
             res.proto.eval.data_root,
             res.proto.scale,
-            fig_dir / "qualitative-measured.png",
+            fig_dir / QUALITATIVE_PNG,
             sets=sets,
             device=device,
             about=about,
@@ -853,9 +952,4 @@ def _qualitative_lines(
         return [f"The qualitative figure was not made: {type(exc).__name__}: {exc}", ""]
     if fig is None:
         return [f"The qualitative figure was not made: {caption}.", ""]
-    return [
-        f"![crops where the two models differ most]({_relative(fig, report_path)})",
-        "",
-        caption,
-        "",
-    ]
+    return _qualitative_figure_lines(fig, report_path, caption)

@@ -1174,22 +1174,23 @@ def write_report(
     rep.alpha_table()
     rep.terms_table()
     included_tables(rep, report_path)
-    if figures:
-        from facd.reproduce.figures import figure_section
+    # Without ``figures`` nothing is redrawn: the figures an earlier report drew are kept.
+    from facd.reproduce.figures import figure_section
 
-        q = proto.qualitative
-        paper = [rep._paper_of(c) for c in proto.report.claims]
-        rep.add(
-            *figure_section(
-                res,
-                fig_dir,
-                report_path,
-                [pd.value if pd else None for pd in paper],
-                qualitative=q.enabled,
-                pair=(q.pair[0], q.pair[1]) if q.pair else None,
-                sets=q.sets or None,
-            )
+    q = proto.qualitative
+    paper = [rep._paper_of(c) for c in proto.report.claims] if figures else []
+    rep.add(
+        *figure_section(
+            res,
+            fig_dir,
+            report_path,
+            [pd.value if pd else None for pd in paper],
+            qualitative=q.enabled,
+            pair=(q.pair[0], q.pair[1]) if q.pair else None,
+            sets=q.sets or None,
+            draw=figures,
         )
+    )
     rep.reading()
     rep.timings()
     atomic_write_text(report_path, rep.text())
