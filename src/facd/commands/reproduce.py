@@ -1,15 +1,19 @@
-"""``facd reproduce PROTOCOL [--out DIR] [--jobs N] [--only ROW...] [--report-only]``."""
+"""``facd reproduce PROTOCOL [--out DIR] [--jobs N] [--only ROW...] [--report-only]``, or
+``facd reproduce --schema`` (the JSON schema of a protocol file; docs/protocols.md)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 HELP = "run a reproduction protocol and write its results"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("protocol", help="protocol file (configs/repro/*.yaml)")
+    p.add_argument(
+        "protocol", nargs="?", help="protocol file (configs/repro/*.yaml; see docs/protocols.md)"
+    )
     p.add_argument(
         "--out", type=Path, help="folder of the training runs (default: runs/repro-<name>)"
     )
@@ -24,7 +28,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--report-only", action="store_true", help="only regenerate the report from the JSON"
     )
     p.add_argument("--no-report", action="store_true", help="do not write the report after running")
-    p.add_argument("--no-figures", action="store_true", help="write the report without figures")
+    p.add_argument(
+        "--no-figures",
+        action="store_true",
+        help="do not redraw the figures; the report links those already in figures_dir",
+    )
+    p.add_argument(
+        "--schema", action="store_true", help="print the protocol file's JSON schema and exit"
+    )
+
+
+def protocol_schema() -> dict:
+    """The JSON schema (draft 2020-12) of a protocol file, from :class:`Protocol`'s fields:
+    their types, defaults, descriptions and bounds; unknown keys are refused
+    (``additionalProperties: false``), as :func:`load_protocol` refuses them."""
+    from facd.reproduce.protocol import Protocol
+    from facd.typedconfig import json_schema
+
+    schema = json_schema(Protocol)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "facd reproduction protocol"
+    return schema
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,6 +57,14 @@ def run(args: argparse.Namespace) -> int:
     from facd.reproduce.report import write_report
     from facd.reproduce.runner import Reproduction
 
+    if args.schema:
+        print(json.dumps(protocol_schema(), indent=2))
+        return 0
+    if args.protocol is None:
+        raise ConfigError(
+            "facd reproduce needs PROTOCOL, a protocol file (e.g. configs/repro/mini-x4.yaml; "
+            "see docs/protocols.md), or --schema"
+        )
     proto = load_protocol(args.protocol)
     if args.jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {args.jobs}")
