@@ -427,3 +427,20 @@ def test_pipe_to_head(tmp_path) -> None:
     assert proc.stdout == "["
     assert proc.returncode in (0, EXIT_BROKEN_PIPE)  # 0 if all output fit before head quit
     assert "Traceback" not in proc.stderr and "Error" not in proc.stderr
+
+
+def test_several_values_after_one_set_say_to_repeat_it(capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "cfg.yaml", "--set", "train.lr=2e-3", "train.iterations=3000"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == (
+        "facd train: error: unrecognized arguments: train.iterations=3000; --set takes one "
+        "KEY=VALUE: repeat it (--set a=1 --set b=2)"
+    )
+    with pytest.raises(SystemExit) as exc:  # other strays: the plain argparse message
+        main(["train", "cfg.yaml", "stray"])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "facd train: error: unrecognized arguments: stray"
+    )

@@ -101,7 +101,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = custom(subparsers[only], argv[1:])
         args.command = only
     else:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:
+            hint = ""
+            if hasattr(args, "overrides") and any(
+                "=" in e and not e.startswith("-") for e in extra
+            ):
+                hint = "; --set takes one KEY=VALUE: repeat it (--set a=1 --set b=2)"
+            sub = subparsers.get(args.command) or parser
+            sub.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
     if args.command is None:
         parser.print_help()
         return 1
