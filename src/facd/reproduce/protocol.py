@@ -710,9 +710,7 @@ def load_protocol(path: str | Path) -> Protocol:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"protocol file not found: {path}")
-    data = load_yaml(_read_text(path), str(path)) or {}
-    if isinstance(data, dict) and isinstance(data.get("report"), str):
-        data["report"] = {"path": data["report"]}  # the form before the report section
+    data = _protocol_doc(path, ())
     proto = from_dict(Protocol, data)
     # Validate every row's config now, so that a typo fails before hours of training.
     from facd.train.config import load_config
@@ -734,6 +732,36 @@ def load_protocol(path: str | Path) -> Protocol:
             raise ConfigError(f"{path}: {err}") from None
         load_config(None, [], base=cfg)
     return proto
+
+
+def _protocol_doc(path: Path, chain: tuple[Path, ...]) -> dict:
+    """The mapping of a protocol file with its ``base:`` files (a path or a list, relative to
+    the file's folder) merged in first, in order; the file's own keys win, sections merge key by
+    key and lists are replaced. The paths *inside* a protocol (data, results, teacher config)
+    are relative to the directory ``facd reproduce`` runs in, whichever file names them."""
+    where = path.resolve()
+    if where in chain:
+        cycle = " -> ".join(str(p) for p in (*chain, where))
+        raise ConfigError(f"{path}: 'base' files form a cycle: {cycle}")
+    if not path.is_file():
+        named_by = f" (the 'base' of {chain[-1]})" if chain else ""
+        raise ConfigError(f"protocol file not found: {path}{named_by}")
+    data = load_yaml(_read_text(path), str(path)) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{path}: a protocol file must be a mapping of keys, got {type(data).__name__}"
+        )
+    if isinstance(data.get("report"), str):
+        data["report"] = {"path": data["report"]}  # the form before the report section
+    bases = data.pop("base", None) or []
+    if isinstance(bases, str):
+        bases = [bases]
+    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
+        raise ConfigError(f"{path}: 'base' must be a file name or a list of them, got {bases!r}")
+    out: dict = {}
+    for name in bases:
+        out = merge(out, _protocol_doc(path.parent / name, (*chain, where)))
+    return merge(out, data)
 
 
 def _read_text(path: Path) -> str:
