@@ -4,7 +4,6 @@ protocols that are partly run or not run at all. Results are written by hand: no
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from facd.errors import ConfigError
 from facd.reproduce.protocol import load_protocol
 from facd.reproduce.stats import Diff
 
+from .helpers import write_student_runs
 from .test_reproduce import _protocol
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,25 +61,6 @@ PSNR = {
     "fcd": [30.01, 30.10, 30.19],
     "ts": [30.00],
 }
-
-
-def _write_runs(results: Path, psnr: dict[str, list[float]]) -> None:
-    results.mkdir(parents=True, exist_ok=True)
-    for name, values in psnr.items():
-        for seed, v in enumerate(values):
-            doc = {
-                "kind": "student",
-                "row": name,
-                "seed": seed,
-                "weights": str(results / f"{name}-s{seed}.safetensors"),
-                "sets": {"Tiny": {"psnr_y": v, "ssim_y": 0.5}},
-                "teacher_psnr": {"Tiny": {"psnr_y": v + 10}},
-                "alpha0": None,
-                "timing": {"train_s": 1.0, "eval_s": 1.0, "median_it_per_s": 10.0},
-                "config": {"loss": {"pixel": {"gt_weight": 1.0}}},
-                "final_terms": {"l1_gt": 0.1},
-            }
-            (results / f"{name}-s{seed}.json").write_text(json.dumps(doc))
 
 
 def _protocol_with(tmp: Path, report: dict, rows: list[dict] = ROWS, name: str = "p") -> Path:
@@ -183,7 +164,7 @@ def test_a_table13_reference_needs_the_teacher_metric(tmp_path: Path) -> None:
 
 def test_claims_table_summary_and_verdicts(tmp_path: Path) -> None:
     path = _protocol_with(tmp_path, {"reference": "scratch", "claims": CLAIMS})
-    _write_runs(tmp_path / "p" / "results", PSNR)
+    write_student_runs(tmp_path / "p" / "results", PSNR)
     text = _report(path)
     # the summary is near the top, reversed claims first, then the counts
     summary = text[text.index("## Summary") : text.index("## Set-up")]
@@ -256,7 +237,7 @@ def test_included_protocols_bring_their_claims_and_state(tmp_path: Path) -> None
     partial = _protocol_with(
         tmp_path, {"reference": "scratch", "claims": CLAIMS, "regime": regime}, name="partial"
     )
-    _write_runs(tmp_path / "partial" / "results", {k: PSNR[k] for k in ("facd", "fakd")})
+    write_student_runs(tmp_path / "partial" / "results", {k: PSNR[k] for k in ("facd", "fakd")})
     empty = _protocol_with(tmp_path, {"claims": CLAIMS[:2]}, name="empty")
     main = _protocol_with(tmp_path, {"include": [str(partial), str(empty)]}, name="main")
     text = _report(main)

@@ -19,6 +19,7 @@ import yaml
 from facd.errors import ConfigError
 from facd.reproduce.protocol import load_protocol
 
+from .helpers import write_student_runs
 from .test_reproduce import _protocol
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,25 +61,8 @@ def _fake_results(tmp: Path, proto_path: Path) -> None:
     """Published JSON of two seeds of scratch and facd, without training anything."""
     proto = load_protocol(proto_path)
     root = Path(proto.results_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    psnr = {"scratch": [20.0, 20.1], "facd": [20.5, 20.7]}
-    for name, values in psnr.items():
-        for seed, v in enumerate(values):
-            doc = {
-                "kind": "student",
-                "row": name,
-                "seed": seed,
-                "weights": str(root / f"{name}-s{seed}.safetensors"),
-                "sets": {"Tiny": {"psnr_y": v, "ssim_y": 0.5}},
-                "teacher_psnr": {"Tiny": {"psnr_y": v + 10}},
-                "alpha0": {"mean": 0.02, "last_quarter_mean": 0.03, "min": 0.0, "max": 0.04}
-                if name == "facd"
-                else None,
-                "timing": {"train_s": 1.0, "eval_s": 1.0, "median_it_per_s": 10.0},
-                "config": {"loss": {"pixel": {"gt_weight": 1.0}}},
-                "final_terms": {"l1_gt": 0.1},
-            }
-            (root / f"{name}-s{seed}.json").write_text(json.dumps(doc))
+    alpha0 = {"facd": {"mean": 0.02, "last_quarter_mean": 0.03, "min": 0.0, "max": 0.04}}
+    write_student_runs(root, {"scratch": [20.0, 20.1], "facd": [20.5, 20.7]}, alpha0)
 
 
 def _with_report(tmp: Path, report: dict, rows: list[dict] | None = None) -> Path:
