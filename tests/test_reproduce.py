@@ -13,7 +13,7 @@ from facd.cli import main
 from facd.errors import ConfigError
 from facd.reproduce.protocol import load_protocol
 from facd.reproduce.runner import Reproduction, alpha0_summary, finished_iteration
-from facd.reproduce.stats import Diff, paired, std
+from facd.reproduce.stats import ONE_SEED, Diff, paired, std
 
 from .helpers import make_checkpoint, make_image_folder
 
@@ -165,12 +165,10 @@ def test_paired_statistics_and_noise_rule() -> None:
     d = paired({0: 30.1, 1: 30.2, 2: 30.3}, {0: 30.0, 1: 30.1, 2: 30.2, 3: 9.0})
     assert d is not None and d.seeds == (0, 1, 2)
     assert d.mean == pytest.approx(0.1) and d.std == pytest.approx(0.0, abs=1e-12)
-    assert d.outside_noise and "better" in d.verdict()
-    assert not Diff((0.1, -0.05, 0.2), (0, 1, 2)).outside_noise  # signs disagree
-    assert not Diff((0.01, 0.3, 0.02), (0, 1, 2)).outside_noise  # mean < 2 SE
-    assert Diff((-0.2,), (0,), ref_std=0.05).outside_noise  # one seed vs the spread
-    assert Diff((0.05,), (0,), ref_std=0.05).outside_noise is False
-    assert Diff((0.05,), (0,)).outside_noise is None
+    assert d.vs_zero() == "above 0" and "better" in d.verdict()  # no spread: a point interval
+    assert Diff((0.1, -0.05, 0.2), (0, 1, 2)).vs_zero() == "includes 0"  # signs disagree
+    assert Diff((0.01, 0.3, 0.02), (0, 1, 2)).vs_zero() == "includes 0"  # wide interval
+    assert Diff((-0.2,), (0,)).vs_zero() == ONE_SEED and d.verdict() != ONE_SEED
     assert std([1.0]) is None and std([1.0, 3.0]) == pytest.approx(math.sqrt(2))
 
 

@@ -120,11 +120,8 @@ class Results:
         return mean(vals), std(vals), len(vals)
 
     def diff(self, a: str, b: str, set_name: str | None, key: str = "psnr_y"):
-        """``a - b`` paired by seed; the single-seed case is judged against b's seed spread
-        (or a's, whichever has several seeds)."""
-        va, vb = self.values(a, set_name, key), self.values(b, set_name, key)
-        ref = std(list(vb.values())) or std(list(va.values()))
-        return paired(va, vb, ref)
+        """``a - b`` paired by seed (:func:`facd.reproduce.stats.paired`)."""
+        return paired(self.values(a, set_name, key), self.values(b, set_name, key))
 
     def single(self, doc: dict | None, set_name: str, key: str = "psnr_y") -> float | None:
         return _metric(doc, set_name, key) if doc else None

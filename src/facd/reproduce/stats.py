@@ -14,9 +14,6 @@ data cannot decide.
   contains 0 but not ``p``: "not reproduced".
 - A claim without a paper number (:meth:`Diff.vs_sign`, :data:`SIGN_RULE`) is judged on its
   sign only: above 0 "holds (sign only)", below 0 "reversed", else "includes 0, no paper value".
-
-:attr:`Diff.outside_noise` is the earlier, simpler rule (all per-seed differences share a sign
-and ``|mean| > 2 · std / sqrt(n)``); the reports no longer use it.
 """
 
 from __future__ import annotations
@@ -80,7 +77,6 @@ class Diff:
 
     values: tuple[float, ...]
     seeds: tuple[int, ...]
-    ref_std: float | None = None  # seed std of the reference, for single-seed comparisons
 
     @property
     def n(self) -> int:
@@ -93,17 +89,6 @@ class Diff:
     @property
     def std(self) -> float | None:
         return std(self.values)
-
-    @property
-    def outside_noise(self) -> bool | None:
-        """True/False by the module's rule; None when there is nothing to judge against."""
-        if self.n >= 2:
-            s = self.std or 0.0
-            same_sign = all(v > 0 for v in self.values) or all(v < 0 for v in self.values)
-            return same_sign and abs(self.mean) > 2.0 * s / math.sqrt(self.n)
-        if self.ref_std is None:
-            return None
-        return abs(self.mean) > 2.0 * self.ref_std
 
     def ci95(self) -> tuple[float, float] | None:
         """The 95 % t-interval of the mean paired difference (None below two seeds):
@@ -154,12 +139,12 @@ class Diff:
         }.get(self.vs_zero(), ONE_SEED)
 
 
-def paired(a: dict[int, float], b: dict[int, float], ref_std: float | None = None) -> Diff | None:
+def paired(a: dict[int, float], b: dict[int, float]) -> Diff | None:
     """``a - b`` over the seeds both have (None if they share none)."""
     seeds = sorted(set(a) & set(b))
     if not seeds:
         return None
-    return Diff(tuple(a[s] - b[s] for s in seeds), tuple(seeds), ref_std)
+    return Diff(tuple(a[s] - b[s] for s in seeds), tuple(seeds))
 
 
 def fmt_pm(m: float | None, s: float | None, digits: int = 2, signed: bool = False) -> str:
