@@ -54,15 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         out = run_dir / "split-eval.json"
         weights = run_dir / "last.safetensors"
         if not out.is_file() or out.stat().st_mtime < weights.stat().st_mtime:
-            job = {
-                "kind": "split",
-                "models": [str(weights)],
-                "split": proto.val_split,
-                "train_dirs": list(data["train_dirs"]),
-                "scale": proto.scale,
-                "out": str(out),
-            }
-            run._run_job(f"ladder-split-{name}", job)
+            run.split_eval(f"ladder-{name}", [str(weights)], list(data["train_dirs"]), out)
         psnr = json.loads(out.read_text())["models"][str(weights)]["psnr_y"]
         rungs.append({"factor": f, "iterations": cfg["train"]["iterations"], "psnr_y": psnr})
 

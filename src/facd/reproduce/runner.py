@@ -55,7 +55,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -164,6 +164,16 @@ def val_curve(records: list[dict]) -> list[list[float]]:
             first = next(iter(val.values()))
             out.append([r["iteration"], first["psnr_y"]])
     return out
+
+
+class SaturationTarget(NamedTuple):
+    """A network the saturation check trains again with a longer schedule."""
+
+    name: str  # "teacher" or the run id of a row's first seed
+    config: Callable[[], dict]  # its training config (made when the check runs, after sweeps)
+    weights: Path  # the network the long run is compared with
+    ref_deps: list[str]  # the tasks that make ``weights``
+    run_deps: list[str]  # the tasks the long run needs (its teacher, its weight sweep)
 
 
 class Reproduction:
@@ -652,18 +662,18 @@ class Reproduction:
         _write_json(self.results / f"{rid}.json", doc)
         return True
 
-    def saturation_targets(
-        self,
-    ) -> list[tuple[str, Callable[[], dict], Path, list[str], list[str]]]:
-        """(name, its config with the schedule (made when the check runs, after any weight
-        sweep), its weights file, the tasks that make those weights, the tasks the long run
-        needs) of every network the protocol's ``saturation`` section checks: the teacher and
-        the first seed of each named row (only the selected ones with ``--only``)."""
+    def saturation_targets(self) -> list[SaturationTarget]:
+        """Every network the protocol's ``saturation`` section checks: the teacher and the
+        first seed of each named row (only the selected ones with ``--only``)."""
         sat = self.p.saturation
-        out: list[tuple[str, Callable[[], dict], Path, list[str], list[str]]] = []
+        out: list[SaturationTarget] = []
         if sat.teacher and not self.only:
             teacher_cfg = self.p.teacher_train_config
-            out.append(("teacher", teacher_cfg, Path(self.p.teacher.weights), ["teacher"], []))
+            out.append(
+                SaturationTarget(
+                    "teacher", teacher_cfg, Path(self.p.teacher.weights), ["teacher"], []
+                )
+            )
         selected = {(r.name, seed) for r, seed in self.selected_runs()}
         for name in sat.rows:
             row = self.p.row(name)
@@ -671,12 +681,11 @@ class Reproduction:
             if (name, seed) not in selected:
                 continue
             rid = run_id(name, seed)
-            weights = self.out / rid / "last.safetensors"
             out.append(
-                (
+                SaturationTarget(
                     rid,
                     _bind_cfg(self.row_config, row, seed),
-                    weights,
+                    self.out / rid / "last.safetensors",
                     [f"train:{rid}"],
                     self.train_deps(row),
                 )
@@ -709,15 +718,30 @@ class Reproduction:
         long_cfg = scaled_schedule(cfg, self.p.saturation.factor)
         return self._train(f"saturation-{name}", long_cfg, self.saturation_run_dir(name))
 
+    def split_eval(self, name: str, models: list[str], train_dirs: list[str], out: Path) -> dict:
+        """Y-PSNR of ``models`` on the protocol's validation split (its images found in
+        ``train_dirs``), by a ``split`` job of its own; the job's JSON, also kept in ``out``."""
+        split = self.p.val_split
+        assert split is not None  # checked when the protocol was loaded
+        job = {
+            "kind": "split",
+            "models": models,
+            "split": split,
+            "train_dirs": train_dirs,
+            "scale": self.p.scale,
+            "out": str(out),
+        }
+        self._run_job(f"split-{name}", job)
+        return json.loads(out.read_text())
+
     def task_saturation(self, name: str, cfg: dict, weights: Path) -> bool:
-        """Train ``cfg`` with its schedule ``factor`` times as long; measure both networks on
-        the validation split; publish ``saturation-<name>.json`` with the gain and the verdict
-        against ``threshold_db``."""
+        """Measure ``weights`` and the long run of ``cfg`` (trained by
+        :meth:`task_saturation_run`, schedule ``factor`` times as long) on the validation split;
+        publish ``saturation-<name>.json`` with the gain and the verdict against
+        ``threshold_db``."""
         from facd.train.config import load_config, portable_paths
 
         sat = self.p.saturation
-        split = self.p.val_split
-        assert split is not None  # checked when the protocol was loaded
         if not weights.is_file():  # a row published earlier whose run folder is gone
             weights = self.results / f"{name}.safetensors"
         long_cfg = scaled_schedule(cfg, sat.factor)
@@ -735,19 +759,11 @@ class Reproduction:
         if _read_json(result).get("fingerprint") == key:
             return False
         run_dir = self.saturation_run_dir(name)
-        self._train(f"saturation-{name}", long_cfg, run_dir)  # done by task_saturation_run
         long_weights = run_dir / "last.safetensors"
         dirs = list(resolved["data"]["train_dirs"])  # the network's own training folders
-        job = {
-            "kind": "split",
-            "models": [str(weights), str(long_weights)],
-            "split": split,
-            "train_dirs": dirs,
-            "scale": self.p.scale,
-            "out": str(run_dir / "split-eval.json"),
-        }
-        self._run_job(f"split-{name}", job)
-        ev = json.loads((run_dir / "split-eval.json").read_text())
+        ev = self.split_eval(
+            name, [str(weights), str(long_weights)], dirs, run_dir / "split-eval.json"
+        )
         base, long = ev["models"][str(weights)], ev["models"][str(long_weights)]
         gain = long["psnr_y"] - base["psnr_y"]
         timing = _read_json(run_dir / "repro_timing.json")
@@ -863,21 +879,25 @@ class Reproduction:
         # reference run right after its long run; the comparison waits for both networks.
         targets = self.saturation_targets()
         long_runs = [
-            Task(f"satrun:{name}", _bind_sat_run(self.task_saturation_run, name, cfg), run_deps)
-            for name, cfg, _, _, run_deps in targets
+            Task(
+                f"satrun:{t.name}",
+                _bind_sat_run(self.task_saturation_run, t.name, t.config),
+                t.run_deps,
+            )
+            for t in targets
         ]
-        refs = {d for name, _, _, ref_deps, _ in targets if name != "teacher" for d in ref_deps}
+        refs = {d for t in targets if t.name != "teacher" for d in t.ref_deps}
         first = [t for t in long_runs if t.key != "satrun:teacher"]
         first += [t for t in trains if t.key in refs]
         first += [t for t in long_runs if t.key == "satrun:teacher"]
         trains = first + [t for t in trains if t.key not in refs]
         sats = [
             Task(
-                f"saturation:{name}",
-                _bind_sat(self.task_saturation, name, cfg, weights),
-                [*ref_deps, f"satrun:{name}"],
+                f"saturation:{t.name}",
+                _bind_sat(self.task_saturation, t.name, t.config, t.weights),
+                [*t.ref_deps, f"satrun:{t.name}"],
             )
-            for name, cfg, weights, ref_deps, _ in targets
+            for t in targets
         ]
         # Evaluations go first once ready, so results appear while training goes on.
         return tasks[:2] + evals + sats + tasks[2:] + trains
