@@ -749,7 +749,8 @@ def draw_qualitative_measured(
 # ---------------------------------------------------------------- 4. the report's section
 
 
-def _relative(target: Path, report: Path) -> str:
+def relative_link(target: Path, report: Path) -> str:
+    """``target`` as a Markdown link from the folder of ``report`` (POSIX separators)."""
     import os
 
     return os.path.relpath(target, report.parent).replace(os.sep, "/")
@@ -840,7 +841,7 @@ def _existing(path: Path) -> Path | None:
 
 def _claims_lines(fig: Path, report_path: Path, sets_text: str) -> list[str]:
     return [
-        f"![paired difference of each claim]({_relative(fig, report_path)})",
+        f"![paired difference of each claim]({relative_link(fig, report_path)})",
         "",
         f"Each panel is one claim a − b of the reading, on the mean Y-PSNR over {sets_text} "
         "(claims on PSNR against the teacher's output have their own axis): dots are the "
@@ -854,7 +855,7 @@ def _claims_lines(fig: Path, report_path: Path, sets_text: str) -> list[str]:
 
 def _curves_lines(fig: Path, report_path: Path, ref_label: str) -> list[str]:
     return [
-        f"![validation curves minus the reference]({_relative(fig, report_path)})",
+        f"![validation curves minus the reference]({relative_link(fig, report_path)})",
         "",
         f"Validation Y-PSNR of each row minus that of {ref_label} at the same "
         "iteration, paired by seed: the line is the mean over seeds, the band spans the "
@@ -868,7 +869,7 @@ _QUALITATIVE_ALT = "crops where the two models differ most"
 
 
 def _qualitative_figure_lines(fig: Path, report_path: Path, caption: str) -> list[str]:
-    return [f"![{_QUALITATIVE_ALT}]({_relative(fig, report_path)})", "", caption, ""]
+    return [f"![{_QUALITATIVE_ALT}]({relative_link(fig, report_path)})", "", caption, ""]
 
 
 def _existing_qualitative_lines(fig: Path, report_path: Path) -> list[str]:
@@ -877,7 +878,7 @@ def _existing_qualitative_lines(fig: Path, report_path: Path) -> list[str]:
         return []
     caption = (
         _png_caption(fig)
-        or _previous_caption(report_path, _relative(fig, report_path))
+        or _previous_caption(report_path, relative_link(fig, report_path))
         or (
             "Crops chosen by measurement, not by hand, where the two compared models' outputs "
             "differ most (drawn by an earlier report, whose caption with the measured "

@@ -1203,9 +1203,11 @@ def included_tables(rep: Report, report_path: Path) -> None:
     level down, with a link to its own report: its main table (and its verdicts), its claims
     table, its Table 13 analogue and its regime table. A protocol without results says "not run
     yet" (its claims table still shows the paper's differences); a partial one says so."""
+    from facd.reproduce.figures import relative_link
+
     for path, sub in rep.included():
         other = sub.p
-        link = _relative(Path(other.report.path), report_path)
+        link = relative_link(Path(other.report.path), report_path)
         rep.add(
             f"## From the `{path}` protocol",
             "",
@@ -1221,9 +1223,3 @@ def included_tables(rep: Report, report_path: Path) -> None:
         sub.teacher_table()
         sub.regime_table()
         rep.add(*[("#" + line) if line.startswith("## ") else line for line in sub.lines])
-
-
-def _relative(target: Path, report: Path) -> str:
-    import os
-
-    return os.path.relpath(target, report.parent).replace(os.sep, "/")
