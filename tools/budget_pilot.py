@@ -1,0 +1,169 @@
+"""Pilot of an equal-budget protocol: its learning rate, then its student budget B.
+
+``lr``: trains the protocol's ``scratch`` row at each learning rate for ``--iterations`` (B/4 of
+the largest budget, 1500 by default) on the sweep seed, measures each on the validation split
+and chooses the best (highest Y-PSNR). Every row of the study then uses that learning rate.
+
+``budget``: trains the scratch row at the chosen learning rate for each schedule of
+``--schedules`` (ascending; the protocol's schedule times 1, 2, 4 by default) and, against the
+protocol's teacher, measures the two regime conditions of the protocol's ``report.regime``:
+
+    alpha0 = fraction of ``alpha_samples`` random ``alpha_patch``-pixel LR training patches on
+             which the student's output is closer to the ground truth than the teacher's
+             (FACD's indicator is 0 there; :mod:`facd.reproduce.alphapatch`);
+    gap    = PSNR_Y(teacher) - PSNR_Y(student) on the validation split.
+
+B is the smallest schedule with ``alpha0 >= alpha0_min`` and ``gap <= gap_max_db``; when none
+passes, B is the largest and the regime claims read "conditions not met". The scratch student
+stands in for the distilled rows here (they need weights that the sweeps at B/2 choose); the
+report's gate measures the same two statistics on the rows themselves.
+
+Runs go to ``runs/repro-<name>/pilot/`` (resumed when interrupted, reused when finished); the
+table is printed and written to ``<results_dir>/pilot-lr.json`` / ``pilot-budget.json``.
+
+    python tools/budget_pilot.py configs/repro/budget-rcan-x4.yaml lr --lrs 5e-4 1e-3 2e-3
+    python tools/budget_pilot.py configs/repro/budget-rcan-x4.yaml budget --lr 1e-3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+SWEEP_SEED = 100  # a seed that no evaluation row uses
+
+
+def _scratch_config(run: Any, lr: float, factor: int) -> dict:
+    from facd.reproduce.protocol import scaled_schedule
+
+    row = run.p.row("scratch")
+    cfg = scaled_schedule(run.row_config(row, SWEEP_SEED), factor)
+    cfg["train"]["lr"] = lr
+    return cfg
+
+
+def _train_and_split(run: Any, name: str, cfg: dict) -> tuple[Path, float]:
+    from facd.reproduce.runner import load_config_dict
+
+    run_dir = run.out / "pilot" / name
+    run._train(f"pilot-{name}", cfg, run_dir)
+    weights = run_dir / "last.safetensors"
+    out = run_dir / "split-eval.json"
+    if not out.is_file() or out.stat().st_mtime < weights.stat().st_mtime:
+        data = load_config_dict(cfg)["data"]
+        run.split_eval(f"pilot-{name}", [str(weights)], list(data["train_dirs"]), out)
+    return weights, float(json.loads(out.read_text())["models"][str(weights)]["psnr_y"])
+
+
+def choose_lr(run: Any, lrs: list[float], factor: int) -> dict:
+    rows = []
+    for lr in lrs:
+        cfg = _scratch_config(run, lr, factor)
+        _, psnr = _train_and_split(run, f"lr{lr:g}-x{factor}", cfg)
+        rows.append({"lr": lr, "iterations": cfg["train"]["iterations"], "psnr_y": psnr})
+    best = max(rows, key=lambda r: r["psnr_y"])
+    return {"seed": SWEEP_SEED, "rows": rows, "chosen_lr": best["lr"]}
+
+
+def choose_budget(run: Any, lr: float, factors: list[int]) -> dict:
+    from facd.reproduce.alphapatch import alpha0_on_patches
+    from facd.reproduce.runner import load_config_dict
+
+    reg = run.p.report.regime
+    teacher = str(run.p.teacher.weights)
+    rows: list[dict] = []
+    chosen = None
+    for f in sorted(factors):
+        cfg = _scratch_config(run, lr, f)
+        weights, psnr = _train_and_split(run, f"lr{lr:g}-x{f}", cfg)
+        data = load_config_dict(cfg)["data"]
+        split_t = run.out / "pilot" / "teacher-split.json"
+        if not split_t.is_file():
+            run.split_eval("pilot-teacher", [teacher], list(data["train_dirs"]), split_t)
+        t_psnr = float(json.loads(split_t.read_text())["models"][teacher]["psnr_y"])
+        alpha = alpha0_on_patches(
+            weights,
+            teacher,
+            list(data["train_dirs"]),
+            run.p.scale,
+            reg.alpha_patch,
+            reg.alpha_samples,
+            exclude=data.get("exclude"),
+        )
+        gap = t_psnr - psnr
+        ok = alpha["alpha0_frac"] >= reg.alpha0_min and gap <= reg.gap_max_db
+        rows.append(
+            {
+                "iterations": cfg["train"]["iterations"],
+                "psnr_y": psnr,
+                "teacher_psnr_y": t_psnr,
+                "gap_db": gap,
+                "alpha0_frac": alpha["alpha0_frac"],
+                "conditions_hold": ok,
+            }
+        )
+        if ok:
+            chosen = cfg["train"]["iterations"]
+            break
+    return {
+        "seed": SWEEP_SEED,
+        "lr": lr,
+        "alpha0_min": reg.alpha0_min,
+        "gap_max_db": reg.gap_max_db,
+        "rows": rows,
+        "budget": chosen if chosen is not None else rows[-1]["iterations"],
+        "conditions_hold": chosen is not None,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("protocol")
+    ap.add_argument("stage", choices=["lr", "budget"])
+    ap.add_argument("--lrs", type=float, nargs="+", default=[5e-4, 1e-3, 2e-3])
+    ap.add_argument("--lr", type=float, help="budget: the learning rate chosen by 'lr'")
+    ap.add_argument("--factor", type=int, default=1, help="lr: schedule factor (B/4 = 1)")
+    ap.add_argument("--factors", type=int, nargs="+", default=[1, 2, 4], help="budget")
+    ap.add_argument("--out", type=Path, help="protocol output folder (default runs/repro-<name>)")
+    args = ap.parse_args(argv)
+
+    from facd.reproduce.protocol import load_protocol
+    from facd.reproduce.runner import Reproduction
+
+    proto = load_protocol(args.protocol)
+    if proto.val_split is None:
+        print(f"{args.protocol}: the protocol has no validation split", file=sys.stderr)
+        return 2
+    run = Reproduction(proto, args.out or Path("runs") / f"repro-{proto.name}", jobs=1)
+    results = Path(proto.results_dir)
+    results.mkdir(parents=True, exist_ok=True)
+    if args.stage == "lr":
+        doc = choose_lr(run, args.lrs, args.factor)
+        print("| lr | iterations | Y-PSNR on the split (dB) |\n|---:|---:|---:|")
+        for r in doc["rows"]:
+            print(f"| {r['lr']:g} | {r['iterations']} | {r['psnr_y']:.4f} |")
+        print(f"chosen lr: {doc['chosen_lr']:g}")
+    else:
+        if args.lr is None:
+            print("budget: pass --lr (the learning rate chosen by the lr stage)", file=sys.stderr)
+            return 2
+        doc = choose_budget(run, args.lr, args.factors)
+        print("| iterations | student (dB) | teacher (dB) | gap (dB) | alpha = 0 | holds |")
+        print("|---:|---:|---:|---:|---:|---|")
+        for r in doc["rows"]:
+            print(
+                f"| {r['iterations']} | {r['psnr_y']:.4f} | {r['teacher_psnr_y']:.4f} | "
+                f"{r['gap_db']:.3f} | {100 * r['alpha0_frac']:.1f} % | {r['conditions_hold']} |"
+            )
+        print(f"budget B = {doc['budget']} (conditions hold: {doc['conditions_hold']})")
+    from facd.fileio import atomic_write_text
+
+    atomic_write_text(results / f"pilot-{args.stage}.json", json.dumps(doc, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
