@@ -430,9 +430,14 @@ def test_list_shows_every_entry_with_size_licence_and_checksum(home, capsys) -> 
     assert out.count("manual") >= 3 and "Apache-2.0" in out and "MIT" in out
 
 
-def test_unknown_names_are_refused_before_any_download(server, home, capsys) -> None:
+def test_unknown_and_manual_names_are_refused_before_any_download(
+    server, home, monkeypatch, capsys
+) -> None:
     assert main(["fetch", "edsr-x4", "no-such-thing"]) == 2
     assert "unknown name 'no-such-thing'" in _one_error_line(capsys)
+    monkeypatch.delenv("FACD_FETCH_MIRROR")
+    assert main(["fetch", "edsr-x4", "rcan-x4"]) == 2
+    assert "rcan-x4 cannot be downloaded automatically" in _one_error_line(capsys)
     assert server.requests == []
     with pytest.raises(FacdError, match="unknown name"):
         fetch("no-such-thing")

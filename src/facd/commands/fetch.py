@@ -61,7 +61,7 @@ def format_list(home: Path) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from facd.errors import FacdError
-    from facd.fetch.install import fetch, install_from, lookup
+    from facd.fetch.install import fetch, install_from, lookup, manual_error, source_url
     from facd.fetch.store import fetch_home
 
     home = fetch_home()
@@ -72,7 +72,9 @@ def run(args: argparse.Namespace) -> int:
         raise FacdError("name what to fetch, e.g. facd fetch edsr-x4 benchmark (facd fetch --list)")
     names = list(dict.fromkeys(args.names))
     for name in names:  # every name is checked before anything is downloaded
-        lookup(name)
+        src = lookup(name)
+        if args.from_file is None and source_url(src) is None:
+            raise manual_error(src)
     for name in names:
         if args.from_file is not None:
             path = install_from(name, args.from_file, home=home)

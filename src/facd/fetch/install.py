@@ -25,7 +25,16 @@ from facd.fetch.download import download
 from facd.fetch.store import MIRROR_ENV, fetch_home, read_records, record_checksum
 from facd.fileio import atomic_path
 
-__all__ = ["checksum_text", "fetch", "install_from", "installed_path", "is_installed", "lookup"]
+__all__ = [
+    "checksum_text",
+    "fetch",
+    "install_from",
+    "installed_path",
+    "is_installed",
+    "lookup",
+    "manual_error",
+    "source_url",
+]
 
 
 def lookup(name: str, catalogue: dict[str, Source] | None = None) -> Source:
@@ -62,6 +71,21 @@ def _how_to_get(src: Source) -> str:
     return (
         f"download {src.url} by hand (in a browser or on another machine), then run: "
         f"facd fetch {src.name} --from FILE"
+    )
+
+
+def source_url(src: Source) -> str | None:
+    """Where to download ``src``: ``$FACD_FETCH_MIRROR/<file>`` when a mirror is set, else its
+    published address (None for a manual entry)."""
+    mirror = os.environ.get(MIRROR_ENV)
+    return f"{mirror.rstrip('/')}/{src.file}" if mirror else src.url
+
+
+def manual_error(src: Source) -> FacdError:
+    """The error for a manual entry asked for without ``--from``: where to get the file."""
+    return FacdError(
+        f"{src.name} cannot be downloaded automatically (its file is only on cloud drives); "
+        + _how_to_get(src)
     )
 
 
@@ -163,13 +187,9 @@ def fetch(
     home = fetch_home() if home is None else home
     if is_installed(src, home) and not force:
         return installed_path(src, home)
-    mirror = os.environ.get(MIRROR_ENV)
-    url = f"{mirror.rstrip('/')}/{src.file}" if mirror else src.url
+    url = source_url(src)
     if url is None:
-        raise FacdError(
-            f"{src.name} cannot be downloaded automatically (its file is only on cloud drives); "
-            + _how_to_get(src)
-        )
+        raise manual_error(src)
     if progress:
         _note(f"{src.name}: downloading {url} (about {src.size})")
     part = home / "downloads" / f"{src.file}.part"
