@@ -112,9 +112,10 @@ def _verify(src: Source, file: Path, home: Path, what: str) -> str | None:
     if expected is None:
         return digest
     if not digest.startswith(expected.lower()):
+        shown = expected if len(expected) == len(digest) else f"{expected}..."
         raise DataError(
             f"{what}: checksum mismatch for {src.name}: its SHA-256 is {digest}, expected "
-            f"{expected}... ({origin})"
+            f"{shown} ({origin})"
         )
     return None
 

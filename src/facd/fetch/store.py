@@ -59,7 +59,7 @@ def _platform_cache() -> Path:
 def fetch_home() -> Path:
     """``$FACD_HOME``, else ``<platform cache folder>/facd``."""
     env = os.environ.get(HOME_ENV)
-    return Path(env).expanduser() if env else _platform_cache() / "facd"
+    return Path(env).expanduser().absolute() if env else _platform_cache() / "facd"
 
 
 def default_data_root() -> Path:
