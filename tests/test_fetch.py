@@ -47,6 +47,7 @@ class _Server(ThreadingHTTPServer):
         self.files: dict[str, bytes] = {}
         self.status: dict[str, int] = {}
         self.cuts: dict[str, int] = {}  # file -> responses still to cut in half
+        self.redirects: dict[str, str] = {}  # path -> path it moved to (302, as GitHub does)
         self.requests: list[tuple[str, str | None]] = []
 
     @property
@@ -64,6 +65,12 @@ class _Handler(BaseHTTPRequestHandler):
         srv.requests.append((name, wanted))
         if name in srv.status:
             self.send_error(srv.status[name])
+            return
+        if name in srv.redirects:
+            self.send_response(302)
+            self.send_header("Location", f"{srv.url}/{srv.redirects[name]}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
             return
         if name not in srv.files:
             self.send_error(404)
@@ -219,6 +226,19 @@ def test_a_download_cut_every_time_stops_and_the_next_run_resumes(
     assert capsys.readouterr().out.strip() == str(home / "weights" / src.file)
     assert server.requests == [(src.file, f"bytes={kept}-")]
     assert (home / "weights" / src.file).read_bytes() == data and not part.exists()
+
+
+def test_resume_follows_a_redirect_like_github_releases(server, home, capsys) -> None:
+    src = CATALOGUE["swinir-s-x4"]
+    data = _weights_bytes("swinir-tiny-s", 4, seed=7)
+    server.redirects[src.file] = "storage/blob"
+    server.files["storage/blob"] = data
+    server.cuts["storage/blob"] = 1
+    assert main(["fetch", src.name, "-q"]) == 0
+    assert Path(capsys.readouterr().out.strip()).read_bytes() == data
+    half = len(data) // 2
+    assert server.requests == [(src.file, None), ("storage/blob", None),
+                               (src.file, f"bytes={half}-"), ("storage/blob", f"bytes={half}-")]  # fmt: skip
 
 
 # -- checksums ---------------------------------------------------------------------------------
@@ -382,6 +402,15 @@ def test_benchmark_installs_the_eval_layout_and_eval_finds_it(
     assert sorted(sets) == sorted(SETS) and all(r["images"] == 2 for r in sets.values())
     assert main(["fetch", "benchmark", "-q"]) == 0  # installed: nothing downloaded again
     assert [r for r in server.requests if r[0] == "benchmark.tar"] == [("benchmark.tar", None)]
+
+
+def test_div2k_zip_installs_a_training_folder(server, home, capsys) -> None:
+    images = {f"DIV2K_train_HR/{i:04d}.png": _png(32, i) for i in (1, 2, 3)}
+    server.files["DIV2K_train_HR.zip"] = _zip(images)
+    assert main(["fetch", "div2k", "-q"]) == 0
+    folder = Path(capsys.readouterr().out.strip())
+    assert folder == home / "data" / "DIV2K_train_HR"
+    assert {f"DIV2K_train_HR/{p.name}": p.read_bytes() for p in folder.iterdir()} == images
 
 
 def test_eval_without_any_data_root_says_how_to_fetch(home, tmp_path, monkeypatch, capsys) -> None:
