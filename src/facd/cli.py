@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "quickstart": ("facd.commands.quickstart", "distil a small student offline, end to end"),
     "reproduce": ("facd.commands.reproduce", "run a reproduction protocol and write its results"),
+    "fetch": ("facd.commands.fetch", "download official weights and data sets, verified"),
 }
 
 

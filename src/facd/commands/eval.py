@@ -21,7 +21,6 @@ HELP = "measure Y-PSNR/SSIM on benchmark sets"
 
 DEFAULT_SETS = ("Set5", "Set14", "B100", "Urban100")
 DATA_ROOT_ENV = "FACD_DATA_ROOT"
-DEFAULT_DATA_ROOT = Path("..") / "shared" / "data"
 
 
 def _scale(text: str) -> int:
@@ -54,7 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--data-root",
         type=Path,
         default=None,
-        help=f"folder holding <Set>/HR (default: ${DATA_ROOT_ENV} or {DEFAULT_DATA_ROOT})",
+        help=f"folder holding <Set>/HR (default: ${DATA_ROOT_ENV}, else ../shared/data where it "
+        "exists, else the data folder of facd fetch: $FACD_HOME/data)",
     )
     parser.add_argument(
         "--sets", nargs="+", default=list(DEFAULT_SETS), metavar="SET", help="benchmark sets"
@@ -78,11 +78,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def data_root_from(arg: Path | None) -> Path:
-    """``--data-root``, else ``$FACD_DATA_ROOT``, else ``../shared/data``."""
+    """``--data-root``, else ``$FACD_DATA_ROOT``, else ``../shared/data`` where it exists, else
+    ``<fetch folder>/data``, where ``facd fetch benchmark`` installs the sets."""
     if arg is not None:
         return Path(arg)
     env = os.environ.get(DATA_ROOT_ENV)
-    return Path(env) if env else DEFAULT_DATA_ROOT
+    if env:
+        return Path(env)
+    from facd.errors import FacdError
+    from facd.fetch.store import SHARED_DATA_ROOT, default_data_root
+
+    root = default_data_root()
+    if not root.is_dir():
+        raise FacdError(
+            f"no benchmark sets: neither {SHARED_DATA_ROOT} nor {root} exists; run "
+            "'facd fetch benchmark' to download Set5, Set14, B100 and Urban100, or give --data-root"
+        )
+    return root
 
 
 def format_table(result: dict[str, Any]) -> str:
