@@ -77,8 +77,9 @@ def sweep_run_id(row_name: str, weight: float, seed: int) -> str:
 # ------------------------------------------------------------------------------ weight sweeps
 
 SWEEP_RULE = (
-    "each weight of the row's grid is trained with one seed (the row's first) and measured by "
-    "its mean Y-PSNR on the validation split; the best one is chosen (ties: the smaller "
+    "each weight of the row's grid is trained with one seed, the protocol's sweep seed, which "
+    "no evaluation run uses, and measured by its mean Y-PSNR on the validation split; the best "
+    "one is chosen (ties: the smaller "
     "weight). When the best is the smallest or the largest weight tried, the grid is extended "
     "by one value beyond that end, in the grid's own spacing (times its ratio when the "
     "declared values are positive and evenly spaced in log, else plus its step), and the "
@@ -221,6 +222,13 @@ class SaturationSection:
         return self.teacher or bool(self.rows)
 
 
+#: The default seed of the weight-sweep runs (``Protocol.sweep_seed``): a seed no shipped
+#: protocol's rows use, so that a sweep run is never also an evaluation run. Were the winning
+#: sweep run one of the row's evaluation runs, that run would be selected for its luck on the
+#: split (a winner's curse), biasing the row's pairs with rows that inherit the weight.
+SWEEP_SEED = 1000
+
+
 @dataclass
 class SweepSection:
     """How rows with a ``weight_grid`` choose their weight (:data:`SWEEP_RULE`)."""
@@ -303,11 +311,6 @@ class Row:
     def weight_source(self) -> str:
         """The row whose weight sweep sets this row's weight ('' when it runs its own)."""
         return self.name if self.weight_grid else self.weight_from
-
-    @property
-    def sweep_seed(self) -> int:
-        """The seed of the row's sweep runs: its first seed."""
-        return self.seeds[0]
 
 
 @dataclass
@@ -535,6 +538,12 @@ class Protocol:
     qualitative: QualitativeSection = dataclasses.field(default_factory=QualitativeSection)
     saturation: SaturationSection = dataclasses.field(default_factory=SaturationSection)
     sweep: SweepSection = dataclasses.field(default_factory=SweepSection)
+    sweep_seed: int = field(
+        SWEEP_SEED,
+        "the seed of every weight-sweep run; no row that runs may list it, so that no evaluation "
+        "run is a sweep run (a weight chosen on a run is not judged on that run)",
+        ge=0,
+    )
 
     def validate(self, where: str) -> None:
         if not self.name:
@@ -589,10 +598,18 @@ class Protocol:
                 "weight sweeps ('weight_grid') choose on the validation split: set "
                 f"'shared.val.split' (e.g. {VAL_SPLIT}) or remove the grids"
             )
+        if swept:
+            users = [r.name for r in self.rows if not r.skip and self.sweep_seed in r.seeds]
+            if users:
+                raise ConfigError(
+                    f"'sweep_seed' {self.sweep_seed} is also a seed of row(s) "
+                    f"{', '.join(users)}; sweep runs must not be evaluation runs: choose a "
+                    "'sweep_seed' that no row lists"
+                )
         taken = set(self.run_ids())
         for r in self.rows:
             for w in r.weight_grid:
-                rid = sweep_run_id(r.name, w, r.sweep_seed) if r.seeds else ""
+                rid = sweep_run_id(r.name, w, self.sweep_seed)
                 if rid in taken:
                     raise ConfigError(f"sweep run id {rid!r} is also a row's run id; rename")
 

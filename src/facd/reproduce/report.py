@@ -783,7 +783,7 @@ class Report:
             "",
             f"Rule: {SWEEP_RULE} (here: at most {cap} extension{'s' if cap != 1 else ''} per "
             "row). Each row, and every row that inherits its weight, then runs all its seeds at "
-            "the chosen weight; the sweep run at the chosen weight is the row's first-seed run. "
+            "the chosen weight; no sweep run is an evaluation run. "
             "Weights are in each method's paper units.",
             "",
         )
@@ -791,7 +791,7 @@ class Report:
             doc = self.r.sweeps.get(row.name)
             heirs = [r.name for r in self.p.rows if r.weight_from == row.name and not r.skip]
             self.add(
-                f"### {_md(self.label(row.name))} (`{weight_key(row)}`, seed {row.sweep_seed})",
+                f"### {_md(self.label(row.name))} (`{weight_key(row)}`, seed {self.p.sweep_seed})",
                 "",
                 "| weight | validation-split Y-PSNR (dB) | chosen |",
                 "|---|---|---|",
@@ -805,7 +805,7 @@ class Report:
                     )
             else:
                 for w in sorted(row.weight_grid):
-                    run = self.r.sweep_runs.get(sweep_run_id(row.name, w, row.sweep_seed))
+                    run = self.r.sweep_runs.get(sweep_run_id(row.name, w, self.p.sweep_seed))
                     cell = f"{run['psnr_y']:.3f}" if run else "not run yet"
                     self.add(f"| {format_weight(w)} | {cell} | |")
             self.add("")
