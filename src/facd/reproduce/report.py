@@ -17,6 +17,18 @@ difference comes from the table, architecture and scale the claim's ``paper_ref`
 those differ from this protocol's student (its ``arch``, or its preset's) and scale, the report
 says so (a mismatch label). Every cell verdict against 0 (main table, ablations, Table 13
 analogue) uses the same interval: above 0 "better", below 0 "worse", else "includes 0".
+
+Verdicts obey their conditions: a claim with ``needs_regime`` (one that depends on the adaptive
+indicator alpha) is judged only where every regime condition the protocol requires holds
+(:meth:`Report.conditions`: teacher - student gap on Set5 <= ``gap_max_db``, alpha = 0 fraction
+>= ``alpha0_min``); elsewhere, or while a condition is unmeasured, its verdict is
+:data:`CONDITIONS_NOT_MET`, shown with the measured numbers and counted apart. Every verdict of
+the summary table carries a label (:meth:`Report.claim_label`): the declared equal-budget study
+("equal budget B = N iterations, not saturated", with the measured gain of doubling B, also on
+every verdict), else what the saturation check found; and for a ``needs_regime`` claim whether
+its conditions are met. The summary states the caveats before the verdicts
+(:meth:`Report.caveats`), and :func:`what_we_found` writes the README's lines from the same
+claim results.
 """
 
 from __future__ import annotations
@@ -906,24 +918,18 @@ class Report:
             "| condition | measured | paper | required | verdict |",
             "|---|---|---|---|---|",
         )
-        t = self.r.teacher or {}
         if reg.gap_row:
             for where in ("Set5", None):
                 if where and where not in self.r.sets:
                     continue
                 st = self.r.stat(reg.gap_row, where)
-                tv = (
-                    t.get("sets", {}).get(where, {}).get("psnr_y")
-                    if where
-                    else (mean([t["sets"][x]["psnr_y"] for x in self.r.sets]) if t else None)
-                )
+                gap = self._gap(where)
                 name = where or _sets_mean(len(self.r.sets))
                 what = f"teacher − {self.label(reg.gap_row)} gap, {name}"
                 paper = reg.gap_paper_text if where else self._paper_gap()
-                if st is None or tv is None:
+                if st is None or gap is None:
                     self.add(f"| {_md(what)} | not measured yet | {paper} | | |")
                     continue
-                gap = tv - st[0]
                 need = f"≤ {reg.gap_max_db:g} dB" if reg.gap_max_db and where else ""
                 verdict = (
                     ("holds" if gap <= reg.gap_max_db else "**does not hold**") if need else ""
