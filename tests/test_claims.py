@@ -41,6 +41,7 @@ CLAIMS = [
     {
         "text": "The adaptive scheme helps",
         "rows": ["facd", "fcd"],
+        "needs_regime": True,
         "paper_ref": {"table": 9, "arch": "edsr", "scale": 4, "rows": ["FACD", "FCD"]},
     },
     {
@@ -51,9 +52,14 @@ CLAIMS = [
     {"text": "FACD beats LSFD", "rows": ["facd", "lsfd"], "paper": "no re-run LSFD row"},
 ]
 
+#: The regime condition of the claim that needs it (FACD - FCD): alpha = 0 on at least 2 % of
+#: FACD's training patches in the last quarter of training.
+REGIME = {"alpha0_row": "facd", "alpha0_min": 0.02, "alpha_patch": 0}
+
 #: Y-PSNR on the one set per row and seed: FACD - scratch = +0.05/+0.06/+0.07 (paper +0.061:
 #: reproduced), FACD - FAKD = -0.05 on every seed (paper +0.026: reversed), FACD - FCD =
-#: -0.01/0/+0.01 (paper +0.009: cannot resolve), TS one seed (no verdict).
+#: -0.01/0/+0.01 (paper +0.009: cannot resolve where the regime holds), TS one seed (no
+#: verdict).
 PSNR = {
     "facd": [30.00, 30.10, 30.20],
     "scratch": [29.95, 30.04, 30.13],
@@ -63,13 +69,18 @@ PSNR = {
 }
 
 
+#: Logged alpha = 0 summaries of FACD: 3 % in the last quarter (the condition holds), 0.4 %.
+ALPHA0_HOLDS = {"mean": 0.02, "last_quarter_mean": 0.03, "min": 0.0, "max": 0.04}
+ALPHA0_FAILS = {"mean": 0.002, "last_quarter_mean": 0.004, "min": 0.0, "max": 0.006}
+
+
 def _protocol_with(tmp: Path, report: dict, rows: list[dict] = ROWS, name: str = "p") -> Path:
     folder = tmp / name
     folder.mkdir(parents=True, exist_ok=True)
     path = _protocol(folder, rows)
     doc = yaml.safe_load(path.read_text())
     doc["name"] = name
-    doc["report"] = {**report, "path": doc["report"]}
+    doc["report"] = {"regime": REGIME, **report, "path": doc["report"]}
     path.write_text(yaml.safe_dump(doc))
     return path
 
@@ -164,11 +175,12 @@ def test_a_table13_reference_needs_the_teacher_metric(tmp_path: Path) -> None:
 
 def test_claims_table_summary_and_verdicts(tmp_path: Path) -> None:
     path = _protocol_with(tmp_path, {"reference": "scratch", "claims": CLAIMS})
-    write_student_runs(tmp_path / "p" / "results", PSNR)
+    write_student_runs(tmp_path / "p" / "results", PSNR, {"facd": ALPHA0_HOLDS})
     text = _report(path)
     # the summary is near the top, reversed claims first, then the counts
     summary = text[text.index("## Summary") : text.index("## Set-up")]
-    lines = [ln for ln in summary.splitlines() if ln.startswith("- ")]
+    after_table = summary[summary.rindex("\n| ") :]
+    lines = [ln for ln in after_table.splitlines() if ln.startswith("- ")]
     assert lines[0].startswith("- **Reversed:** FACD beats FAKD: FACD − FAKD = -0.050 dB")
     assert "the paper: +0.026 dB (Table 2, EDSR x4)" in lines[0]
     assert lines[1] == (
@@ -210,17 +222,116 @@ def test_claims_table_summary_and_verdicts(tmp_path: Path) -> None:
     assert "| TS | +0.05 (1 seed): no verdict |" in verdicts
 
 
-def test_a_protocol_without_results_reports_not_run_yet(tmp_path: Path) -> None:
+def test_a_protocol_without_results_says_so_in_one_line(tmp_path: Path) -> None:
+    """A page of a protocol not yet run is its header, its description and one line: no
+    tables of "not measured" cells."""
     path = _protocol_with(tmp_path, {"reference": "scratch", "claims": CLAIMS})
     text = _report(path)
-    assert "State of the runs: not run yet: none of its 13 runs has finished." in text
-    assert "- No claim is reversed here." in text
-    assert "- Verdicts of the 5 claims: 5 not measured." in text
-    assert (
-        "Student; mean of Set5, Set14, B100, Urban100) | not run yet (FACD, Student (scratch)) | – |"
-        in text
+    body = text.split("--jobs 2`\n\n", 1)[1]
+    assert body == (
+        "**Not run yet:** none of its 13 runs has finished; this page fills in as they do.\n"
     )
-    assert "Not run yet: no student run has finished." in text  # the Table 13 analogue
+    assert "|" not in text and "not measured" not in text
+
+
+def _gated_report(tmp_path: Path, alpha0: dict | None, study: dict | None = None) -> str:
+    path = _protocol_with(tmp_path, {"reference": "scratch", "claims": CLAIMS})
+    if study is not None:
+        doc = yaml.safe_load(path.read_text())
+        doc["study"] = study
+        path.write_text(yaml.safe_dump(doc))
+    write_student_runs(tmp_path / "p" / "results", PSNR, {"facd": alpha0} if alpha0 else None)
+    return _report(path)
+
+
+def test_a_claim_that_needs_the_regime_gets_no_verdict_where_it_fails(tmp_path: Path) -> None:
+    """FACD - FCD depends on the adaptive indicator: at alpha = 0 on 0.4 % of patches (the
+    protocol needs 2 %) it reads "conditions not met", everywhere, and is not counted."""
+    text = _gated_report(tmp_path, ALPHA0_FAILS)
+    gated = "conditions not met (alpha = 0 on 0.4 %, needs 2 %): no verdict"
+    claims = text[text.index("## The paper's claims") : text.index("## Ablations")]
+    row = next(ln for ln in claims.splitlines() if ln.startswith("| The adaptive scheme"))
+    assert row.endswith(f"| -0.000 [-0.025, +0.025] (n=3) | – | {gated} |")
+    summary = text[text.index("## Summary") : text.index("## Set-up")]
+    lead = next(ln for ln in summary.splitlines() if ln.startswith("| p | The adaptive scheme"))
+    assert f"| {gated} | saturation not checked; conditions not met |" in lead
+    assert (
+        "- Verdicts of the 5 claims: 1 reversed; 1 reproduced; 1 with one seed (no verdict); "
+        "1 with the regime conditions not met (no verdict); 1 not measured." in summary
+    )
+    assert "cannot resolve" not in summary
+    assert "- **Regime conditions not met** (alpha = 0 on 0.4 %, needs 2 %)" in summary
+    reading = text[text.index("## Reading") :]
+    assert f"95 % interval [-0.025, +0.025]: {gated} (the claim depends" in reading
+    regime = text[text.index("## Regime") : text.index("## Fraction of training")]
+    assert "| 0.40 % (n=3) |  | ≥ 2 % | **does not hold** |" in regime
+    # not measured is not met either
+    text = _gated_report(tmp_path / "unmeasured", None)
+    assert "conditions not met (alpha = 0 fraction not measured, needs 2 %): no verdict" in text
+
+
+def test_a_claim_that_needs_the_regime_is_judged_where_it_holds(tmp_path: Path) -> None:
+    text = _gated_report(tmp_path, ALPHA0_HOLDS)
+    summary = text[text.index("## Summary") : text.index("## Set-up")]
+    lead = next(ln for ln in summary.splitlines() if ln.startswith("| p | The adaptive scheme"))
+    assert lead.endswith("| cannot resolve | saturation not checked; conditions met |")
+    assert "The conditions hold: the claim that depends on the adaptive indicator is judged." in (
+        text
+    )
+
+
+def test_an_equal_budget_study_labels_every_verdict(tmp_path: Path) -> None:
+    study = {"kind": "equal_budget", "doubling_gain_db": 0.4, "doubling_source": "a ladder run"}
+    text = _gated_report(tmp_path, ALPHA0_HOLDS, study)
+    summary = text[text.index("## Summary") : text.index("## Set-up")]
+    assert (
+        "- **Equal budget, not saturated:** every row trains 3 iterations; doubling that gains "
+        "+0.40 dB (a ladder run)" in summary
+    )
+    label = "equal budget B = 3 iterations, not saturated (doubling B gains +0.40 dB)"
+    lead = [ln for ln in summary.splitlines() if ln.startswith("| p |")]
+    assert len(lead) == 5 and all(f"| {label}" in ln for ln in lead)
+    claims = text[text.index("## The paper's claims") : text.index("## Ablations")]
+    judged = [ln for ln in claims.splitlines() if ln.startswith("| ") and "(n=3)" in ln]
+    assert judged and all(ln.endswith("; equal budget B = 3, not saturated |") for ln in judged)
+    assert "**reproduced**; equal budget B = 3, not saturated (the interval" in text
+    with pytest.raises(ConfigError, match="doubling_source"):
+        _gated_report(tmp_path / "x", None, {"kind": "equal_budget"})
+    with pytest.raises(ConfigError, match="'study.kind' must be one of"):
+        _gated_report(tmp_path / "y", None, {"kind": "budget"})
+
+
+def test_the_summary_states_the_caveats_before_the_verdicts(tmp_path: Path) -> None:
+    """Reconstructed baselines, untuned weights and a benchmark image in training are named
+    before the table of verdicts."""
+    from facd.reproduce.report import trains_on
+
+    rows = [*ROWS, {"method": "lsfd", "seeds": [0, 1, 2]}]
+    path = _protocol_with(tmp_path, {"reference": "scratch", "claims": CLAIMS}, rows=rows)
+    write_student_runs(tmp_path / "p" / "results", {**PSNR, "lsfd": [29.9, 30.0, 30.1]})
+    text = _report(path)
+    summary = text[text.index("## Summary") : text.index("## Set-up")]
+    table = summary.index("| protocol | claim |")
+    recon = summary.index("- **Reconstructions:** LSFD is reconstructed from the papers")
+    untuned = summary.index("- **Untuned weights:** FAKD, FCD, FACD and LSFD run at the method")
+    assert recon < table and untuned < table
+    assert "| p | FACD beats LSFD | +0.100 [+0.100, +0.100] (n=3) | – | holds (sign only) |" in (
+        summary
+    )
+    # the CI data holds no BSD200 folder; the check itself reads the folders and the list
+    assert "benchmark image in training" not in summary
+    image = "BSD200/HR/302003.png"
+    assert trains_on({"train_dirs": ["../shared/data/BSD200/HR"]}, image)
+    assert not trains_on({"train_dirs": ["../shared/data/T91/HR"]}, image)
+    val_split = str(REPO / "configs/splits/val291.txt")  # the split only: not left out
+    assert trains_on({"train_dirs": ["x/BSD200/HR"], "exclude": val_split}, image)
+    assert not trains_on(
+        {
+            "train_dirs": ["x/BSD200/HR"],
+            "exclude": str(REPO / "configs/splits/train-exclude-291.txt"),
+        },
+        image,
+    )
 
 
 def test_included_protocols_bring_their_claims_and_state(tmp_path: Path) -> None:
@@ -232,6 +343,7 @@ def test_included_protocols_bring_their_claims_and_state(tmp_path: Path) -> None
         "gap_paper_db": 0.271,
         "gap_paper_text": "0.27 dB (EDSR x2, Set5)",
         "alpha0_row": "facd",
+        "alpha0_min": 0.02,
         "alpha_patch": 0,
     }
     partial = _protocol_with(
@@ -260,8 +372,9 @@ def test_included_protocols_bring_their_claims_and_state(tmp_path: Path) -> None
     assert "### Regime: are the paper's mechanisms active?" in part
     assert "| teacher − Student (scratch) gap, Set5 | not measured yet |" not in part  # no Set5
     rest = text[text.index(f"## From the `{empty}` protocol") :]
+    rest = rest[: rest.index("\n## ", 3)]
     assert "(not run yet: none of its 13 runs has finished)" in rest
-    assert "### Main comparison" not in rest and "not run yet (FACD, FAKD)" in rest
+    assert "|" not in rest  # one line, no tables of "not measured" cells
 
 
 def test_shipped_protocols_quote_the_paper_with_their_settings(monkeypatch) -> None:
@@ -291,6 +404,66 @@ def test_shipped_protocols_quote_the_paper_with_their_settings(monkeypatch) -> N
     pilot = load_protocol("configs/repro/swinir-pilot.yaml")
     rep = Report(Results(pilot), "test", "configs/repro/swinir-pilot.yaml")
     assert rep.claim_results()[0].mismatch == "Table 2 is EDSR x4, this protocol SwinIR x4"
+
+
+def _published_report(monkeypatch: pytest.MonkeyPatch):
+    from facd.reproduce.report import Report
+    from facd.reproduce.results import Results
+
+    monkeypatch.chdir(REPO)
+    path = "configs/repro/mini-x4.yaml"
+    proto = load_protocol(path)
+    return Report(Results.load(proto), f"facd reproduce {path} --report-only", path)
+
+
+def test_published_summary_gates_the_adaptive_claims_and_is_current(monkeypatch) -> None:
+    """In docs/results.md the claims that depend on the adaptive indicator read "conditions not
+    met" with the measured numbers (mini-x4: alpha = 0 on 0.4 % of patches, needs 2 %), and are
+    not counted as reproduced or not; the published Summary is the one the results give."""
+    rep = _published_report(monkeypatch)
+    rep.summary()
+    summary = "\n".join(rep.lines)
+    text = (REPO / "docs" / "results.md").read_text(encoding="utf-8")
+    assert summary in text
+    gated = (
+        "conditions not met (gap 1.03 dB on Set5, needs ≤ 0.5 dB; alpha = 0 on 0.4 %, needs "
+        "2 %): no verdict"
+    )
+    for claim in ("The adaptive scheme helps", "Eq. 6 beats Eq. 7"):
+        lead = next(ln for ln in summary.splitlines() if ln.startswith(f"| mini-x4 | {claim} |"))
+        assert f"| {gated} | saturation not checked; conditions not met |" in lead
+    assert "2 with the regime conditions not met (no verdict)" in summary
+    assert "1 not reproduced" not in summary.split("swinir-pilot")[0]
+    assert "**A benchmark image in training:** the runs and the teacher train on" in summary
+
+
+def test_readme_what_we_found_is_generated_from_the_published_claims(monkeypatch) -> None:
+    from facd.reproduce.report import README_MARKERS, what_we_found
+
+    rep = _published_report(monkeypatch)
+    lines = what_we_found(rep, Path("README.md"))
+    assert 3 <= len([ln for ln in lines if ln.strip()]) <= 5
+    start, end = README_MARKERS
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert "## What we found\n\n" + start in readme
+    assert readme.split(start, 1)[1].split(end, 1)[0] == "\n" + "\n".join(lines) + "\n", (
+        "regenerate: facd reproduce configs/repro/mini-x4.yaml --report-only --no-figures"
+    )
+    assert "Reversed: FACD beats FAKD" in readme and "(docs/results.md)" in readme
+
+
+def test_update_readme_needs_its_markers(tmp_path: Path) -> None:
+    from facd.reproduce.report import update_readme
+
+    path = tmp_path / "README.md"
+    path.write_text("# x\n\n<!-- what-we-found -->\nold\n<!-- /what-we-found -->\nrest\n")
+    update_readme(path, ["new", "lines"])
+    assert path.read_text() == (
+        "# x\n\n<!-- what-we-found -->\nnew\nlines\n<!-- /what-we-found -->\nrest\n"
+    )
+    path.write_text("# x\n")
+    with pytest.raises(ConfigError, match="needs one '<!-- what-we-found -->' line"):
+        update_readme(path, ["new"])
 
 
 def test_published_report_states_the_reversal_in_its_summary() -> None:

@@ -124,3 +124,96 @@ def test_unknown_references_are_refused(ref: tuple, key: str, match: str) -> Non
     with pytest.raises(PaperRefError, match=match) as info:
         check_ref(*ref)
     assert info.value.key == key
+
+
+# ------------------------------------------------------------ the paper's numbers in protocols
+
+#: A number with three decimals (the paper's precision), with its sign if any.
+_THREE_DECIMALS = re.compile(r"(?<![\d.])[-+−]?(\d+\.\d{3})(?![\d.])")
+
+
+def _paper_values() -> list[float]:
+    """Every number the paper's tables give or imply at three decimals: each value, each row's
+    mean over any of its sets, and the difference of two rows of one table, architecture and
+    scale (value or mean over the same sets), as a magnitude."""
+    from itertools import combinations
+
+    out: list[float] = []
+    for t in TABLES.values():
+        for arch, scale in t.where():
+            rows = [t.rows[(arch, scale, r)] for r in t.row_names(arch, scale)]
+            subsets = {
+                tuple(c) for v in rows for k in range(1, len(v) + 1) for c in combinations(v, k)
+            }
+            means = [
+                {s: sum(v[x] for x in s) / len(s) for s in subsets if all(x in v for x in s)}
+                for v in rows
+            ]
+            for m in means:
+                out += m.values()
+            for a, b in combinations(means, 2):
+                out += [abs(a[s] - b[s]) for s in a if s in b]
+    return out
+
+
+def _protocol_paper_texts(path: Path) -> list[tuple[str, str]]:
+    """(where, text) of a protocol file's text that quotes the paper: its comments, the report's
+    paper section, table headings and paragraphs, claims' texts, the paper figures of the regime
+    and alpha sections, and the rows' and teacher stage's notes. The description and the
+    observations are left out: they state this project's own measurements."""
+    import yaml
+
+    text = path.read_text(encoding="utf-8")
+    out = []
+    for i, line in enumerate(text.splitlines(), 1):
+        quote = ""
+        for j, ch in enumerate(line):
+            if quote:
+                quote = "" if ch == quote else quote
+            elif ch in "'\"":
+                quote = ch
+            elif ch == "#" and (j == 0 or line[j - 1].isspace()):
+                out.append((f"line {i} (comment)", line[j:]))
+                break
+    doc = yaml.safe_load(text)
+    report = doc.get("report") or {}
+    out.append(("report.paper", report.get("paper", "")))
+    for k, t in enumerate(report.get("tables") or []):
+        out.append((f"report.tables[{k}]", f"{t.get('title', '')} {t.get('about', '')}"))
+    for k, c in enumerate(report.get("claims") or []):
+        out.append((f"report.claims[{k}]", f"{c.get('text', '')} {c.get('paper', '')}"))
+    regime, alpha0 = report.get("regime") or {}, report.get("alpha0") or {}
+    for key in ("gap_paper_text", "alpha0_paper_text"):
+        out.append((f"report.regime.{key}", str(regime.get(key, ""))))
+    out.append(("report.regime.gap_paper_db", f"{regime.get('gap_paper_db', 0):.3f}"))
+    out.append(("report.alpha0.paper_text", str(alpha0.get("paper_text", ""))))
+    for k, r in enumerate(doc.get("rows") or []):
+        out.append((f"rows[{k}].note", str(r.get("note", ""))))
+    out.append(("teacher_stage.note", str((doc.get("teacher_stage") or {}).get("note", ""))))
+    return out
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs" / "repro").glob("*.yaml")), ids=str)
+def test_protocols_quote_only_the_papers_numbers(path: Path) -> None:
+    """Every three-decimal number a protocol quotes from the paper is one of the paper's values
+    (:mod:`facd.reproduce.paper`), a mean of a row over some of its sets, or a difference of two
+    rows, at the table's three decimals (half a unit of the last digit). No number of that form
+    in these texts is anything but dB, so there is no allow-list."""
+    allowed = _paper_values()
+    wrong = []
+    for where, text in _protocol_paper_texts(path):
+        for m in _THREE_DECIMALS.finditer(text):
+            value = float(m.group(1))
+            if value and not any(abs(value - v) <= 0.0005 + 1e-9 for v in allowed):
+                wrong.append(f"{where}: {m.group(0)}")
+    assert not wrong, f"{path.name}: numbers not in the paper's tables: {wrong}"
+
+
+def test_the_check_finds_a_wrong_number() -> None:
+    """The check above would catch the numbers it was written for: Table 11's four-set means
+    misquoted by 3 dB, and the RCAN x4 teacher's mean rounded to 29.000 (it is 28.996)."""
+    allowed = _paper_values()
+    for good in (28.568, 28.580, 28.996, 0.317, 0.271, 38.593):
+        assert any(abs(good - v) <= 0.0005 + 1e-9 for v in allowed), good
+    for bad in (31.568, 31.580, 29.000):
+        assert not any(abs(bad - v) <= 0.0005 + 1e-9 for v in allowed), bad

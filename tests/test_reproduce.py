@@ -130,7 +130,11 @@ def test_interrupted_run_is_resumed_and_missing_rows_reported(tmp_path: Path) ->
     run_training(rcfg, out / "scratch-s0", progress=False, stop_after=2)
     assert finished_iteration(out / "scratch-s0") == 2
     assert main(["reproduce", str(proto_path), "--report-only", "--no-figures"]) == 0
-    assert "Missing runs" in (tmp_path / "docs" / "results.md").read_text()
+    # nothing finished yet: the page says so in one line
+    assert (
+        "**Not run yet:** none of its 1 runs has finished"
+        in (tmp_path / "docs" / "results.md").read_text()
+    )
 
     outcome = Reproduction(proto, out, jobs=1, log=lambda m: None).run()
     assert not outcome.failed

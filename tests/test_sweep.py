@@ -8,10 +8,12 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from facd.cli import main
 from facd.errors import ConfigError
 from facd.reproduce.protocol import (
+    SWEEP_SEED,
     Row,
     choose_weight,
     load_protocol,
@@ -131,7 +133,7 @@ def test_weight_sweep_end_to_end(tmp_path: Path) -> None:
     assert sweep["split"] == "split" and sweep["images"] == 2  # the validation split only
     assert sweep["inherited_by"] == ["fcd-faa"]
     for w in scores:
-        doc = json.loads((results / f"{sweep_run_id('fcd', w, 0)}.json").read_text())
+        doc = json.loads((results / f"{sweep_run_id('fcd', w, SWEEP_SEED)}.json").read_text())
         assert doc["kind"] == "sweep-run" and doc["weight"] == w and doc["split"] == "split"
         assert doc["psnr_y"] == scores[w]
     # the main runs run at the chosen weight, the inheriting row too
@@ -139,10 +141,12 @@ def test_weight_sweep_end_to_end(tmp_path: Path) -> None:
     for name in ("fcd", "fcd-faa"):
         doc = json.loads((results / f"{name}-s0.json").read_text())
         assert doc["config"]["loss"]["contrast"]["weight"] == pytest.approx(chosen / 255)
-    # the first-seed run is the sweep run at the chosen weight, taken over
+    # the sweep ran on its own seed: no evaluation run is a sweep run
+    seed = load_protocol(proto).sweep_seed
+    assert sweep["seed"] == seed != 0
     main_doc = json.loads((results / "fcd-s0.json").read_text())
-    sweep_doc = json.loads((results / f"{sweep_run_id('fcd', chosen, 0)}.json").read_text())
-    assert main_doc["weights_sha256"] == sweep_doc["weights_sha256"]
+    sweep_doc = json.loads((results / f"{sweep_run_id('fcd', chosen, seed)}.json").read_text())
+    assert sweep_doc["seed"] == seed and main_doc["weights_sha256"] != sweep_doc["weights_sha256"]
 
     report = (tmp_path / "docs" / "results.md").read_text()
     assert "## Weight sweeps on the validation split" in report
@@ -159,7 +163,7 @@ def test_weight_sweep_end_to_end(tmp_path: Path) -> None:
 
     # a changed choice re-runs the rows at the new weight (their fingerprints hold it)
     middle = 1 if ext == 0.1 else 10
-    path = results / f"{sweep_run_id('fcd', middle, 0)}.json"
+    path = results / f"{sweep_run_id('fcd', middle, SWEEP_SEED)}.json"
     doc = json.loads(path.read_text())
     doc["psnr_y"] = 1000.0
     path.write_text(json.dumps(doc))
@@ -168,6 +172,62 @@ def test_weight_sweep_end_to_end(tmp_path: Path) -> None:
     for name in ("fcd", "fcd-faa"):
         doc = json.loads((results / f"{name}-s0.json").read_text())
         assert doc["config"]["loss"]["contrast"]["weight"] == pytest.approx(middle / 255)
+
+
+def test_sweeps_run_on_a_seed_of_their_own_and_no_sweep_run_is_evaluated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sweep run is never an evaluation run: the sweep trains on the protocol's sweep seed,
+    which no row lists, and every evaluation run of the swept row and of the rows that inherit
+    its weight is trained itself (none is a copy of the winning sweep run, which was chosen for
+    its luck on the split)."""
+    import torch
+    from safetensors.torch import save_file
+
+    rows = [
+        {"method": "fcd", "seeds": [0, 1], "weight_grid": [1, 10, 100]},
+        {"method": "fcd-faa", "seeds": [0, 1], "weight_from": "fcd"},
+    ]
+    proto = load_protocol(_protocol(tmp_path, rows))
+    assert proto.sweep_seed == SWEEP_SEED and all(SWEEP_SEED not in r.seeds for r in proto.rows)
+    rep = Reproduction(proto, tmp_path / "runs")
+    trained: dict[str, int] = {}
+
+    def train(name: str, cfg: dict, run_dir: Path) -> bool:
+        if (run_dir / "last.safetensors").is_file():
+            return False  # a finished run (e.g. one copied in): nothing trained
+        trained[name] = cfg["seed"]
+        run_dir.mkdir(parents=True, exist_ok=True)
+        meta = {"iteration": json.dumps(cfg["train"]["iterations"])}
+        save_file({"w": torch.full((1,), float(len(trained)))}, run_dir / "last.safetensors", meta)
+        return True
+
+    def split_eval(name: str, job: dict) -> None:
+        weight = float(name.split("-w")[1].split("-s")[0])
+        score = 30.0 - abs(weight - 10.0) / 100  # the middle weight wins: no extension
+        models = {m: {"psnr_y": score} for m in job["models"]}
+        out = {"split": "split", "images": 2, "eval_s": 0.0, "models": models}
+        Path(job["out"]).write_text(json.dumps(out))
+
+    monkeypatch.setattr(rep, "_train", train)
+    monkeypatch.setattr(rep, "_run_job", split_eval)
+    rep.task_sweep(proto.row("fcd"))
+    assert trained == {sweep_run_id("fcd", w, SWEEP_SEED): SWEEP_SEED for w in (1, 10, 100)}
+    assert rep.chosen_weight(proto.row("fcd-faa")) == 10
+    for name in ("fcd", "fcd-faa"):
+        for seed in (0, 1):
+            assert rep.task_train(proto.row(name), seed)
+            assert trained[f"{name}-s{seed}"] == seed  # trained itself, on its own seed
+
+
+def test_a_sweep_seed_that_a_row_lists_is_refused(tmp_path: Path) -> None:
+    rows = [{"method": "fcd", "seeds": [0, 1], "weight_grid": [1, 10]}]
+    path = _protocol(tmp_path, rows)
+    doc = yaml.safe_load(path.read_text())
+    doc["sweep_seed"] = 1
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(ConfigError, match="'sweep_seed' 1 is also a seed of row\\(s\\) fcd"):
+        load_protocol(path)
 
 
 def test_regime_ablations_inherit_the_weight_of_their_switch_partner(monkeypatch) -> None:

@@ -45,8 +45,8 @@ REPORT = {
     ],
     "claims": [
         {"text": "My claim", "rows": ["facd", "scratch"], "paper": "+1 dB", "per_set": True},
-        {"text": "Never shown", "rows": ["facd", "fcd"], "optional": True},
-        {"text": "Not run", "rows": ["facd", "fcd"]},
+        {"text": "Never shown", "rows": ["facd", "ts"], "optional": True},
+        {"text": "Not run", "rows": ["facd", "ts"]},
     ],
     "alpha0": {"row": "facd", "paper": 0.05, "paper_text": "paper: 5 %"},
     "observations": [
@@ -90,7 +90,7 @@ def test_report_section_brings_its_own_tables_claims_and_observations(tmp_path: 
     assert claim in text
     assert "- My claim (paper: +1 dB): FACD − Student (scratch) on mean of the one set:" in text
     assert "Never shown" not in text
-    assert "- Not run: not measured (FACD or FCD missing)." in text
+    assert "- Not run: not measured (FACD or TS missing)." in text
     assert "- alpha = 0 fraction of FACD: 2.00 % of training patches on average (paper: 5 %)" in (
         text
     )
@@ -126,6 +126,15 @@ def test_report_section_brings_its_own_tables_claims_and_observations(tmp_path: 
         ({"observations": [{"text": "{diff facd} dB"}]}, "wrong number of rows"),
         ({"reference": "fcd"}, "'report.reference' 'fcd' is not a row"),
         ({"alpha0": {"row": "typo"}}, r"report.alpha0.row"),
+        (
+            {"claims": [{"text": "x", "rows": ["facd", "fcd"]}]},
+            r"report.claims\[0\]' \(x\) compares rows that differ only in the adaptive "
+            "indicator alpha: set 'needs_regime: true'",
+        ),
+        (
+            {"claims": [{"text": "x", "rows": ["facd", "fcd"], "needs_regime": True}]},
+            r"report.claims\[0\].needs_regime': set a condition in 'report.regime'",
+        ),
     ],
 )
 def test_report_section_is_validated_when_the_protocol_loads(tmp_path, change, match) -> None:

@@ -59,6 +59,23 @@ def canonical_config(resolved: dict) -> dict:
     return out
 
 
+def alpha_only(a: str, b: str) -> bool:
+    """Whether methods ``a`` and ``b`` differ in the adaptive indicator alone: their resolved
+    loss options are equal once every ``adaptive`` switch is dropped, and differ with them."""
+    from facd.distill.methods import METHODS
+
+    if a not in METHODS or b not in METHODS:
+        return False
+
+    def options(method: str, keep: bool) -> dict:
+        resolved = METHODS[method].resolved_dict()
+        return {
+            s: {k: v for k, v in o.items() if keep or k != "adaptive"} for s, o in resolved.items()
+        }
+
+    return options(a, False) == options(b, False) and options(a, True) != options(b, True)
+
+
 def run_id(row_name: str, seed: int) -> str:
     """The id of one run of a protocol row: its result file and run folder are named by it."""
     return f"{row_name}-s{seed}"
@@ -77,8 +94,9 @@ def sweep_run_id(row_name: str, weight: float, seed: int) -> str:
 # ------------------------------------------------------------------------------ weight sweeps
 
 SWEEP_RULE = (
-    "each weight of the row's grid is trained with one seed (the row's first) and measured by "
-    "its mean Y-PSNR on the validation split; the best one is chosen (ties: the smaller "
+    "each weight of the row's grid is trained with one seed, the protocol's sweep seed, which "
+    "no evaluation run uses, and measured by its mean Y-PSNR on the validation split; the best "
+    "one is chosen (ties: the smaller "
     "weight). When the best is the smallest or the largest weight tried, the grid is extended "
     "by one value beyond that end, in the grid's own spacing (times its ratio when the "
     "declared values are positive and evenly spaced in log, else plus its step), and the "
@@ -221,6 +239,13 @@ class SaturationSection:
         return self.teacher or bool(self.rows)
 
 
+#: The default seed of the weight-sweep runs (``Protocol.sweep_seed``): a seed no shipped
+#: protocol's rows use, so that a sweep run is never also an evaluation run. Were the winning
+#: sweep run one of the row's evaluation runs, that run would be selected for its luck on the
+#: split (a winner's curse), biasing the row's pairs with rows that inherit the weight.
+SWEEP_SEED = 1000
+
+
 @dataclass
 class SweepSection:
     """How rows with a ``weight_grid`` choose their weight (:data:`SWEEP_RULE`)."""
@@ -242,6 +267,39 @@ def scaled_schedule(config: dict, factor: int) -> dict:
     section["iterations"] = train.iterations * factor
     section["lr_milestones"] = [m * factor for m in train.lr_milestones]
     return out
+
+
+STUDY_KINDS = ("", "equal_budget")
+
+
+@dataclass
+class StudySection:
+    """What kind of evidence the protocol is. ``kind: equal_budget``: every row trains for the
+    same budget B (``shared.train.iterations``) and the networks are not saturated (doubling B
+    still gains ``doubling_gain_db``, measured as ``doubling_source`` says). At equal budget a
+    method that only speeds training up wins without being better once trained out, so every
+    verdict of such a protocol carries the label "equal budget B, not saturated" with that gain.
+    Without a kind, the label comes from the saturation check (``saturation:``)."""
+
+    kind: str = field("", "'' (no study declared) or equal_budget")
+    doubling_gain_db: float = field(
+        0.0, "equal_budget: the measured gain (dB) of doubling B on the validation split"
+    )
+    doubling_source: str = field(
+        "", "equal_budget: where that gain was measured (a run or a doc section)"
+    )
+
+    def validate(self, where: str) -> None:
+        if self.kind not in STUDY_KINDS:
+            raise ConfigError(
+                f"'{where}.kind' must be one of {', '.join(repr(k) for k in STUDY_KINDS)}, got "
+                f"{self.kind!r}"
+            )
+        if self.kind == "equal_budget" and not self.doubling_source:
+            raise ConfigError(
+                f"'{where}': an equal_budget study states its measured doubling gain: set "
+                "'doubling_gain_db' and 'doubling_source' (where it was measured)"
+            )
 
 
 @dataclass
@@ -303,11 +361,6 @@ class Row:
     def weight_source(self) -> str:
         """The row whose weight sweep sets this row's weight ('' when it runs its own)."""
         return self.name if self.weight_grid else self.weight_from
-
-    @property
-    def sweep_seed(self) -> int:
-        """The seed of the row's sweep runs: its first seed."""
-        return self.seeds[0]
 
 
 @dataclass
@@ -401,6 +454,12 @@ class ReportClaim:
     metric: str = field("psnr_y", "psnr_y, or teacher_psnr (Y-PSNR against the teacher's output)")
     optional: bool = field(
         False, "left out, rather than 'not measured', while a row has no results"
+    )
+    needs_regime: bool = field(
+        False,
+        "the claim depends on the adaptive indicator alpha (FACD > FCD, Eq. 6 > Eq. 7): it gets "
+        "a verdict only where the conditions of 'report.regime' hold, else 'conditions not met: "
+        "no verdict'; required for a claim whose rows differ in alpha alone",
     )
 
     def validate(self, where: str) -> None:
@@ -499,6 +558,11 @@ class ReportSection:
         "other protocol files (paths as for 'facd reproduce') whose main table this report shows, "
         "generated from their results, with a link to their own report",
     )
+    readme: str = field(
+        "",
+        "a file (e.g. README.md) whose 'What we found' section, between the markers "
+        "<!-- what-we-found --> and <!-- /what-we-found -->, the report rewrites from its claims",
+    )
 
     def names(self) -> list[tuple[str, str]]:
         """(where, name) of every row or method the section names."""
@@ -535,6 +599,13 @@ class Protocol:
     qualitative: QualitativeSection = dataclasses.field(default_factory=QualitativeSection)
     saturation: SaturationSection = dataclasses.field(default_factory=SaturationSection)
     sweep: SweepSection = dataclasses.field(default_factory=SweepSection)
+    study: StudySection = dataclasses.field(default_factory=StudySection)
+    sweep_seed: int = field(
+        SWEEP_SEED,
+        "the seed of every weight-sweep run; no row that runs may list it, so that no evaluation "
+        "run is a sweep run (a weight chosen on a run is not judged on that run)",
+        ge=0,
+    )
 
     def validate(self, where: str) -> None:
         if not self.name:
@@ -549,6 +620,7 @@ class Protocol:
         if bad:
             raise ConfigError(f"'shared' may hold data, val, train and loss; got {bad}")
         self._check_report_names()
+        self._check_regime_claims()
         self._check_saturation()
         self._check_sweeps()
         for name in self.qualitative.pair:
@@ -561,6 +633,31 @@ class Protocol:
     def val_split(self) -> str | None:
         """The validation split every row validates on (``shared.val.split``), or None."""
         return (self.shared.get("val") or {}).get("split") or None
+
+    def _check_regime_claims(self) -> None:
+        """A claim whose rows differ in the adaptive indicator alone declares ``needs_regime``,
+        and a protocol with such claims declares a regime condition to judge them by."""
+        regime = self.report.regime
+        for i, c in enumerate(self.report.claims):
+            if not c.needs_regime and alpha_only(*(self._method_of(n) for n in c.rows)):
+                raise ConfigError(
+                    f"'report.claims[{i}]' ({c.text}) compares rows that differ only in the "
+                    "adaptive indicator alpha: set 'needs_regime: true'"
+                )
+            if c.needs_regime and not (
+                (regime.alpha0_row and regime.alpha0_min > 0)
+                or (regime.gap_row and regime.gap_max_db > 0)
+            ):
+                raise ConfigError(
+                    f"'report.claims[{i}].needs_regime': set a condition in 'report.regime' "
+                    "(alpha0_row with alpha0_min > 0, or gap_row with gap_max_db > 0) to judge "
+                    "it by"
+                )
+
+    def _method_of(self, name: str) -> str:
+        """The method of a row, or ``name`` itself (a claim may name a method not run)."""
+        row = next((r for r in self.rows if r.name == name), None)
+        return row.method if row is not None else name
 
     def _check_saturation(self) -> None:
         sat = self.saturation
@@ -589,10 +686,18 @@ class Protocol:
                 "weight sweeps ('weight_grid') choose on the validation split: set "
                 f"'shared.val.split' (e.g. {VAL_SPLIT}) or remove the grids"
             )
+        if swept:
+            users = [r.name for r in self.rows if not r.skip and self.sweep_seed in r.seeds]
+            if users:
+                raise ConfigError(
+                    f"'sweep_seed' {self.sweep_seed} is also a seed of row(s) "
+                    f"{', '.join(users)}; sweep runs must not be evaluation runs: choose a "
+                    "'sweep_seed' that no row lists"
+                )
         taken = set(self.run_ids())
         for r in self.rows:
             for w in r.weight_grid:
-                rid = sweep_run_id(r.name, w, r.sweep_seed) if r.seeds else ""
+                rid = sweep_run_id(r.name, w, self.sweep_seed)
                 if rid in taken:
                     raise ConfigError(f"sweep run id {rid!r} is also a row's run id; rename")
 

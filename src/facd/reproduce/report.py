@@ -17,6 +17,18 @@ difference comes from the table, architecture and scale the claim's ``paper_ref`
 those differ from this protocol's student (its ``arch``, or its preset's) and scale, the report
 says so (a mismatch label). Every cell verdict against 0 (main table, ablations, Table 13
 analogue) uses the same interval: above 0 "better", below 0 "worse", else "includes 0".
+
+Verdicts obey their conditions: a claim with ``needs_regime`` (one that depends on the adaptive
+indicator alpha) is judged only where every regime condition the protocol requires holds
+(:meth:`Report.conditions`: teacher - student gap on Set5 <= ``gap_max_db``, alpha = 0 fraction
+>= ``alpha0_min``); elsewhere, or while a condition is unmeasured, its verdict is
+:data:`CONDITIONS_NOT_MET`, shown with the measured numbers and counted apart. Every verdict of
+the summary table carries a label (:meth:`Report.claim_label`): the declared equal-budget study
+("equal budget B = N iterations, not saturated", with the measured gain of doubling B, also on
+every verdict), else what the saturation check found; and for a ``needs_regime`` claim whether
+its conditions are met. The summary states the caveats before the verdicts
+(:meth:`Report.caveats`), and :func:`what_we_found` writes the README's lines from the same
+claim results.
 """
 
 from __future__ import annotations
@@ -26,6 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from facd.errors import ConfigError
 from facd.fileio import atomic_write_text
 from facd.reproduce.paper import PaperDiff, arch_name, paper_diff
 from facd.reproduce.protocol import (
@@ -62,6 +75,14 @@ from facd.reproduce.stats import (
 #: The verdict of a claim whose rows (one or both) have no results.
 NOT_MEASURED = "not measured"
 
+#: The verdict of a claim that needs the regime (``needs_regime``) where the protocol's regime
+#: conditions fail or were not measured: its difference is shown, but it is not judged.
+CONDITIONS_NOT_MET = "conditions not met: no verdict"
+
+#: Training images that are benchmark images in disguise, found by ``tools/near_duplicates.py``
+#: (``configs/splits/train-exclude-291.txt`` leaves them out of new protocols and teachers).
+NEAR_DUPLICATES = {"BSD200/HR/302003.png": "Set5's woman.png, rescaled"}
+
 #: What each claim verdict means, after the verdict in the reading.
 _MEANING = {
     REPRODUCED: "the interval excludes 0 and contains the paper's difference",
@@ -73,6 +94,8 @@ _MEANING = {
     HOLDS: "the interval lies above 0; no paper number to compare with",
     NO_PAPER: "the interval includes 0; no paper number to compare with",
     ONE_SEED: "no interval from a single seed",
+    CONDITIONS_NOT_MET: "the claim depends on the adaptive indicator, which acts only where the "
+    "regime conditions hold",
 }
 
 #: The rule of the verdicts against 0 (main table, ablations, Table 13 analogue).
@@ -159,10 +182,41 @@ class ClaimResult:
     verdict: str
     missing: str = ""  # why it is not measured
     mismatch: str = ""  # where the paper's setting differs from the protocol's
+    gate: str = ""  # the regime conditions that fail, when the verdict is CONDITIONS_NOT_MET
 
     @property
     def rows(self) -> tuple[str, str]:
         return self.claim.rows[0], self.claim.rows[1]
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One regime condition of the protocol (``report.regime``), measured: ``holds`` is None
+    while it is not measured."""
+
+    kind: str  # "gap" or "alpha0"
+    value: float | None
+    need: float
+    holds: bool | None
+    where: str = ""  # what was measured, e.g. "Set5" or "512 48-pixel patches after training"
+
+    def text(self) -> str:
+        """``alpha = 0 on 0.4 %, needs 2 %`` or ``gap 1.03 dB on Set5, needs ≤ 0.5 dB``."""
+        if self.kind == "gap":
+            need = f"needs ≤ {self.need:g} dB"
+            if self.value is None:
+                return f"student-teacher gap not measured, {need}"
+            return f"gap {self.value:.2f} dB on {self.where}, {need}"
+        need = f"needs {_pct(self.need)} %"
+        if self.value is None:
+            return f"alpha = 0 fraction not measured, {need}"
+        return f"alpha = 0 on {_pct(self.value)} %, {need}"
+
+
+def _pct(fraction: float) -> str:
+    """A fraction in per cent, two significant digits below 10 % (0.4, 0.04, 4.3), else whole."""
+    v = 100 * fraction
+    return f"{v:.0f}" if v >= 10 else f"{v:.2g}"
 
 
 class Report:
@@ -248,9 +302,100 @@ class Report:
                 out.append(ClaimResult(c, None, pd, NOT_MEASURED, "no common seeds", mis))
                 continue
             verdict = d.vs_paper(pd.value) if pd is not None else d.vs_sign()
-            out.append(ClaimResult(c, d, pd, verdict, "", mis))
+            gate = self.regime_gate() if c.needs_regime else ""
+            if gate:
+                verdict = CONDITIONS_NOT_MET
+            out.append(ClaimResult(c, d, pd, verdict, "", mis, gate))
         self._claims = out
         return out
+
+    def conditions(self) -> list[Condition]:
+        """The regime conditions the protocol requires (``report.regime``), measured: the
+        teacher - ``gap_row`` gap on Set5 (``gap_max_db``), and the alpha = 0 fraction of
+        ``alpha0_row`` (``alpha0_min``): measured after training on ``alpha_patch``-pixel
+        patches where the protocol measures it, else the mean over the last quarter of training
+        (training patches). A condition whose requirement is 0 is not required."""
+        reg = self.p.report.regime
+        out = []
+        if reg.gap_row and reg.gap_max_db > 0:
+            gap = self._gap("Set5")
+            holds = None if gap is None else gap <= reg.gap_max_db
+            out.append(Condition("gap", gap, reg.gap_max_db, holds, "Set5"))
+        if reg.alpha0_row and reg.alpha0_min > 0:
+            value, where = self._alpha0_measure()
+            holds = None if value is None else value >= reg.alpha0_min
+            out.append(Condition("alpha0", value, reg.alpha0_min, holds, where))
+        return out
+
+    def regime_gate(self) -> str:
+        """'' where every regime condition holds, else the failing or unmeasured ones."""
+        return "; ".join(c.text() for c in self.conditions() if not c.holds)
+
+    def _gap(self, where: str | None) -> float | None:
+        """The teacher's Y-PSNR minus ``gap_row``'s mean on a set (None: the mean of the sets)."""
+        reg, t = self.p.report.regime, self.r.teacher
+        if where is not None and where not in self.r.sets:
+            return None
+        st = self.r.stat(reg.gap_row, where) if self.r.has(reg.gap_row) else None
+        if st is None or not t:
+            return None
+        sets = [where] if where else self.r.sets
+        return mean([t["sets"][x]["psnr_y"] for x in sets]) - st[0]
+
+    def _alpha0_measure(self) -> tuple[float | None, str]:
+        """The alpha = 0 fraction the regime condition is judged on, and what it is."""
+        reg = self.p.report.regime
+        if reg.alpha_patch:
+            fr = [d["alpha0_frac"] for d in self.r.alpha_patch.values()]
+            where = f"{reg.alpha_patch}-pixel patches after training"
+        else:
+            runs = self.r.row_runs(self.p.row(reg.alpha0_row)) if self.r.has(reg.alpha0_row) else {}
+            fr = [d["alpha0"]["last_quarter_mean"] for d in runs.values() if d.get("alpha0")]
+            where = "training patches, last quarter of training"
+        return (mean(fr) if fr else None), where
+
+    def study_label(self) -> str:
+        """What kind of evidence every verdict here is: the declared equal-budget study, else
+        what the saturation check found."""
+        study = self.p.study
+        iters = (self.p.shared.get("train") or {}).get("iterations")
+        if study.kind == "equal_budget":
+            return (
+                f"equal budget B = {iters} iterations, not saturated (doubling B gains "
+                f"{study.doubling_gain_db:+.2f} dB)"
+            )
+        sat = self.p.saturation
+        if not sat.enabled:
+            return "saturation not checked"
+        docs = list(self.r.saturation.values())
+        failed = [d["gain_db"] for d in docs if not d["saturated"]]
+        if failed:
+            return (
+                f"not saturated (doubling gains {max(failed):+.2f} dB, needs < "
+                f"{sat.threshold_db:g})"
+            )
+        expected = int(sat.teacher) + len(sat.rows)
+        return "saturated" if len(docs) == expected else "saturation not checked yet"
+
+    def claim_label(self, res: ClaimResult) -> str:
+        """The claim's label: the study's, and for a claim that needs the regime whether its
+        conditions are met."""
+        label = self.study_label()
+        if res.claim.needs_regime:
+            label += "; conditions not met" if res.gate else "; conditions met"
+        return label
+
+    def verdict_text(self, res: ClaimResult) -> str:
+        """The verdict in words: a claim whose regime conditions fail names them; an
+        equal-budget study's verdicts carry its label."""
+        if res.verdict == CONDITIONS_NOT_MET:
+            text = f"conditions not met ({res.gate}): no verdict"
+        else:
+            text = f"**{res.verdict}**" if res.verdict == REVERSED else res.verdict
+        if self.p.study.kind == "equal_budget" and res.verdict != NOT_MEASURED:
+            iters = (self.p.shared.get("train") or {}).get("iterations")
+            text += f"; equal budget B = {iters}, not saturated"
+        return text
 
     def _compared(self, res: ClaimResult) -> str:
         a, b = res.rows
@@ -293,9 +438,12 @@ class Report:
     def verdict_counts(self) -> str:
         """``1 reversed; 2 reproduced; ...`` over the protocol's claims (reversed first)."""
         results = self.claim_results()
-        order = [*VERDICTS, NOT_MEASURED]
+        order = [*VERDICTS, CONDITIONS_NOT_MET, NOT_MEASURED]
         counts = {v: sum(r.verdict == v for r in results) for v in order}
-        words = {ONE_SEED: "with one seed (no verdict)"}
+        words = {
+            ONE_SEED: "with one seed (no verdict)",
+            CONDITIONS_NOT_MET: "with the regime conditions not met (no verdict)",
+        }
         parts = [f"{n} {words.get(v, v)}" for v, n in counts.items() if n]
         return "; ".join(parts) if parts else "no claims"
 
@@ -318,8 +466,9 @@ class Report:
         return out
 
     def summary(self) -> None:
-        """Reversed claims first, then the count of each verdict (this protocol's claims, then
-        each included protocol's)."""
+        """The caveats a reader needs first, then one table of every claim with its verdict and
+        label (this protocol's, then each included protocol's that has runs), then the reversed
+        claims and the count of each verdict."""
         self.add("## Summary", "")
         results = self.claim_results()
         if not results and not self.included():
@@ -332,6 +481,14 @@ class Report:
             f"the runs: {self.state()}.",
             "",
         )
+        report = Path(self.p.report.path)
+        caveats = self.caveats(report)
+        for path, sub in self.included():
+            if sub.r.runs:
+                caveats += [f"- `{path}`: {line[2:]}" for line in sub.caveats(report)]
+        if caveats:
+            self.add("Read these first:", "", *caveats, "")
+        self.lead_table(report)
         rev = self._reversed_lines()
         lines = rev or ["- No claim is reversed here."]
         lines.append(f"- Verdicts of the {len(results)} claims: {self.verdict_counts()}.")
@@ -342,6 +499,109 @@ class Report:
                 f"{sub.verdict_counts()}."
             )
         self.add(*lines, "")
+
+    def lead_table(self, report: Path) -> None:
+        """One line per claim of this protocol and of each included protocol with runs: our
+        difference, the paper's, the verdict and its label."""
+        from facd.reproduce.figures import relative_link
+
+        reports: list[tuple[str, Report]] = [(self.p.name, self)]
+        for _path, sub in self.included():
+            if sub.r.runs:
+                link = relative_link(Path(sub.p.report.path), report)
+                reports.append((f"[{sub.p.name}]({link})", sub))
+        if not any(rep.claim_results() for _, rep in reports):
+            return
+        self.add(
+            "| protocol | claim | ours (dB), 95 % interval | paper (dB) | verdict | label |",
+            "|---|---|---|---|---|---|",
+        )
+        for name, rep in reports:
+            for res in rep.claim_results():
+                ours = _ci_cell(res.diff) if res.diff is not None else "–"
+                paper = res.paper.text() if res.paper is not None else "–"
+                paper += " (mismatch)" if res.mismatch else ""
+                self.add(
+                    f"| {name} | {_md(res.claim.text)} | {ours} | {paper} | "
+                    f"{rep.verdict_text(res)} | {rep.claim_label(res)} |"
+                )
+        self.add("")
+
+    def caveats(self, report: Path) -> list[str]:
+        """What a reader needs before the verdicts, as bullets: baselines that are
+        reconstructions, rows at untuned weights, training images that are benchmark images,
+        the equal-budget label, and regime conditions that fail."""
+        from facd.distill.methods import get_method
+        from facd.reproduce.figures import relative_link
+
+        rows = [r for r in self.p.rows if not r.skip and self.r.has(r.name)]
+        out = []
+        recon = [r for r in rows if get_method(r.method).source.startswith("reconstruction")]
+        if recon:
+            link = relative_link(Path("docs/methods-baselines.md"), report)
+            out.append(
+                f"- **Reconstructions:** {_names(self, recon)} "
+                f"{'are' if len(recon) > 1 else 'is'} reconstructed from the papers, not checked "
+                f"against their authors' code ([methods-baselines.md]({link})): a verdict "
+                "against them is a verdict against the reconstruction."
+            )
+        untuned = [
+            r
+            for r in rows
+            if not r.weight_source
+            and any(n not in ("l1_gt", "l1_t") for n, _ in get_method(r.method).terms)
+        ]
+        if untuned:
+            out.append(
+                f"- **Untuned weights:** {_names(self, untuned)} run at the method's default "
+                "distillation weight, not tuned on a validation split; a method at a poor "
+                "weight can lose for that reason alone."
+            )
+        out += self._contamination(report)
+        study = self.p.study
+        if study.kind == "equal_budget":
+            iters = (self.p.shared.get("train") or {}).get("iterations")
+            out.append(
+                f"- **Equal budget, not saturated:** every row trains {iters} iterations; "
+                f"doubling that gains {study.doubling_gain_db:+.2f} dB ({study.doubling_source}), "
+                "so a method that only speeds training up wins here without being better once "
+                "trained out."
+            )
+        gate = self.regime_gate()
+        gated = [r for r in self.claim_results() if r.claim.needs_regime]
+        if gate and gated:
+            out.append(
+                f"- **Regime conditions not met** ({gate}): {_alpha_claims(len(gated))} "
+                f"{'gets' if len(gated) == 1 else 'get'} no verdict."
+            )
+        return out
+
+    def _contamination(self, report: Path) -> list[str]:
+        """A caveat for each training image of the rows or the teacher that is a benchmark image
+        in disguise (:data:`NEAR_DUPLICATES`)."""
+        from facd.reproduce.figures import relative_link
+
+        doc = relative_link(Path("docs/data.md"), report)
+        out = []
+        teacher = self.p.teacher_train_config().get("data") or {}
+        for image, what in NEAR_DUPLICATES.items():
+            who = [
+                name
+                for name, data in (
+                    ("the runs", self.p.shared.get("data") or {}),
+                    ("the teacher", teacher),
+                )
+                if trains_on(data, image)
+            ]
+            if who:
+                out.append(
+                    f"- **A benchmark image in training:** {' and '.join(who)} train on "
+                    f"`{image}`, which is {what} (found by `tools/near_duplicates.py`): numbers "
+                    "on that set include an image seen in training. New protocols and teachers "
+                    "leave it out (`configs/splits/train-exclude-291.txt`; "
+                    f"[data.md]({doc}))."
+                )
+        return out
 
     def claims_table(self, brief: bool = False) -> None:
         """Each claim: the paper's difference (table, arch, scale, mismatch), ours with its 95 %
@@ -373,11 +633,11 @@ class Report:
             "|---|---|---|---|---|---|",
         )
         for res in results:
-            zero = res.diff.vs_zero() if res.diff is not None and res.diff.n > 1 else "–"
-            verdict = f"**{res.verdict}**" if res.verdict == REVERSED else res.verdict
+            judged = res.diff is not None and res.diff.n > 1 and not res.gate
+            zero = res.diff.vs_zero() if judged and res.diff is not None else "–"
             self.add(
                 f"| {_md(res.claim.text)} | {self._compared(res)} | {self._paper_cell(res)} | "
-                f"{self._ours_cell(res)} | {zero} | {verdict} |"
+                f"{self._ours_cell(res)} | {zero} | {self.verdict_text(res)} |"
             )
         self.add("")
 
@@ -651,30 +911,25 @@ class Report:
             "## Regime: are the paper's mechanisms active?",
             "",
             "The adaptive scheme only acts where the teacher is sometimes worse than the student: "
-            "a small student-teacher gap and a visible alpha = 0 fraction. Verdicts on the "
-            "adaptive claims count only where the conditions hold.",
+            "a small student-teacher gap and a visible alpha = 0 fraction. A claim that depends "
+            "on the adaptive indicator (`needs_regime`) gets a verdict only where every required "
+            "condition holds; elsewhere it reads *conditions not met: no verdict*.",
             "",
             "| condition | measured | paper | required | verdict |",
             "|---|---|---|---|---|",
         )
-        t = self.r.teacher or {}
         if reg.gap_row:
             for where in ("Set5", None):
                 if where and where not in self.r.sets:
                     continue
                 st = self.r.stat(reg.gap_row, where)
-                tv = (
-                    t.get("sets", {}).get(where, {}).get("psnr_y")
-                    if where
-                    else (mean([t["sets"][x]["psnr_y"] for x in self.r.sets]) if t else None)
-                )
+                gap = self._gap(where)
                 name = where or _sets_mean(len(self.r.sets))
                 what = f"teacher − {self.label(reg.gap_row)} gap, {name}"
                 paper = reg.gap_paper_text if where else self._paper_gap()
-                if st is None or tv is None:
+                if st is None or gap is None:
                     self.add(f"| {_md(what)} | not measured yet | {paper} | | |")
                     continue
-                gap = tv - st[0]
                 need = f"≤ {reg.gap_max_db:g} dB" if reg.gap_max_db and where else ""
                 verdict = (
                     ("holds" if gap <= reg.gap_max_db else "**does not hold**") if need else ""
@@ -687,15 +942,18 @@ class Report:
             runs = self.r.row_runs(self.p.row(reg.alpha0_row)) if self.r.has(reg.alpha0_row) else {}
             lq = [d["alpha0"]["last_quarter_mean"] for d in runs.values() if d.get("alpha0")]
             need = f"≥ {100 * reg.alpha0_min:g} %" if reg.alpha0_min else ""
+            need_lq = "" if reg.alpha_patch else need  # the gate's measure: after training
             if lq:
                 v = mean(lq)
-                verdict = ("holds" if v >= reg.alpha0_min else "**does not hold**") if need else ""
+                verdict = (
+                    ("holds" if v >= reg.alpha0_min else "**does not hold**") if need_lq else ""
+                )
                 cell = f"{100 * v:.2f} % (n={len(lq)})"
             else:
                 verdict, cell = "", "not measured yet"
             self.add(
                 f"| alpha = 0 fraction of {label}, last quarter of training (training patches) | "
-                f"{cell} | {reg.alpha0_paper_text} | {need} | {verdict} |"
+                f"{cell} | {reg.alpha0_paper_text} | {need_lq} | {verdict} |"
             )
             if reg.alpha_patch:
                 fr = [d["alpha0_frac"] for d in self.r.alpha_patch.values()]
@@ -704,11 +962,30 @@ class Report:
                     if fr
                     else "not measured yet"
                 )
+                verdict = (
+                    ("holds" if mean(fr) >= reg.alpha0_min else "**does not hold**")
+                    if need and fr
+                    else ""
+                )
                 self.add(
                     f"| alpha = 0 fraction of {label} after training, {reg.alpha_patch}-pixel LR "
-                    f"patches of the training images | {cell} | {reg.alpha0_paper_text} | | |"
+                    f"patches of the training images | {cell} | {reg.alpha0_paper_text} | {need} "
+                    f"| {verdict} |"
                 )
         self.add("")
+        gated = [r for r in self.claim_results() if r.claim.needs_regime]
+        if gated:
+            gate = self.regime_gate()
+            self.add(
+                (
+                    f"The conditions do not all hold ({gate}): {_alpha_claims(len(gated))} "
+                    f"{'gets' if len(gated) == 1 else 'get'} no verdict."
+                    if gate
+                    else f"The conditions hold: {_alpha_claims(len(gated))} "
+                    f"{'is' if len(gated) == 1 else 'are'} judged."
+                ),
+                "",
+            )
 
     def _paper_gap(self) -> str:
         """The paper's teacher - student gap on the mean of the sets this protocol evaluates
@@ -783,7 +1060,7 @@ class Report:
             "",
             f"Rule: {SWEEP_RULE} (here: at most {cap} extension{'s' if cap != 1 else ''} per "
             "row). Each row, and every row that inherits its weight, then runs all its seeds at "
-            "the chosen weight; the sweep run at the chosen weight is the row's first-seed run. "
+            "the chosen weight; no sweep run is an evaluation run. "
             "Weights are in each method's paper units.",
             "",
         )
@@ -791,7 +1068,7 @@ class Report:
             doc = self.r.sweeps.get(row.name)
             heirs = [r.name for r in self.p.rows if r.weight_from == row.name and not r.skip]
             self.add(
-                f"### {_md(self.label(row.name))} (`{weight_key(row)}`, seed {row.sweep_seed})",
+                f"### {_md(self.label(row.name))} (`{weight_key(row)}`, seed {self.p.sweep_seed})",
                 "",
                 "| weight | validation-split Y-PSNR (dB) | chosen |",
                 "|---|---|---|",
@@ -805,7 +1082,7 @@ class Report:
                     )
             else:
                 for w in sorted(row.weight_grid):
-                    run = self.r.sweep_runs.get(sweep_run_id(row.name, w, row.sweep_seed))
+                    run = self.r.sweep_runs.get(sweep_run_id(row.name, w, self.p.sweep_seed))
                     cell = f"{run['psnr_y']:.3f}" if run else "not run yet"
                     self.add(f"| {format_weight(w)} | {cell} | |")
             self.add("")
@@ -937,7 +1214,9 @@ class Report:
             ci = d.ci95()
             where = f", 95 % interval [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ""
             verdict = res.verdict
-            words = f"**{verdict}**" if verdict != ONE_SEED else verdict
+            words = self.verdict_text(res)  # the verdict in bold, as in the claims table
+            if verdict not in (ONE_SEED, CONDITIONS_NOT_MET, REVERSED):
+                words = f"**{verdict}**{words[len(verdict) :]}"
             out.append(
                 f"{head} {_sets_mean(len(self.r.sets))}: {fmt_pm(d.mean, d.std, 3, True)} dB "
                 f"({_seeds(d.n)}){where}: {words} ({_MEANING[verdict]})."
@@ -1125,6 +1404,36 @@ def distill_share(doc: dict) -> float | None:
     return sum(v for k, v in terms.items() if k not in ("l1_gt", "l1_t")) / total
 
 
+def _alpha_claims(n: int) -> str:
+    """``the claim that depends`` / ``the 2 claims that depend`` on the adaptive indicator."""
+    what = "the claim that depends" if n == 1 else f"the {n} claims that depend"
+    return f"{what} on the adaptive indicator"
+
+
+def _names(rep: Report, rows: list) -> str:
+    """``A, B and C``: the rows' labels."""
+    labels = [_md(rep.label(r.name)) for r in rows]
+    return labels[0] if len(labels) == 1 else f"{', '.join(labels[:-1])} and {labels[-1]}"
+
+
+def trains_on(data: dict, image: str) -> bool:
+    """Whether a ``data`` section (``train_dirs``, ``exclude``) trains on ``image``, a path
+    relative to the data root such as ``BSD200/HR/302003.png``: a training folder ends in the
+    image's folder and the exclusion list (a file of such paths) does not name it."""
+    folder = image.rsplit("/", 1)[0]
+    dirs = [Path(d).as_posix().rstrip("/") for d in data.get("train_dirs") or []]
+    if not any(d == folder or d.endswith("/" + folder) for d in dirs):
+        return False
+    exclude = data.get("exclude")
+    if not exclude:
+        return True
+    try:
+        lines = Path(exclude).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return True
+    return image not in {ln.split("#", 1)[0].strip() for ln in lines}
+
+
 def _seeds(n: int) -> str:
     return f"{n} seed{'s' if n != 1 else ''}"
 
@@ -1161,6 +1470,22 @@ def write_report(
     fig_dir = Path(proto.figures_dir)
     rep = Report(res, f"facd reproduce {protocol_path} --report-only", protocol_path)
     rep.header()
+    if proto.report.readme:
+        update_readme(Path(proto.report.readme), what_we_found(rep, Path(proto.report.readme)))
+        log(f"wrote the 'What we found' section of {proto.report.readme}")
+    if not res.runs and not proto.report.include:  # one line, and the checks with results
+        total = len(proto.run_ids())
+        rep.add(
+            f"**Not run yet:** none of its {total} runs has finished; this page fills in as "
+            "they do.",
+            "",
+        )
+        if res.saturation:  # a check has run: what it trained on matters already
+            rep.add(*rep._contamination(report_path), "")
+            rep.saturation_table()
+        atomic_write_text(report_path, rep.text())
+        log(f"wrote {report_path}")
+        return report_path
     rep.summary()
     rep.setup()
     rep.main_table()
@@ -1202,7 +1527,7 @@ def included_tables(rep: Report, report_path: Path) -> None:
     """For each protocol the report includes, from that protocol's own results, headings one
     level down, with a link to its own report: its main table (and its verdicts), its claims
     table, its Table 13 analogue and its regime table. A protocol without results says "not run
-    yet" (its claims table still shows the paper's differences); a partial one says so."""
+    yet" in its heading's line and shows nothing more; a partial one says so."""
     from facd.reproduce.figures import relative_link
 
     for path, sub in rep.included():
@@ -1216,10 +1541,69 @@ def included_tables(rep: Report, report_path: Path) -> None:
             f"[{Path(other.report.path).name}]({link}).",
             "",
         )
+        if not sub.r.runs:
+            continue  # the heading's line says "not run yet"
         sub.lines = []
-        if sub.r.runs:
-            sub.main_table()
+        sub.main_table()
         sub.claims_table(brief=bool(rep.claim_results()))
         sub.teacher_table()
         sub.regime_table()
         rep.add(*[("#" + line) if line.startswith("## ") else line for line in sub.lines])
+
+
+# ---------------------------------------------------------------- README
+
+
+#: The markers of the README section :func:`update_readme` rewrites.
+README_MARKERS = ("<!-- what-we-found -->", "<!-- /what-we-found -->")
+
+
+def what_we_found(rep: Report, readme: Path) -> list[str]:
+    """The README's "What we found" lines, from the same claim results as the report: one line
+    on how they were judged, one per protocol with runs (its label, its verdict counts, the
+    claims reversed and reproduced, a link to its report), one for the protocols not run."""
+    from facd.reproduce.figures import relative_link
+
+    lines = [
+        f"Generated from the claims in [{rep.p.report.path}]"
+        f"({relative_link(Path(rep.p.report.path), readme)}) by `{rep.command}`: each claim is "
+        "a paired difference over seeds, judged by its 95 % t-interval against 0 and against "
+        "the paper's own difference.",
+        "",
+    ]
+    idle = []
+    for sub in [rep, *(s for _, s in rep.included())]:
+        link = relative_link(Path(sub.p.report.path), readme)
+        if not sub.r.runs:
+            idle.append(f"[{sub.p.name}]({link})")
+            continue
+        results = sub.claim_results()
+        line = (
+            f"- **[{sub.p.name}]({link})** ({sub.study_label()}): {len(results)} claims: "
+            f"{sub.verdict_counts()}."
+        )
+        for verdict, word in ((REVERSED, "Reversed"), (REPRODUCED, "Reproduced")):
+            texts = [_md(r.claim.text) for r in results if r.verdict == verdict]
+            if texts:
+                line += f" {word}: {'; '.join(texts)}."
+        lines.append(line)
+    if idle:
+        lines.append(f"- Not run yet: {', '.join(idle)}.")
+    return lines
+
+
+def update_readme(path: Path, lines: list[str]) -> None:
+    """Rewrite the part of ``path`` between :data:`README_MARKERS` with ``lines``."""
+    start, end = README_MARKERS
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"report.readme: cannot read {path} ({type(err).__name__})") from None
+    if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
+        raise ConfigError(
+            f"report.readme: {path} needs one '{start}' line and, after it, one '{end}' line "
+            "around its 'What we found' section"
+        )
+    head, rest = text.split(start, 1)
+    tail = rest.split(end, 1)[1]
+    atomic_write_text(path, head + start + "\n" + "\n".join(lines) + "\n" + end + tail)

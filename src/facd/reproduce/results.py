@@ -53,7 +53,7 @@ class Results:
                 res.sweeps[row.name] = doc
             weights = list(row.weight_grid) + list((doc or {}).get("extensions") or [])
             for w in weights:
-                rid = sweep_run_id(row.name, w, row.sweep_seed)
+                rid = sweep_run_id(row.name, w, proto.sweep_seed)
                 run = _read(root / f"{rid}.json")
                 if run is not None and run.get("kind") == "sweep-run":
                     res.sweep_runs[rid] = run

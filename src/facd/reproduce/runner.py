@@ -27,9 +27,9 @@ Weight sweeps (rows with ``weight_grid``; :data:`facd.reproduce.protocol.SWEEP_R
 declared weights train in parallel, then ``sweep:<row>`` chooses on the validation split,
 training the grid's extensions itself when the best weight sits at an end. The row's runs (and
 those of rows with ``weight_from: <row>``) wait for that choice and run at the chosen weight,
-which their config, and so their fingerprint, holds. The sweep run at the chosen weight has
-the row's first seed and the same config as the row's first run, so that run is taken over
-(its run folder copied) rather than trained again.
+which their config, and so their fingerprint, holds. Sweep runs use the protocol's
+``sweep_seed``, which no row lists, so that no evaluation run is a sweep run: a run chosen for
+its score on the split would carry that luck into the row's comparisons.
 
 Caching: a run whose result JSON matches its config fingerprint and whose published weights
 match the recorded SHA-256 is skipped; a finished training run without results is only
@@ -446,7 +446,6 @@ class Reproduction:
         cfg = self.row_config(row, seed)
         if row.weight_source:
             self._set_aside_other_weight(row, seed, cfg)
-            self._take_over_sweep_run(row, seed, cfg)
         self._train(rid, cfg, self.out / rid)
         return True
 
@@ -465,26 +464,6 @@ class Reproduction:
         run_dir.rename(dest)
         self.log(f"{run_dir.name}: its run folder holds another config; moved to {dest}")
 
-    def _take_over_sweep_run(self, row: Row, seed: int, cfg: dict) -> None:
-        """Copy the sweep run at the chosen weight into the row's run folder when it is the same
-        run (same resolved config: the row's own sweep, its first seed) and has finished."""
-        if not row.weight_grid or seed != row.sweep_seed:
-            return
-        src = self.out / sweep_run_id(row.name, self.chosen_weight(row), seed)
-        dst = self.out / row.run_id(seed)
-        resolved = load_config_dict(cfg)
-        total = resolved["train"]["iterations"]
-        if finished_iteration(dst) == total and _read_yaml(dst / "config.yaml") == resolved:
-            return
-        if finished_iteration(src) != total or _read_yaml(src / "config.yaml") != resolved:
-            return
-        from facd.train.rundir import LOCK_NAME
-
-        if dst.exists():  # an unfinished run of the same config: the sweep run is further on
-            shutil.rmtree(dst)
-        shutil.copytree(src, dst, ignore=shutil.ignore_patterns(LOCK_NAME, "split-eval.json"))
-        self.log(f"{row.run_id(seed)}: taken over from the sweep run {src.name}")
-
     # ---------------------------------------------------------------- weight sweeps
 
     def sweep_fingerprint(self, row: Row, weight: float) -> str:
@@ -495,17 +474,17 @@ class Reproduction:
         path = Path(split)
         return fingerprint(
             {
-                "run": self.row_fingerprint(row, row.sweep_seed, weight),
+                "run": self.row_fingerprint(row, self.p.sweep_seed, weight),
                 "split": sha256_file(path) if path.is_file() else split,
                 "kind": "sweep",
             }
         )
 
     def task_sweep_run(self, row: Row, weight: float) -> bool:
-        """Train one weight of ``row``'s sweep (its first seed) and measure it on the validation
+        """Train one weight of ``row``'s sweep (on the protocol's sweep seed) and measure it on the validation
         split; publish ``<row>-w<weight>-s<seed>.json``. Cached by its fingerprint alone, so a
         later sitting without the run folders keeps the score."""
-        seed = row.sweep_seed
+        seed = self.p.sweep_seed
         rid = sweep_run_id(row.name, weight, seed)
         result = self.results / f"{rid}.json"
         key = self.sweep_fingerprint(row, weight)
@@ -585,7 +564,7 @@ class Reproduction:
             "row": row.name,
             "method": row.method,
             "weight_key": weight_key(row),
-            "seed": row.sweep_seed,
+            "seed": self.p.sweep_seed,
             "declared": declared,
             "extensions": extended,
             "max_extensions": cap,
@@ -613,7 +592,7 @@ class Reproduction:
         return changed
 
     def _sweep_json(self, row: Row, weight: float) -> str:
-        return f"{sweep_run_id(row.name, weight, row.sweep_seed)}.json"
+        return f"{sweep_run_id(row.name, weight, self.p.sweep_seed)}.json"
 
     def sweep_sources(self) -> list[Row]:
         """The swept rows whose choice a selected run needs (in protocol order)."""
@@ -847,7 +826,7 @@ class Reproduction:
             dep = self.teacher_deps(row)
             keys = []
             for w in sorted(row.weight_grid):
-                key = f"sweep:{sweep_run_id(row.name, w, row.sweep_seed)}"
+                key = f"sweep:{sweep_run_id(row.name, w, self.p.sweep_seed)}"
                 sweeps.append(Task(key, _bind_weight(self.task_sweep_run, row, w), dep))
                 keys.append(key)
             evals.append(Task(f"sweep:{row.name}", _bind_row(self.task_sweep, row), keys))
