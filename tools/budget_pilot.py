@@ -1,7 +1,8 @@
 """Pilot of an equal-budget protocol: its learning rate, then its student budget B.
 
-``lr``: trains the protocol's ``scratch`` row at each learning rate for ``--iterations`` (B/4 of
-the largest budget, 1500 by default) on the sweep seed, measures each on the validation split
+``lr``: trains the protocol's ``scratch`` row at each learning rate for its schedule times
+``--factor`` (B/4 of the largest budget 6000: 1500, factor 1) on the pilot's own seed
+(``PILOT_SEED``, used by no evaluation row and not the sweeps' seed), measures each on the validation split
 and chooses the best (highest Y-PSNR). Every row of the study then uses that learning rate.
 
 ``budget``: trains the scratch row at the chosen learning rate for each schedule of
@@ -33,14 +34,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-SWEEP_SEED = 100  # a seed that no evaluation row uses
-
+PILOT_SEED = 100
 
 def _scratch_config(run: Any, lr: float, factor: int) -> dict:
     from facd.reproduce.protocol import scaled_schedule
 
     row = run.p.row("scratch")
-    cfg = scaled_schedule(run.row_config(row, SWEEP_SEED), factor)
+    cfg = scaled_schedule(run.row_config(row, PILOT_SEED), factor)
     cfg["train"]["lr"] = lr
     return cfg
 
@@ -65,7 +65,7 @@ def choose_lr(run: Any, lrs: list[float], factor: int) -> dict:
         _, psnr = _train_and_split(run, f"lr{lr:g}-x{factor}", cfg)
         rows.append({"lr": lr, "iterations": cfg["train"]["iterations"], "psnr_y": psnr})
     best = max(rows, key=lambda r: r["psnr_y"])
-    return {"seed": SWEEP_SEED, "rows": rows, "chosen_lr": best["lr"]}
+    return {"seed": PILOT_SEED, "rows": rows, "chosen_lr": best["lr"]}
 
 
 def choose_budget(run: Any, lr: float, factors: list[int]) -> dict:
@@ -109,7 +109,7 @@ def choose_budget(run: Any, lr: float, factors: list[int]) -> dict:
             chosen = cfg["train"]["iterations"]
             break
     return {
-        "seed": SWEEP_SEED,
+        "seed": PILOT_SEED,
         "lr": lr,
         "alpha0_min": reg.alpha0_min,
         "gap_max_db": reg.gap_max_db,
@@ -134,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     from facd.reproduce.runner import Reproduction
 
     proto = load_protocol(args.protocol)
+    if any(PILOT_SEED in r.seeds for r in proto.rows) or PILOT_SEED == proto.sweep_seed:
+        print(f"{args.protocol}: a row or the sweeps use the pilot's seed {PILOT_SEED}", file=sys.stderr)
+        return 2
     if proto.val_split is None:
         print(f"{args.protocol}: the protocol has no validation split", file=sys.stderr)
         return 2
