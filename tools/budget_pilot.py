@@ -36,6 +36,7 @@ from typing import Any
 
 PILOT_SEED = 100
 
+
 def _scratch_config(run: Any, lr: float, factor: int) -> dict:
     from facd.reproduce.protocol import scaled_schedule
 
@@ -134,8 +135,11 @@ def main(argv: list[str] | None = None) -> int:
     from facd.reproduce.runner import Reproduction
 
     proto = load_protocol(args.protocol)
-    if any(PILOT_SEED in r.seeds for r in proto.rows) or PILOT_SEED == proto.sweep_seed:
-        print(f"{args.protocol}: a row or the sweeps use the pilot's seed {PILOT_SEED}", file=sys.stderr)
+    if any(PILOT_SEED in r.seeds for r in proto.rows) or proto.sweep_seed == PILOT_SEED:
+        print(
+            f"{args.protocol}: a row or the sweeps use the pilot's seed {PILOT_SEED}",
+            file=sys.stderr,
+        )
         return 2
     if proto.val_split is None:
         print(f"{args.protocol}: the protocol has no validation split", file=sys.stderr)
