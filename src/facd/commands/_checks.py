@@ -7,8 +7,9 @@ the option and the path. Nothing is created by a check: a missing folder is judg
 nearest existing ancestor, which the command's writer will create the folder in.
 
 A name longer than the file system accepts is refused too
-(:func:`facd.fileio.check_name_length`). Writability is ``os.access``: it reports read-only file systems and, for non-root users,
-permission bits (root may write anywhere else, as the write itself would).
+(:func:`facd.fileio.check_name_length`). Writability is ``os.access``: it reports read-only
+file systems and, for non-root users, permission bits (root may write anywhere else, as the
+write itself would).
 """
 
 from __future__ import annotations
