@@ -118,6 +118,20 @@ def _save(folder: Path, set_name: str, scale: int, name: str, sr: Tensor) -> Non
     write_image(folder / set_name / f"X{scale}" / f"{name}.png", img)
 
 
+def _refuse_overwriting_the_sets(out_dir: Path, benches: list[BenchmarkSet], scale: int) -> None:
+    """No SR image may be written over an HR or LR file of the sets (checked before any)."""
+    from facd.fileio import refuse_overwriting_inputs
+    from facd.messages import option
+
+    outputs = [
+        (f"{option('save_images')} image {p}", p)
+        for b in benches
+        for p in (out_dir / b.name / f"X{scale}" / f"{n}.png" for n in b.names)
+    ]
+    inputs = [p for b in benches for p in (*b.hr_paths, *(b.lr_path(n) for n in b.names))]
+    refuse_overwriting_inputs(outputs, inputs, advice="choose another folder")
+
+
 def _model_name(model: nn.Module | str) -> str:
     if isinstance(model, str):
         return model
@@ -165,6 +179,8 @@ def evaluate(
         was_training = model.training
         model = model.to(dev).eval()
     out_dir = Path(save_images) if save_images is not None else None
+    if out_dir is not None:
+        _refuse_overwriting_the_sets(out_dir, benches, scale)
     total = sum(len(b) for b in benches)
     bar = tqdm(
         total=total, desc=f"eval x{scale}", unit="img", file=sys.stderr, disable=not progress

@@ -14,12 +14,12 @@ The same steps with a paper preset and a DIV2K folder are the real job (see the 
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from pathlib import Path
 
 from facd.data.image_io import list_images, read_image, write_image
 from facd.errors import DataError, FacdError
+from facd.fileio import atomic_write_text, remove_tree
 
 SCALE = 4
 TEACHER_ASSET = Path(__file__).parent / "assets" / "teacher-edsr-tiny-t-x4.safetensors"
@@ -73,8 +73,7 @@ def prepare_images(out: Path, data: Path | None) -> tuple[Path, Path]:
     else:
         train, test = _skimage_files(SKIMAGE_TRAIN), _skimage_files(SKIMAGE_TEST)
     for folder in (train_dir, test_dir):
-        if folder.exists():
-            shutil.rmtree(folder)
+        remove_tree(folder)
         folder.mkdir(parents=True)
     for src in train:
         write_image(train_dir / f"{src.stem}.png", read_image(src))
@@ -121,7 +120,7 @@ def run_quickstart(out: Path, data: Path | None, iterations: int, progress: bool
     for name, model in (("bicubic", "bicubic"), ("teacher", teacher), ("student (FACD)", student)):
         res = evaluate(model, [BENCH_NAME], SCALE, bench_root, device="cpu", progress=False)
         results[name] = res["sets"][BENCH_NAME]
-    (out / "results.json").write_text(json.dumps(results, indent=2))
+    atomic_write_text(out / "results.json", json.dumps(results, indent=2))
     log("[4/4] comparison image")
     figure = out / "comparison.png"
     _comparison(bench_root / BENCH_NAME / "HR", run_dir / "last.safetensors", figure)

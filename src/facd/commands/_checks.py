@@ -6,8 +6,10 @@ checks its output paths first and stops with a one-line :class:`~facd.errors.Fac
 the option and the path. Nothing is created by a check: a missing folder is judged by its
 nearest existing ancestor, which the command's writer will create the folder in.
 
-Writability is ``os.access``: it reports read-only file systems and, for non-root users,
-permission bits (root may write anywhere else, as the write itself would).
+A name longer than the file system accepts is refused too
+(:func:`facd.fileio.check_name_length`). Writability is ``os.access``: it reports read-only
+file systems and, for non-root users, permission bits (root may write anywhere else, as the
+write itself would).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 from pathlib import Path
 
 from facd.errors import FacdError
+from facd.fileio import check_name_length
 
 __all__ = ["check_writable_dir", "check_writable_file"]
 
@@ -47,7 +50,7 @@ def check_writable_dir(path: str | os.PathLike[str], flag: str) -> Path:
 
     ``flag`` names the option in messages (``"-o"``, ``"OUT_DIR"``, ``"--save-images"``).
     """
-    path = Path(path)
+    path = check_name_length(path, flag)
     if path.is_dir():
         if not os.access(path, os.W_OK | os.X_OK):
             raise FacdError(f"{flag} {path}: folder is not writable; choose another folder")
@@ -67,7 +70,7 @@ def check_writable_file(path: str | os.PathLike[str], flag: str, example: str = 
     name suggested when ``path`` is a folder.
     """
     text = os.fspath(path)
-    path = Path(path)
+    path = check_name_length(path, flag)
     if path.is_dir() or text.endswith(("/", os.sep)):
         raise FacdError(
             f"{flag} {text}: is a folder, but a file is needed; give a file name, "

@@ -169,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
     from facd.commands._checks import check_writable_file
     from facd.compare import build_comparison, parse_crop
     from facd.data.image_io import _WRITE_FORMATS, read_image_raw, write_image
+    from facd.fileio import refuse_overwriting_inputs
     from facd.infer.tiling import is_out_of_memory
 
     crops = [parse_crop(c) for c in args.crop]
@@ -187,6 +188,8 @@ def run(args: argparse.Namespace) -> int:
     if Path(args.output).suffix.lower() not in _WRITE_FORMATS:
         known = ", ".join(sorted(_WRITE_FORMATS))
         raise DataError(f"-o {args.output}: unsupported image extension (use one of {known})")
+    read = [*args.images, *(Path(ref) for _, ref in args.models if Path(ref).is_file())]
+    refuse_overwriting_inputs([(f"-o {args.output}", args.output)], read)
     models, scale = load_models(args.models, args.scale, args.device, args.tile)
     images = [(p.stem, read_image_raw(p)) for p in args.images]
     try:

@@ -108,11 +108,20 @@ def format_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _inputs(args: argparse.Namespace, root: Path) -> list[Path]:
+    """The files eval reads: the model file and every file of the benchmark sets."""
+    found = [Path(args.model)] if Path(args.model).is_file() else []
+    for name in args.sets:
+        if (root / name).is_dir():
+            found += [p for p in (root / name).rglob("*") if p.is_file()]
+    return found
+
+
 def run(args: argparse.Namespace) -> int:
     from facd.commands._checks import check_writable_dir, check_writable_file
     from facd.errors import FacdError
     from facd.evaluate import BICUBIC, evaluate
-    from facd.fileio import atomic_write_text
+    from facd.fileio import atomic_write_text, refuse_overwriting_inputs
 
     if args.json is not None:
         check_writable_file(args.json, "--json", example="results.json")
@@ -120,6 +129,8 @@ def run(args: argparse.Namespace) -> int:
         check_writable_dir(args.save_images, "--save-images")
     scales = list(dict.fromkeys(args.scale or []))
     root = data_root_from(args.data_root)
+    if args.json is not None:
+        refuse_overwriting_inputs([(f"--json {args.json}", args.json)], _inputs(args, root))
     common = dict(
         sets=args.sets,
         data_root=root,

@@ -34,9 +34,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from facd.archs.io import load_model
     from facd.commands._checks import check_writable_file
+    from facd.errors import FacdError
+    from facd.fileio import refuse_overwriting_inputs
     from facd.infer.export import export_onnx, verify_onnx
 
     check_writable_file(args.onnx, "--onnx", example="model.onnx")
+    if Path(args.onnx).suffix.lower() != ".onnx":
+        raise FacdError(
+            f"--onnx {args.onnx}: the file name must end in .onnx, e.g. "
+            f"{Path(args.onnx).with_suffix('.onnx').name}"
+        )
+    model_file = [Path(args.model)] if Path(args.model).is_file() else []
+    refuse_overwriting_inputs([(f"--onnx {args.onnx}", args.onnx)], model_file)
     model, spec = load_model(args.model, args.scale)
     path = export_onnx(model, spec, args.onnx, opset=args.opset)
     size_mb = path.stat().st_size / 2**20

@@ -71,6 +71,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.config is None or args.out is None:
         raise ConfigError("facd train needs CONFIG and --out RUN_DIR")
+    from facd.fileio import check_name_length
+
+    check_name_length(args.out, "--out")
     if args.precision:
         args.overrides = [*args.overrides, f"train.precision={args.precision}"]
         args.precision = None

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import os
 import sys
 import time
 from pathlib import Path
@@ -144,41 +143,34 @@ def gather_inputs(items: list[str]) -> list[Path]:
     return unique
 
 
-def _file_id(path: Path) -> tuple[int, int] | None:
-    """(device, inode) of an existing file, to catch hard links; None if it does not exist."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
-
-
-def output_paths(inputs: list[Path], out_dir: Path, scale: int, fmt: str) -> list[Path]:
+def output_paths(
+    inputs: list[Path], out_dir: Path, scale: int, fmt: str, model: str | None = None
+) -> list[Path]:
     """``OUT_DIR/<stem>_x<S>.<fmt>`` per input, checked for the whole batch before any write.
 
     Refused: two inputs with one output, and an output that is *any* input of the batch
-    (``a.png``'s output ``a_x4.png`` may be another input). Paths are compared after resolving
-    symlinks and ``.``/``..``, and existing files also by inode, so hard links count too.
+    (``a.png``'s output ``a_x4.png`` may be another input) or the ``model`` file
+    (:func:`facd.fileio.refuse_overwriting_inputs`: symbolic links, ``.``/``..`` and hard
+    links count).
     """
+    from facd.fileio import check_name_length, refuse_overwriting_inputs
+
     outs = [out_dir / f"{p.stem}_x{scale}.{fmt}" for p in inputs]
-    by_path = {p.resolve(): p for p in inputs}
-    by_id = {fid: p for p in inputs if (fid := _file_id(p)) is not None}
     owner: dict[Path, Path] = {}
     for src, dst in zip(inputs, outs, strict=True):
+        check_name_length(dst, f"output for {src}:")
         key = dst.resolve()
         if key in owner:
             raise DataError(
                 f"{owner[key]} and {src} would both be written to {dst}; upscale them separately"
             )
-        fid = _file_id(dst)
-        clash = by_path.get(key) or (by_id.get(fid) if fid is not None else None)
-        if clash is not None:
-            same = "an input" if str(clash) == str(dst) else f"the input {clash}"
-            raise DataError(
-                f"output {dst} (for {src}) is also {same}; nothing was written; "
-                "choose another -o folder"
-            )
         owner[key] = src
+    read = [*inputs, *([Path(model)] if model is not None and Path(model).is_file() else [])]
+    refuse_overwriting_inputs(
+        [(f"output {dst} (for {src})", dst) for src, dst in zip(inputs, outs, strict=True)],
+        read,
+        advice="choose another -o folder",
+    )
     return outs
 
 
@@ -213,9 +205,11 @@ def write_output(path: Path, img: np.ndarray, quality: int | None) -> None:
     if img.ndim == 2 or img.shape[2] == 3:
         write_image(path, img, quality=quality)
         return
+    import io
+
     from PIL import Image
 
-    from facd.fileio import atomic_path
+    from facd.fileio import atomic_write_bytes
 
     fmt = {".png": "PNG", ".webp": "WEBP"}.get(path.suffix.lower())
     if fmt is None:
@@ -223,8 +217,9 @@ def write_output(path: Path, img: np.ndarray, quality: int | None) -> None:
     options: dict[str, object] = {}
     if fmt == "WEBP":
         options = {"lossless": True} if quality is None else {"quality": int(quality)}
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        Image.fromarray(np.ascontiguousarray(img)).save(fh, format=fmt, **options)
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(img)).save(buf, format=fmt, **options)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 # ----------------------------------------------------------------------------- run
@@ -287,7 +282,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     desc = up.description
-    outs = output_paths(inputs, Path(args.output), desc.scale, args.format)
+    outs = output_paths(inputs, Path(args.output), desc.scale, args.format, args.model)
     t0 = time.perf_counter()
     approx = False
     bar = tqdm(inputs, desc="upscale", unit="img", file=sys.stderr, disable=args.quiet)

@@ -15,6 +15,7 @@ Conventions:
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from facd.errors import DataError
-from facd.fileio import atomic_path
+from facd.fileio import atomic_write_bytes
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -137,7 +138,8 @@ def write_image(path: str | os.PathLike[str], img: np.ndarray, quality: int | No
 
     ``quality`` applies to JPEG (default 95) and WebP (default: lossless). Parent folders are
     created. The file is written to a temporary name in the same folder and then renamed, so a
-    crash never leaves a half-written image under ``path``.
+    crash never leaves a half-written image under ``path`` (:mod:`facd.fileio`: a failed write
+    is a one-line ``StorageError``).
     """
     path = Path(path)
     fmt = _WRITE_FORMATS.get(path.suffix.lower())
@@ -158,8 +160,9 @@ def write_image(path: str | os.PathLike[str], img: np.ndarray, quality: int | No
         else:
             options["quality"] = int(quality)
     pil = Image.fromarray(np.ascontiguousarray(arr))  # 2-D -> "L", HxWx3 -> "RGB"
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        pil.save(fh, format=fmt, **options)
+    buf = io.BytesIO()
+    pil.save(buf, format=fmt, **options)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def list_images(folder: str | os.PathLike[str]) -> list[Path]:

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from facd.data.image_io import list_images, read_image, write_image
 from facd.data.imresize import bicubic_downsample, modcrop
-from facd.errors import DataError
+from facd.errors import DataError, FacdError
 
 
 def cache_root() -> Path:
@@ -48,7 +48,7 @@ def _read_cached(cached: Path, hr: np.ndarray, scale: int) -> np.ndarray | None:
 def _build_lr(hr: np.ndarray, scale: int, cached: Path | None) -> np.ndarray:
     lr = bicubic_downsample(hr, scale)
     if cached is not None:
-        with contextlib.suppress(OSError):  # the cache is an optimisation only
+        with contextlib.suppress(FacdError):  # the cache is an optimisation only
             write_image(cached, lr)  # atomic: concurrent ranks never see half a file
     return lr
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from facd.data.image_io import read_image
-from facd.fileio import atomic_write_text
+from facd.fileio import atomic_write_text, remove_tree
 from facd.metrics import psnr_y
 
 DONE_MARKER = "COMPLETE"
@@ -84,8 +83,8 @@ def evaluate_model(
 
         model, _ = load_model(model_ref, scale)
         params = sum(p.numel() for p in model.parameters())
-    if keep_sr is not None and keep_sr.exists():
-        shutil.rmtree(keep_sr)
+    if keep_sr is not None:
+        remove_tree(keep_sr)
     against = _AgainstTeacher(teacher_sr, scale) if teacher_sr is not None else None
     res = evaluate(
         model,
@@ -101,7 +100,7 @@ def evaluate_model(
     total = time.perf_counter() - t0
     teacher = against.result(sets) if against is not None else None
     if keep_sr is not None:
-        (keep_sr / DONE_MARKER).write_text("ok\n")
+        atomic_write_text(keep_sr / DONE_MARKER, "ok\n")
     teacher_s = against.seconds if against is not None else 0.0
     return {
         "model": str(model_ref),

@@ -34,6 +34,7 @@ measured caption in the PNG (:data:`CAPTION_KEY`) for that.
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from facd.errors import FacdError
+from facd.fileio import atomic_write_bytes
 from facd.reproduce.plots import (
     fit_text,
     font,
@@ -541,8 +543,9 @@ def _settled_values(bands: Sequence[CurveBand], x_hi: float) -> list[float]:
 
 def _save(img: Image.Image, path: str | Path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path, optimize=True)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=True)
+    atomic_write_bytes(path, buf.getvalue())
     return path
 
 
@@ -906,7 +909,9 @@ def _set_png_caption(path: Path, caption: str) -> None:
         copy = img.copy()
     info = PngInfo()
     info.add_itxt(CAPTION_KEY, caption)
-    copy.save(path, pnginfo=info, optimize=True)
+    buf = io.BytesIO()
+    copy.save(buf, format="PNG", pnginfo=info, optimize=True)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _previous_caption(report_path: Path, link: str) -> str:

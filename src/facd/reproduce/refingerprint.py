@@ -31,6 +31,7 @@ import json
 import sys
 from pathlib import Path
 
+from facd.fileio import atomic_write_text, move, remove_file
 from facd.reproduce.protocol import Protocol, Row, canonical_config, load_protocol, run_id
 from facd.reproduce.runner import RESULT_VERSION, Reproduction, fingerprint, sha256_file
 from facd.train.config import portable_paths
@@ -134,13 +135,13 @@ def migrate(proto: Protocol, write: bool = False, log=print) -> dict[str, list[s
                 outcome["renamed"].append(f"{src.stem} -> {rid}")
                 log(f"{src.name}: renamed to {rid} (method {row.method}), re-stamped")
                 if write:
-                    weights.rename(new_weights)
-                    src.unlink()
+                    move(weights, new_weights)
+                    remove_file(src)
             else:
                 outcome["restamped"].append(rid)
                 log(f"{src.name}: re-stamped")
             if write:
-                (root / f"{rid}.json").write_text(json.dumps(doc, indent=1) + "\n")
+                atomic_write_text(root / f"{rid}.json", json.dumps(doc, indent=1) + "\n")
     return outcome
 
 

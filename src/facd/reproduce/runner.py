@@ -49,7 +49,6 @@ import hashlib
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import time
@@ -60,7 +59,12 @@ from typing import Any, NamedTuple
 import yaml
 
 from facd.errors import CheckpointError, FacdError
-from facd.fileio import atomic_write_text
+from facd.fileio import (
+    atomic_write_text,
+    copy_file,
+    move,
+    open_append,
+)
 from facd.reproduce.evaljob import DONE_MARKER
 from facd.reproduce.job import write_job
 from facd.reproduce.protocol import (
@@ -304,7 +308,7 @@ class Reproduction:
         logs.mkdir(parents=True, exist_ok=True)
         self.subprocesses += 1
         env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-        with open(logs / f"{name}.log", "a", encoding="utf-8") as f:
+        with open_append(logs / f"{name}.log") as f:
             f.write(f"$ {' '.join(cmd)}\n")
             f.flush()
             code = subprocess.call(
@@ -363,8 +367,7 @@ class Reproduction:
         cfg = self.p.teacher_train_config()
         run_dir = self.out / "teacher"
         self._train("teacher", cfg, run_dir)
-        weights.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(run_dir / "last.safetensors", weights)
+        copy_file(run_dir / "last.safetensors", weights)
         return True
 
     def task_teacher_eval(self) -> bool:
@@ -412,10 +415,10 @@ class Reproduction:
         if not trained and published.is_file():
             return False
         self.results.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(run_dir / "last.safetensors", self.results / f"{stage}.safetensors")
+        copy_file(run_dir / "last.safetensors", self.results / f"{stage}.safetensors")
         for name, target in _stage_extras(stage):
             if (run_dir / name).is_file():
-                shutil.copyfile(run_dir / name, self.results / target)
+                copy_file(run_dir / name, self.results / target)
         timing = _read_json(run_dir / "repro_timing.json")
         _write_json(
             published,
@@ -461,7 +464,7 @@ class Reproduction:
         while (dest := self.out / "superseded" / f"{run_dir.name}-{n}").exists():
             n += 1
         dest.parent.mkdir(parents=True, exist_ok=True)
-        run_dir.rename(dest)
+        move(run_dir, dest)
         self.log(f"{run_dir.name}: its run folder holds another config; moved to {dest}")
 
     # ---------------------------------------------------------------- weight sweeps
@@ -606,7 +609,7 @@ class Reproduction:
         run_dir = self.out / rid
         weights = self.results / f"{rid}.safetensors"
         self.results.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(run_dir / "last.safetensors", weights)
+        copy_file(run_dir / "last.safetensors", weights)
         ev = self._evaljob(f"eval-{rid}", str(weights), run_dir / "eval.json", None)
         records = read_jsonl(run_dir / "metrics.jsonl")
         speeds = sorted(r["it_per_s"] for r in records if "it_per_s" in r)

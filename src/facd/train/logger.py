@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from facd.fileio import atomic_write_text
+from facd.fileio import atomic_write_text, open_append
 
 
 class RunLogger:
@@ -29,7 +29,7 @@ class RunLogger:
         self.path = run_dir / "metrics.jsonl"
         if resume_from is not None and self.path.exists():
             self._truncate_after(resume_from)
-        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+        self._file = open_append(self.path)
         self._tb = _EventFile(run_dir / "tb") if tensorboard else None
 
     def _truncate_after(self, iteration: int) -> None:

@@ -6,7 +6,8 @@ process ends, however it ends, so a crash never leaves a stale lock; the file it
 on a clean exit. ``facd train --nproc K`` takes the lock in the launcher, which outlives its
 ranks, and tells them so through the environment (:data:`LAUNCHER_ENV`): the ranks do not lock.
 On Windows, which has no ``fcntl``, ``msvcrt.locking`` on the same file is used; where neither
-exists the run is not locked.
+exists the run is not locked. The file is opened without following a symbolic link, and a link
+or a FIFO at its name is refused with one line (:class:`facd.fileio.LockFile`).
 
 **What a run folder may hold.** facd writes these names in a run folder (:func:`facd_entries`)::
 
@@ -22,7 +23,10 @@ the folder and what is in it. ``--resume`` keeps every file facd does not write 
 
 ``--overwrite`` starts a new run in the folder and first deletes the files of the earlier run that
 facd wrote, exactly the names listed above (:func:`clear_earlier_run`); every other file and
-folder (a user's notes, ``eval.json``, another tool's logs) is kept as it is.
+folder (a user's notes, ``eval.json``, another tool's logs) is kept as it is. Before deleting
+anything it checks that every name the new run writes can be written (``config.yaml`` is not a
+folder, ``checkpoints/`` and ``tb/`` are not symbolic links out of the run folder), and no
+deletion passes through a symbolic link.
 """
 
 from __future__ import annotations
@@ -36,8 +40,15 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from facd.errors import ConfigError, RunDirBusy
-from facd.fileio import is_facd_temp
+from facd.errors import ConfigError, FacdError, RunDirBusy
+from facd.fileio import (
+    LockFile,
+    check_replaceable,
+    is_facd_temp,
+    remove_empty_dir,
+    remove_under,
+    write_error,
+)
 
 LOCK_NAME = ".facd.lock"
 # Set by ``facd train --nproc K`` for its ranks: "<launcher pid>:<absolute run folder>".
@@ -65,12 +76,16 @@ def is_run_temp(name: str) -> bool:
 
 
 class RunLock:
-    """An exclusive, non-blocking lock on a run folder (see the module docstring)."""
+    """An exclusive, non-blocking lock on a run folder (see the module docstring).
+
+    The lock file is a :class:`facd.fileio.LockFile`: a symbolic link or a FIFO planted at
+    ``RUN/.facd.lock`` is refused with one line, never followed or blocked on.
+    """
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / LOCK_NAME
-        self._fd: int | None = None
+        self._lock: LockFile | None = None
         self._created_dir = False
 
     def acquire(self) -> RunLock:
@@ -83,87 +98,31 @@ class RunLock:
             except FileExistsError:
                 pass
             except OSError as err:
-                raise _storage_error(self.run_dir, err) from None
-        while True:
-            try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            except OSError as err:
-                raise _storage_error(self.path, err) from None
-            if not _try_lock(fd):
-                holder = _read_pid(fd)
-                os.close(fd)
-                who = f"pid {holder}" if holder else "another process"
-                raise RunDirBusy(
-                    f"{self.run_dir} is being written by another facd train ({who}); wait for "
-                    "it to finish or stop it, or choose another --out"
-                )
-            # the holder before us may have deleted the file after we opened it: lock the file
-            # that is at the path now, else two writers could each hold "the" lock
-            try:
-                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                break
-            os.close(fd)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._fd = fd
+                raise write_error(self.run_dir, err) from None
+        lock = LockFile(self.path)
+        if not lock.acquire():
+            who = f"pid {lock.holder}" if lock.holder else "another process"
+            raise RunDirBusy(
+                f"{self.run_dir} is being written by another facd train ({who}); wait for "
+                "it to finish or stop it, or choose another --out"
+            )
+        self._lock = lock
         return self
 
     def release(self) -> None:
         """Delete the lock file (and the folder if this lock created it and it stayed empty)."""
-        if self._fd is None:
+        if self._lock is None:
             return
-        with contextlib.suppress(OSError):
-            self.path.unlink()
-        os.close(self._fd)  # closing releases the lock
-        self._fd = None
+        self._lock.release()
+        self._lock = None
         if self._created_dir:
-            with contextlib.suppress(OSError):
-                self.run_dir.rmdir()  # only if empty: a refused run leaves nothing behind
+            remove_empty_dir(self.run_dir)  # a refused run leaves nothing behind
 
     def __enter__(self) -> RunLock:
         return self.acquire()
 
     def __exit__(self, *_exc: object) -> None:
         self.release()
-
-
-def _storage_error(path: Path, err: OSError) -> Exception:
-    from facd.train.state import StorageError  # exit 4, like every failed write of a run
-
-    return StorageError(f"cannot write {path}: {err.strerror or err}")
-
-
-def _try_lock(fd: int) -> bool:
-    try:
-        import fcntl
-    except ImportError:  # Windows
-        try:
-            import msvcrt
-        except ImportError:
-            return True  # no locking available: documented
-        try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
-        except OSError:
-            return False
-        return True
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    except OSError:  # a file system without flock support (some network mounts)
-        return True
-    return True
-
-
-def _read_pid(fd: int) -> int | None:
-    try:
-        os.lseek(fd, 0, os.SEEK_SET)
-        return int(os.read(fd, 32).decode().strip())
-    except (OSError, ValueError):
-        return None
 
 
 def lock_run_dir(run_dir: Path) -> RunLock | None:
@@ -332,31 +291,41 @@ def check_run_dir(run_dir: Path, resume: bool, overwrite: bool, has_state: bool)
 
 def clear_earlier_run(run_dir: Path) -> list[str]:
     """For ``--overwrite``: delete the files an earlier run wrote (the names in the module
-    docstring, never anything else); returns them, relative to ``run_dir``."""
+    docstring, never anything else); returns them, relative to ``run_dir``.
+
+    Every name the new run writes is checked first (:func:`facd.fileio.check_replaceable`): a
+    ``config.yaml`` that is a folder, or a ``checkpoints/`` or ``tb/`` that is a symbolic link
+    out of the run folder, stops it with one line before anything is deleted. Files are deleted
+    with :func:`facd.fileio.remove_under`, which never passes through a link.
+    """
+    check_replaceable(
+        run_dir,
+        files=(*TOP_FILES, *WEIGHTS),
+        folders=(STATE_DIR, TB_DIR),
+        advice="--overwrite deleted nothing; move it away, or choose another --out",
+    )
     outputs, leftovers, _foreign = facd_entries(run_dir)
     removed = []
     for rel in outputs + leftovers:
-        if rel == LOCK_NAME:
-            continue  # ours
-        with contextlib.suppress(FileNotFoundError):
-            (run_dir / rel).unlink()
+        if rel != LOCK_NAME and remove_under(run_dir, rel):  # the lock is ours
             removed.append(rel)
     return removed
 
 
 def remove_stale_temps(run_dir: Path) -> int:
     """Delete the temporary files of facd's atomic writes that a crash left behind (only those:
-    a user's ``.notes.tmp`` is kept); returns their count. Call it with the run folder locked,
-    or it could delete the temporary file of a write in progress."""
+    a user's ``.notes.tmp`` is kept, and nothing behind a symbolic link); returns their count.
+    Call it with the run folder locked, or it could delete the temporary file of a write in
+    progress."""
     count = 0
-    for folder in (run_dir, run_dir / STATE_DIR):
-        if not folder.is_dir():
+    for sub in ("", STATE_DIR):
+        folder = run_dir / sub
+        if (sub and folder.is_symlink()) or not folder.is_dir():
             continue
         for p in folder.iterdir():
-            if is_run_temp(p.name) and p.is_file():
-                with contextlib.suppress(OSError):
-                    p.unlink()
-                    count += 1
+            if is_run_temp(p.name) and p.is_file() and not p.is_symlink():
+                with contextlib.suppress(FacdError):  # e.g. deleted meanwhile, read-only
+                    count += remove_under(run_dir, f"{sub}/{p.name}" if sub else p.name)
     return count
 
 

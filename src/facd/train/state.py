@@ -30,8 +30,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from facd.errors import CheckpointError, StorageError
-from facd.fileio import atomic_write_bytes, atomic_write_text, torch_load_weights_only
+from facd.errors import CheckpointError, FacdError, StorageError
+from facd.fileio import (
+    atomic_write_bytes,
+    atomic_write_text,
+    move,
+    remove_file,
+    torch_load_weights_only,
+)
 
 STATE_DIR = "checkpoints"
 POINTER = "latest.json"
@@ -80,9 +86,12 @@ REQUIRED_KEYS = ("iteration", "model", "optimizer", "scheduler", "scaler", "rng"
 
 @contextlib.contextmanager
 def storage_errors(path: Path, note: str = "") -> Iterator[None]:
-    """Turn an ``OSError`` while writing ``path`` into a one-line :class:`StorageError`."""
+    """Turn an ``OSError`` while writing ``path`` into a one-line :class:`StorageError`
+    (and add ``note`` to the one :mod:`facd.fileio` raised)."""
     try:
         yield
+    except StorageError as err:
+        raise StorageError(f"{err}{note}") from None
     except OSError as err:
         reason = err.strerror or str(err) or type(err).__name__
         raise StorageError(f"cannot write {path}: {reason}{note}") from None
@@ -107,7 +116,7 @@ def save_state(run_dir: Path, iteration: int, state: dict[str, Any], keep: int) 
             folder / POINTER, json.dumps({"iteration": iteration, "state": path.name})
         )
     for old in state_files(run_dir)[keep:]:
-        old.unlink(missing_ok=True)
+        remove_file(old)
     return path
 
 
@@ -162,8 +171,8 @@ def find_resumable_state(
             continue
         if quarantine:
             for bad, _ in skipped:
-                with contextlib.suppress(OSError):
-                    bad.rename(bad.with_name(bad.name + ".unreadable"))
+                with contextlib.suppress(FacdError):
+                    move(bad, bad.with_name(bad.name + ".unreadable"))
         return path, state
     if skipped:  # nothing is renamed: the user decides what to do with the files
         raise CheckpointError(
