@@ -27,11 +27,10 @@ import torch
 from PIL import Image
 
 import facd
+from facd import fileio as fileio_module
 from facd.archs import build_model, preset_spec
 from facd.cli import main
 from facd.errors import FacdError
-from facd.fetch import archive as archive_module
-from facd.fetch import download as download_module
 from facd.fetch.catalogue import CATALOGUE, Source
 from facd.fetch.download import ATTEMPTS
 from facd.fetch.install import fetch
@@ -325,14 +324,14 @@ def test_a_full_disk_keeps_only_the_resumable_part(server, home, monkeypatch, ca
     src = _fixture_entry(monkeypatch, data)
     server.files[src.file] = data
     room = len(data) // 3
-    monkeypatch.setattr(download_module, "open", lambda p, m: _FullDisk(p, m, room), raising=False)
+    monkeypatch.setattr(fileio_module, "open", lambda p, m: _FullDisk(p, m, room), raising=False)
     assert main(["fetch", src.name, "-q"]) == 4
     line = _one_error_line(capsys)
     assert "No space left on device" in line and "free some space" in line
     part = home / "downloads" / f"{src.file}.part"
     assert sorted(p.name for p in home.rglob("*") if p.is_file()) == [part.name]
     assert part.read_bytes() == data[:room]
-    monkeypatch.delattr(download_module, "open")
+    monkeypatch.delattr(fileio_module, "open")
     server.requests.clear()
     assert main(["fetch", src.name, "-q"]) == 0
     assert server.requests == [(src.file, f"bytes={room}-")]
@@ -343,12 +342,16 @@ def test_a_full_disk_while_extracting_leaves_no_partial_folder(
     server, home, monkeypatch, capsys
 ) -> None:
     server.files["benchmark.tar"] = _benchmark_tar()
-    monkeypatch.setattr(archive_module, "open", lambda p, m: _FullDisk(p, m, 500), raising=False)
+    def full(f, data: bytes) -> None:  # every file contents write of facd.fileio fails
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    write_all = fileio_module._write_all
+    monkeypatch.setattr(fileio_module, "_write_all", full)
     assert main(["fetch", "benchmark", "-q"]) == 4
     assert "free some space" in _one_error_line(capsys)
     assert list((home / "data").iterdir()) == []  # the staging folder is gone
     # the complete download is kept; the next run asks past its end (416) and installs it
-    monkeypatch.delattr(archive_module, "open")
+    monkeypatch.setattr(fileio_module, "_write_all", write_all)
     server.requests.clear()
     assert main(["fetch", "benchmark", "-q"]) == 0
     size = len(server.files["benchmark.tar"])

@@ -212,6 +212,24 @@ def copy_file(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
         shutil.copyfileobj(fin, fout)
 
 
+def write_stream(path: str | os.PathLike[str], src: IO[bytes], chunk: int = 1 << 20) -> None:
+    """Copy the readable binary stream ``src`` to ``path`` atomically, ``chunk`` bytes at a
+    time (an archive member, a download)."""
+    with _errors(path), atomic_path(path) as tmp, open(tmp, "wb") as f:
+        while block := src.read(chunk):
+            _write_all(f, block)
+
+
+def open_binary(path: str | os.PathLike[str], append: bool) -> IO[bytes]:
+    """Open a binary file that is written piece by piece (a resumable download's ``.part``):
+    appended to, or emptied first. Not atomic: the caller keeps what was written so far. A
+    failure to open is one line; the caller closes the file."""
+    path = Path(path)
+    with _errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return open(path, "ab" if append else "wb")  # noqa: SIM115 - the caller closes it
+
+
 def open_append(path: str | os.PathLike[str]) -> IO[str]:
     """Open a UTF-8 log for appending (its folder created); a failure is one line."""
     path = Path(path)

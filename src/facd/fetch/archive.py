@@ -12,7 +12,6 @@ not used), below the target folder. ``strip`` drops a leading folder from every 
 from __future__ import annotations
 
 import re
-import shutil
 import stat
 import tarfile
 import zipfile
@@ -24,6 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO
 
 from facd.errors import DataError
+from facd.fileio import write_stream
 
 __all__ = ["extract", "read_member"]
 
@@ -113,8 +113,8 @@ def _extract(archive: Path, target: Path, strip: str) -> int:
                 dest.mkdir(parents=True, exist_ok=True)
                 continue
             dest.parent.mkdir(parents=True, exist_ok=True)
-            with handle() as src, open(dest, "wb") as out:
-                shutil.copyfileobj(src, out, 1 << 20)
+            with handle() as src:
+                write_stream(dest, src)
             files += 1
     return files
 
@@ -132,7 +132,7 @@ def _read_member(archive: Path, file_name: str, out: Path) -> bool:
     with _members(archive) as members:
         for name, is_dir, handle in members:
             if not is_dir and PurePosixPath(name.replace("\\", "/")).name == file_name:
-                with handle() as src, open(out, "wb") as dst:
-                    shutil.copyfileobj(src, dst, 1 << 20)
+                with handle() as src:
+                    write_stream(out, src)
                 return True
     return False

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from tqdm import tqdm
 
 from facd.errors import FacdError, StorageError
+from facd.fileio import open_binary, remove_file
 
 __all__ = ["ATTEMPTS", "download"]
 
@@ -85,14 +86,14 @@ def _attempt(url: str, part: Path, hint: str, progress: bool) -> None:
     try:
         response = _open(url, start, hint)
     except _Interrupted:
-        part.unlink(missing_ok=True)
+        remove_file(part)
         raise
     if response is None:
         return
     with response:
         resumed = start > 0 and response.status == 206
         if resumed and not response.headers.get("Content-Range", "").startswith(f"bytes {start}-"):
-            part.unlink()  # another range than the one asked for: start over
+            remove_file(part)  # another range than the one asked for: start over
             raise _Interrupted("the server answered with another range; starting again")
         if not resumed:
             start = 0  # a full answer (200): the part is replaced
@@ -102,7 +103,7 @@ def _attempt(url: str, part: Path, hint: str, progress: bool) -> None:
                    desc=part.name.removesuffix(".part"), disable=not progress, file=sys.stderr,
                    leave=False)  # fmt: skip
         try:
-            with bar, open(part, "ab" if resumed else "wb") as out:
+            with bar, open_binary(part, append=resumed) as out:
                 while True:
                     try:
                         chunk = response.read(CHUNK)

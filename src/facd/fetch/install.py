@@ -12,9 +12,9 @@ file is never changed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -23,7 +23,8 @@ from facd.fetch.archive import extract, read_member
 from facd.fetch.catalogue import CATALOGUE, Source, archive_kind
 from facd.fetch.download import download
 from facd.fetch.store import MIRROR_ENV, fetch_home, read_records, record_checksum
-from facd.fileio import atomic_path
+from facd.fileio import copy_file, remove_file, remove_tree
+from facd.fileio import move as move_file
 
 __all__ = [
     "checksum_text",
@@ -129,9 +130,11 @@ def _record(src: Source, home: Path, digest: str | None) -> None:
         )
 
 
+_AGAIN = "free some space and run the same command again"
+
+
 def _storage(path: Path, err: OSError) -> StorageError:
-    return StorageError(f"{path}: cannot install ({err.strerror or err}); free some space and "
-                        "run the same command again")  # fmt: skip
+    return StorageError(f"{path}: cannot install ({err.strerror or err}); {_AGAIN}")
 
 
 def _install(src: Source, file: Path, home: Path, *, move: bool, progress: bool = True) -> None:
@@ -142,16 +145,17 @@ def _install(src: Source, file: Path, home: Path, *, move: bool, progress: bool 
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
             if move:
-                os.replace(file, dest)
+                move_file(file, dest)
             else:
-                with atomic_path(dest) as tmp:
-                    shutil.copyfile(file, tmp)
+                copy_file(file, dest)
         except OSError as err:
             raise _storage(dest, err) from None
+        except StorageError as err:
+            raise StorageError(f"{err}; {_AGAIN}") from None
         return
     data = home / "data"
     staging = data / f".staging-{src.name}"
-    shutil.rmtree(staging, ignore_errors=True)
+    remove_tree(staging)
     try:
         count = extract(file, staging, src.strip)
         missing = [p for p in src.provides if not (staging / p).is_dir()]
@@ -160,18 +164,21 @@ def _install(src: Source, file: Path, home: Path, *, move: bool, progress: bool 
         for entry in sorted(staging.iterdir()):
             dest = data / entry.name
             if dest.is_dir() and not dest.is_symlink():
-                shutil.rmtree(dest)
-            elif dest.exists() or dest.is_symlink():
-                dest.unlink()
-            os.replace(entry, dest)
+                remove_tree(dest)
+            else:
+                remove_file(dest)
+            move_file(entry, dest)
     except OSError as err:
         raise _storage(staging, err) from None
+    except StorageError as err:
+        raise StorageError(f"{err}; {_AGAIN}") from None
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        with contextlib.suppress(FacdError):
+            remove_tree(staging)
     if progress:
         _note(f"{src.name}: extracted {count} files into {data}")
     if move:
-        file.unlink()
+        remove_file(file)
 
 
 def fetch(
@@ -199,7 +206,7 @@ def fetch(
         digest = _verify(src, part, home, url)
         _install(src, part, home, move=True, progress=progress)
     except DataError as err:
-        part.unlink(missing_ok=True)
+        remove_file(part)
         raise DataError(f"{err}; the download was deleted") from None
     _record(src, home, digest)
     return installed_path(src, home)
@@ -227,7 +234,7 @@ def install_from(
         except OSError as err:
             raise _storage(taken, err) from None
         finally:
-            taken.unlink(missing_ok=True)
+            remove_file(taken)
     else:
         digest = _verify(src, file, home, str(file))
         _install(src, file, home, move=False)
