@@ -342,6 +342,7 @@ def test_a_full_disk_while_extracting_leaves_no_partial_folder(
     server, home, monkeypatch, capsys
 ) -> None:
     server.files["benchmark.tar"] = _benchmark_tar()
+
     def full(f, data: bytes) -> None:  # every file contents write of facd.fileio fails
         raise OSError(errno.ENOSPC, "No space left on device")
 
