@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         from facd.train.rundir import RunLock
 
         with RunLock(args.out):  # held while the ranks run; they know it from the environment
-            _prepare(args)  # a bad config or run folder fails once, here, not in every process
+            _prepare(args, launcher=True)  # bad input fails once, here, not in every rank
             return _launch_torchrun(args)
     return _train(args)
 
@@ -100,31 +100,34 @@ def import_plugins(modules: list[str]) -> None:
             ) from None
 
 
-def _prepare(args: argparse.Namespace):
-    """Load and check the config and the run folder; returns the resolved config."""
+def _prepare(args: argparse.Namespace, launcher: bool = False):
+    """Load and check the config and the run folder; returns the resolved config.
+
+    ``launcher``: also check, before any rank starts, what the ranks would otherwise each
+    report (:func:`facd.train.launchcheck.check_before_launch`).
+    """
     from facd.train.config import load_config
-    from facd.train.rundir import check_resumable, check_run_dir
-    from facd.train.state import has_state
+    from facd.train.rundir import check_config_not_in_run, check_run
 
     rcfg = load_config(args.config, args.overrides)
     run_dir: Path = args.out
-    saved = run_dir / "config.yaml"
-    state = has_state(run_dir)
-    check_run_dir(run_dir, args.resume, args.overwrite, state)
+    check_config_not_in_run(args.config, run_dir)
+    check_run(run_dir, rcfg, args.resume, args.overwrite)
     if args.overwrite:
         _check_inputs_survive(rcfg, run_dir)
-    if args.resume and state and saved.is_file():  # without a state nothing is continued
-        check_resumable(saved, rcfg.to_dict())
+    if launcher:
+        from facd.train.launchcheck import check_before_launch
+
+        check_before_launch(rcfg, args.nproc)
     return rcfg
 
 
 def _check_inputs_survive(rcfg, run_dir: Path) -> None:
     """``--overwrite`` must not delete the weights this run starts from."""
     from facd.errors import ConfigError
-    from facd.train.rundir import facd_entries
+    from facd.train.rundir import owned_files
 
-    outputs, leftovers, _ = facd_entries(run_dir)
-    replaced = {(run_dir / rel).resolve() for rel in outputs + leftovers}
+    replaced = {(run_dir / rel).resolve() for rel in owned_files(run_dir)}
     for role in ("student", "teacher"):
         net = getattr(rcfg.config, role, None)
         weights = getattr(net, "weights", None)
