@@ -139,13 +139,14 @@ def _check_inputs_survive(rcfg, run_dir: Path) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from facd.train.distributed import init_distributed, shutdown
+    from facd.train.distributed import end_launched_rank, init_distributed, shutdown
     from facd.train.loop import run_training
     from facd.train.rundir import lock_run_dir, watch_launcher
 
     run_dir: Path = args.out
     # a rank of `facd train --nproc`: gone as soon as the launcher is (no orphan keeps writing)
-    launched = "WORLD_SIZE" in os.environ and watch_launcher()
+    stop_watchdog = watch_launcher() if "WORLD_SIZE" in os.environ else None
+    launched = stop_watchdog is not None
     # one writer per run folder: rank 0 (or the single process) locks it, unless the launcher
     # already holds the lock; the other ranks never write
     lock = lock_run_dir(run_dir) if os.environ.get("RANK", "0") == "0" else None
@@ -173,6 +174,8 @@ def _train(args: argparse.Namespace) -> int:
         for name, m in val.items():
             print(f"{name}: Y-PSNR {m['psnr_y']:.3f} dB, SSIM {m['ssim_y']:.4f}")
         print(f"student weights: {run_dir / 'last.safetensors'}")
+    if stop_watchdog is not None:  # a finished rank of `facd train --nproc`: see the function
+        end_launched_rank(stop_watchdog)
     return 0
 
 

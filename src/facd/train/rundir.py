@@ -239,22 +239,27 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
-def watch_launcher(on_gone: Callable[[], None] | None = None, interval: float = 0.2) -> bool:
+def watch_launcher(
+    on_gone: Callable[[], None] | None = None, interval: float = 0.2
+) -> Callable[[], None] | None:
     """In a rank of ``facd train --nproc``: end this process as soon as the launcher or the
-    process that started it (torchrun) is gone. Returns whether a watchdog was started.
+    process that started it (torchrun) is gone. Returns a function that stops the watchdog
+    and waits for its thread to end, or None when no watchdog was started.
 
     torchrun starts every rank in a session of its own, so neither a signal to the launcher's
     process group nor a parent-death signal of the launcher reaches it; a daemon thread polls
-    both pids instead (SIGKILL: an orphan must not write another byte). Not on Windows.
+    both pids instead (SIGKILL: an orphan must not write another byte). Not on Windows. A rank
+    that finished stops it before it exits (:func:`facd.train.distributed.end_launched_rank`),
+    so that no thread of facd's is running while the process ends.
     """
     pid = launcher_pid()
     if pid is None or sys.platform == "win32":
-        return False
+        return None
     parent = os.getppid()
     kill = on_gone or (lambda: os.kill(os.getpid(), signal.SIGKILL))
+    stop = threading.Event()
 
     def loop() -> None:
-        stop = threading.Event()
         while not stop.wait(interval):
             if not _alive(pid) or os.getppid() != parent:
                 kill()
@@ -262,9 +267,15 @@ def watch_launcher(on_gone: Callable[[], None] | None = None, interval: float = 
 
     if not _alive(pid):
         kill()
-        return True
-    threading.Thread(target=loop, name="facd-launcher-watchdog", daemon=True).start()
-    return True
+        return stop.set
+    thread = threading.Thread(target=loop, name="facd-launcher-watchdog", daemon=True)
+    thread.start()
+
+    def stop_watching() -> None:
+        stop.set()
+        thread.join()
+
+    return stop_watching
 
 
 # ------------------------------------------------------------------------- folder contents
