@@ -13,16 +13,29 @@ exists the run is not locked.
     config.yaml  metrics.jsonl  last.safetensors  best.safetensors  pisr_encoder.safetensors
     checkpoints/state-NNNNNNNN.pt[.unreadable]  checkpoints/latest.json  tb/events.out.tfevents.*
     .facd.lock  .<name>.facd-XXXXXXXX.tmp (an atomic write cut short by a crash)
+    .facd-run.json (the manifest: facd's mark on the folder, see facd.train.manifest)
+
+**Whose folder it is.** A folder is facd's only if it holds a manifest naming the files facd
+wrote there, or, for runs from before manifests, a training state (adopted: ``--resume`` needs
+its ``config.yaml`` to match; the manifest is then written, :func:`begin_run`). A folder that is
+not empty and is neither is refused in every mode, naming what it holds: nothing of a user's is
+continued, replaced or deleted. An empty or missing folder takes any mode (``--resume`` starts
+afresh there, as job scripts rely on). The CONFIG given may not be the folder's own
+``config.yaml`` (:func:`check_config_not_in_run`).
 
 A new run (neither ``--resume`` nor ``--overwrite``) starts only in a missing or empty folder, or
-in the leftovers of a run that stopped before its first checkpoint (``config.yaml``,
+in the leftovers of a run of facd's that stopped before its first checkpoint (``config.yaml``,
 ``metrics.jsonl``, ``tb/``, an empty ``checkpoints/``, the lock and temporary files). Anything
-else (weights, a training state, any file facd does not write) is refused with one line naming
-the folder and what is in it. ``--resume`` keeps every file facd does not write as it is.
+else (weights, a training state, any file the manifest does not name) is refused with one line
+naming the folder and what is in it. ``--resume`` keeps every file facd did not write as it is,
+and checks that the training inputs are those the manifest recorded
+(:func:`check_inputs_unchanged`).
 
 ``--overwrite`` starts a new run in the folder and first deletes the files of the earlier run that
-facd wrote, exactly the names listed above (:func:`clear_earlier_run`); every other file and
-folder (a user's notes, ``eval.json``, another tool's logs) is kept as it is.
+facd wrote, exactly those its manifest names (:func:`owned_files`, :func:`clear_earlier_run`);
+every other file and folder (a user's notes, ``eval.json``, another tool's logs) is kept as it
+is. A ``checkpoints/state-*.pt`` the manifest does not name stops ``--resume`` and
+``--overwrite``: a resumed run would take it up.
 """
 
 from __future__ import annotations
