@@ -22,6 +22,7 @@ from PIL import Image
 
 from facd import fileio
 from facd.cli import main
+from facd.train.manifest import claim_files
 
 from .helpers import make_checkpoint, make_finished_run
 
@@ -80,6 +81,12 @@ def resume(*sets: str) -> int:
     return train(*args)
 
 
+def new_run() -> int:
+    """A new run beside ``run`` (a resume of ``run`` with an image added is refused before any
+    image is read: its training inputs changed, see tests/test_run_manifest.py)."""
+    return main(["train", "cfg.yaml", "--out", "fresh", "--no-progress"])
+
+
 def error_line(capsys) -> str:
     """The one error line on stderr (other lines are the run's description)."""
     err = capsys.readouterr().err
@@ -106,7 +113,7 @@ def test_truncated_png_is_named(case, capsys):
     good = (case / "data/img00.png").read_bytes()
     (case / "data/cut.png").write_bytes(good[: len(good) // 3])
     before = snapshot(case / "run")
-    code = resume()
+    code = new_run()
     assert code == 2
     line = error_line(capsys)
     assert "data/cut.png" in line and "cannot read image" in line
@@ -118,7 +125,7 @@ def test_truncated_jpeg_is_named(case, capsys):
     raw = (case / "data/photo.jpg").read_bytes()
     (case / "data/photo.jpg").write_bytes(raw[: len(raw) // 2])
     before = snapshot(case / "run")
-    assert resume() == 2
+    assert new_run() == 2
     assert "data/photo.jpg" in error_line(capsys)
     assert snapshot(case / "run") == before
 
@@ -126,7 +133,7 @@ def test_truncated_jpeg_is_named(case, capsys):
 def test_png_that_is_not_an_image_is_named(case, capsys):
     (case / "data/notes.png").write_text("not an image")
     before = snapshot(case / "run")
-    assert resume() == 2
+    assert new_run() == 2
     line = error_line(capsys)
     assert "data/notes.png" in line and "cannot identify image file" in line
     assert snapshot(case / "run") == before
@@ -142,7 +149,7 @@ def test_files_without_an_image_extension_are_ignored(case, capsys):
 def test_image_smaller_than_the_hr_patch_is_named(case, capsys):
     Image.new("RGB", (12, 12), (90, 20, 20)).save(case / "data/small.png")
     before = snapshot(case / "run")
-    assert resume() == 2
+    assert new_run() == 2
     line = error_line(capsys)
     assert "data/small.png" in line and "12x12" in line and "16x16" in line
     assert "data.patch_size" in line
@@ -171,7 +178,7 @@ def test_grayscale_and_opaque_rgba_images_are_used(case, capsys):
     img = Image.open(case / "data/img00.png")
     img.convert("L").save(case / "data/gray.png")
     img.convert("RGBA").save(case / "data/opaque.png")
-    assert resume() == 0
+    assert new_run() == 0
 
 
 def test_transparent_rgba_is_refused(case, capsys):
@@ -179,7 +186,7 @@ def test_transparent_rgba_is_refused(case, capsys):
     rgba[:10, :10, 3] = 0
     Image.fromarray(rgba, "RGBA").save(case / "data/alpha.png")
     before = snapshot(case / "run")
-    assert resume() == 2
+    assert new_run() == 2
     line = error_line(capsys)
     assert "data/alpha.png" in line and "transparent pixels" in line
     assert snapshot(case / "run") == before
@@ -189,7 +196,7 @@ def test_16_bit_image_is_refused(case, capsys):
     deep = (np.random.default_rng(0).random((40, 48)) * 65535).astype(np.uint16)
     Image.fromarray(deep).save(case / "data/deep.png")
     before = snapshot(case / "run")
-    assert resume() == 2
+    assert new_run() == 2
     line = error_line(capsys)
     assert "data/deep.png" in line and "16 bits per channel" in line
     assert snapshot(case / "run") == before
@@ -268,6 +275,8 @@ def test_malicious_pickle_as_weights_runs_no_code(case, capsys):
 
 def test_malicious_pickle_as_newest_state_runs_no_code(case, capsys):
     marker = case / "pwned"
+    # a state file facd wrote (its manifest names it), replaced by a malicious one
+    claim_files(case / "run", ["checkpoints/state-00000003.pt"])
     torch.save(
         {"iteration": 3, "model": _Payload(marker)}, case / "run/checkpoints/state-00000003.pt"
     )
@@ -325,7 +334,8 @@ def test_disk_full_while_saving_the_state(case, capsys, monkeypatch):
     from facd.train import state
 
     run = case / "run"
-    kept = {k: v for k, v in snapshot(run).items() if not k.startswith(("metrics", "tb", "config"))}
+    logs = ("metrics", "tb", "config", ".facd-run.json")  # the manifest names state 3 first
+    kept = {k: v for k, v in snapshot(run).items() if not k.startswith(logs)}
     with monkeypatch.context() as m:
         m.setattr(state, "atomic_write_bytes", _full_disk)
         assert resume() == 4

@@ -156,7 +156,8 @@ def test_two_processes_match_one_and_resume(work):
     vals = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if '"val"' in x]
     assert [v["iteration"] for v in vals] == [3, 6, 8, 9, 12]  # 8: the end of a launch
     assert {p.name for p in run.iterdir()} == {
-        "config.yaml", "metrics.jsonl", "tb", "checkpoints", "last.safetensors", "best.safetensors"
+        "config.yaml", "metrics.jsonl", "tb", "checkpoints", "last.safetensors", "best.safetensors",
+        ".facd-run.json",
     }  # fmt: skip
     assert [p.name for p in state_files(run)] == ["state-00000012.pt", "state-00000008.pt"]
     assert load_state(state_files(run)[0])["iteration"] == 12

@@ -26,6 +26,7 @@ import yaml
 
 from facd import fileio
 from facd.cli import main
+from facd.train.manifest import claim_files
 from facd.train.state import latest_state_path, state_files
 
 from .helpers import make_finished_run
@@ -110,7 +111,8 @@ def test_new_run_refuses_a_folder_with_foreign_files(case, capsys, tmp_path):
 
 
 def test_new_run_takes_up_the_leftovers_of_a_run_that_never_saved(case, capsys):
-    """config.yaml, logs and crash temporaries of a run killed before its first checkpoint."""
+    """config.yaml, logs and crash temporaries of a run killed before its first checkpoint
+    (its manifest names them: facd made the folder)."""
     run = case / "early"
     (run / "tb").mkdir(parents=True)
     (run / "config.yaml").write_text("method: scratch\n")
@@ -118,6 +120,8 @@ def test_new_run_takes_up_the_leftovers_of_a_run_that_never_saved(case, capsys):
     (run / "tb/events.out.tfevents.1.host.1").write_bytes(b"")
     (run / ".facd.lock").write_text("12345\n")  # stale: its process is gone, and so is the lock
     (run / ".config.yaml.facd-ab12cd34.tmp").write_text("torn")
+    names = ["config.yaml", "metrics.jsonl", "tb/events.out.tfevents.1.host.1"]
+    (run / ".facd-run.json").write_text(json.dumps({"format": 1, "files": names}))
     assert train(out="early") == 0
     assert latest_state_path(run) is not None
     assert not (run / ".config.yaml.facd-ab12cd34.tmp").exists()
@@ -144,6 +148,7 @@ def test_overwrite_replaces_only_facds_files(case, capsys):
     # an earlier, longer run: a state at iteration 7 must not survive into the new run
     shutil.copy(state_files(run)[0], run / "checkpoints/state-00000007.pt")
     (run / "checkpoints/state-00000001.pt.unreadable").write_bytes(b"junk")
+    claim_files(run, ["checkpoints/state-00000007.pt", "checkpoints/state-00000001.pt.unreadable"])
     mine = {
         "notes.txt": "keep",
         ".notes.tmp": "keep",

@@ -47,6 +47,7 @@ from torch import nn
 from facd.archs.spec import ArchSpec
 from facd.distill import crossrank
 from facd.distill import terms as _terms
+from facd.distill.inputs import check_batch, check_networks, check_outputs, unwrap_teacher
 from facd.distill.methods import active_terms, get_method, needs_of, resolve_loss
 from facd.distill.options import LossOptions
 from facd.distill.pixel import adaptive_indicator
@@ -103,8 +104,10 @@ class Distiller(nn.Module):
     """Student plus a method's loss modules; ``forward(lr, hr)`` returns a :class:`DistillOutput`.
 
     ``method`` is a declared method (``facd methods`` lists them). ``teacher`` is a network, a
-    checkpoint file (loaded strictly, weights only), or None for a method that needs none. See
-    the module docstring for taps, options and teacher stages.
+    checkpoint file (loaded strictly, weights only), the ``Upscaler`` of ``facd.load`` (its
+    network is used), or None for a method that needs none. See the module docstring for taps,
+    options and teacher stages, and :mod:`facd.distill.inputs` for the networks and batches it
+    refuses (a :class:`~facd.distill.inputs.DistillerError` with one line each).
     """
 
     def __init__(
@@ -134,11 +137,13 @@ class Distiller(nn.Module):
         self.needs: Needs = needs_of(self.loss)
         if self.needs.teacher and teacher is None:
             raise ConfigError(f"method {method!r} needs a teacher network")
-        teacher = teacher if self.needs.teacher else None
+        teacher = unwrap_teacher(teacher) if self.needs.teacher else None
         if isinstance(teacher, str | Path):  # a checkpoint: facd, official or BasicSR
             from facd.archs.io import load_model
 
             teacher, _ = load_model(Path(teacher))
+        check_networks(student, teacher)
+        self._batch_checked = False  # the first call also checks values and output sizes
         if teacher is not None:
             teacher.eval().requires_grad_(False)
         self._teacher = [teacher]  # a list: frozen, not part of parameters() or state_dict()
@@ -258,11 +263,16 @@ class Distiller(nn.Module):
         return sr_t, feats
 
     def forward(self, lr: torch.Tensor, hr: torch.Tensor) -> DistillOutput:
+        first = not self._batch_checked
+        check_batch(lr, hr, self.student_spec.scale if self.student_spec else None, first)
         sr_t, feats_t = self.teacher_forward(lr, hr)
         x = lr
         for term in self._terms():
             x = term.student_input(x, hr)
         sr_s = self.student(x)
+        if first:
+            check_outputs(hr, sr_s, sr_t)
+            self._batch_checked = True
         alpha = adaptive_indicator(sr_s, sr_t, hr) if sr_t is not None else None
         ctx = StepContext(
             lr=x,

@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         from facd.train.rundir import RunLock
 
         with RunLock(args.out):  # held while the ranks run; they know it from the environment
-            _prepare(args)  # a bad config or run folder fails once, here, not in every process
+            _prepare(args, launcher=True)  # bad input fails once, here, not in every rank
             return _launch_torchrun(args)
     return _train(args)
 
@@ -103,31 +103,34 @@ def import_plugins(modules: list[str]) -> None:
             ) from None
 
 
-def _prepare(args: argparse.Namespace):
-    """Load and check the config and the run folder; returns the resolved config."""
+def _prepare(args: argparse.Namespace, launcher: bool = False):
+    """Load and check the config and the run folder; returns the resolved config.
+
+    ``launcher``: also check, before any rank starts, what the ranks would otherwise each
+    report (:func:`facd.train.launchcheck.check_before_launch`).
+    """
     from facd.train.config import load_config
-    from facd.train.rundir import check_resumable, check_run_dir
-    from facd.train.state import has_state
+    from facd.train.rundir import check_config_not_in_run, check_run
 
     rcfg = load_config(args.config, args.overrides)
     run_dir: Path = args.out
-    saved = run_dir / "config.yaml"
-    state = has_state(run_dir)
-    check_run_dir(run_dir, args.resume, args.overwrite, state)
+    check_config_not_in_run(args.config, run_dir)
+    check_run(run_dir, rcfg, args.resume, args.overwrite)
     if args.overwrite:
         _check_inputs_survive(rcfg, run_dir)
-    if args.resume and state and saved.is_file():  # without a state nothing is continued
-        check_resumable(saved, rcfg.to_dict())
+    if launcher:
+        from facd.train.launchcheck import check_before_launch
+
+        check_before_launch(rcfg, args.nproc)
     return rcfg
 
 
 def _check_inputs_survive(rcfg, run_dir: Path) -> None:
     """``--overwrite`` must not delete the weights this run starts from."""
     from facd.errors import ConfigError
-    from facd.train.rundir import facd_entries
+    from facd.train.rundir import owned_files
 
-    outputs, leftovers, _ = facd_entries(run_dir)
-    replaced = {(run_dir / rel).resolve() for rel in outputs + leftovers}
+    replaced = {(run_dir / rel).resolve() for rel in owned_files(run_dir)}
     for role in ("student", "teacher"):
         net = getattr(rcfg.config, role, None)
         weights = getattr(net, "weights", None)
@@ -139,13 +142,14 @@ def _check_inputs_survive(rcfg, run_dir: Path) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from facd.train.distributed import init_distributed, shutdown
+    from facd.train.distributed import end_launched_rank, init_distributed, shutdown
     from facd.train.loop import run_training
     from facd.train.rundir import lock_run_dir, watch_launcher
 
     run_dir: Path = args.out
     # a rank of `facd train --nproc`: gone as soon as the launcher is (no orphan keeps writing)
-    launched = "WORLD_SIZE" in os.environ and watch_launcher()
+    stop_watchdog = watch_launcher() if "WORLD_SIZE" in os.environ else None
+    launched = stop_watchdog is not None
     # one writer per run folder: rank 0 (or the single process) locks it, unless the launcher
     # already holds the lock; the other ranks never write
     lock = lock_run_dir(run_dir) if os.environ.get("RANK", "0") == "0" else None
@@ -173,6 +177,8 @@ def _train(args: argparse.Namespace) -> int:
         for name, m in val.items():
             print(f"{name}: Y-PSNR {m['psnr_y']:.3f} dB, SSIM {m['ssim_y']:.4f}")
         print(f"student weights: {run_dir / 'last.safetensors'}")
+    if stop_watchdog is not None:  # a finished rank of `facd train --nproc`: see the function
+        end_launched_rank(stop_watchdog)
     return 0
 
 

@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +93,15 @@ def listed_in(path: Path, entries: tuple[str, ...]) -> bool:
     return any(full.endswith("/" + e) for e in entries)
 
 
+def training_image_paths(dirs: Sequence[str | Path], exclude: str | Path | None) -> list[Path]:
+    """The training images of ``data.train_dirs`` less those ``data.exclude`` lists, in order."""
+    paths: list[Path] = []
+    for d in dirs:
+        paths.extend(list_images(d))
+    left_out = read_name_list(exclude)
+    return [q for q in paths if not listed_in(q, left_out)]
+
+
 def too_small_message(path: Path, width: int, height: int, patch_size: int, scale: int) -> str:
     need = patch_size * scale
     return (
@@ -136,11 +146,7 @@ class TrainPatches(torch.utils.data.Dataset):
         progress: bool | None = None,
         exclude: str | Path | None = None,
     ) -> None:
-        paths: list[Path] = []
-        for d in dirs:
-            paths.extend(list_images(d))
-        left_out = read_name_list(exclude)  # data.exclude
-        paths = [q for q in paths if not listed_in(q, left_out)]
+        paths = training_image_paths(dirs, exclude)
         if not paths:
             raise DataError(f"no training images in {', '.join(map(str, dirs))}")
         self.scale, self.patch, self.batch_size = scale, patch_size, batch_size

@@ -43,23 +43,19 @@ def train(config: dict[str, Any], run_dir: Path, progress: bool = False) -> dict
     """Train the run of ``config`` in ``run_dir``, continuing its latest state if there is one.
 
     Holds the run folder's lock while it trains and applies the rules of ``facd train
-    --resume``: a folder holding weights but no state, or a state trained with a config that
-    differs in more than the resumable keys, is refused with a :class:`ConfigError`.
+    --resume``: a folder that facd did not make, one holding weights but no state, a state
+    trained with a config that differs in more than the resumable keys, or with other training
+    images or teacher weights, is refused with a :class:`ConfigError`.
     """
     from facd.train.config import load_config
     from facd.train.loop import run_training
-    from facd.train.rundir import check_resumable, check_run_dir, lock_run_dir
-    from facd.train.state import has_state
+    from facd.train.rundir import check_run, lock_run_dir
 
     run_dir = Path(run_dir)
     rcfg = load_config(None, [], base=config)
     lock = lock_run_dir(run_dir)
     try:
-        state = has_state(run_dir)
-        check_run_dir(run_dir, resume=True, overwrite=False, has_state=state)
-        saved = run_dir / "config.yaml"
-        if state and saved.is_file():
-            check_resumable(saved, rcfg.to_dict())
+        check_run(run_dir, rcfg, resume=True, overwrite=False)
         return run_training(rcfg, run_dir, resume=True, progress=progress)
     finally:
         if lock is not None:

@@ -43,6 +43,12 @@ class RunLogger:
                 continue  # a line cut short by a crash
         atomic_write_text(self.path, "".join(k + "\n" for k in kept))
 
+    @property
+    def files(self) -> list[Path]:
+        """The files this logger writes: ``metrics.jsonl`` and the TensorBoard event file."""
+        event = self._tb.path if self._tb is not None else None
+        return [self.path] + ([event] if event is not None else [])
+
     def log(self, record: dict[str, Any]) -> None:
         self._file.write(json.dumps(record, default=_jsonable) + "\n")
         self._file.flush()
@@ -88,6 +94,12 @@ class _EventFile:
         folder.mkdir(parents=True, exist_ok=True)
         # The pid keeps two launches within one second from sharing an event file.
         self._writer = EventsWriter(str(folder / "events"), f".{os.getpid()}")
+
+    @property
+    def path(self) -> Path | None:
+        """The event file (its name is tensorboardX's), or None without tensorboardX."""
+        name = getattr(self._writer, "_file_name", None)
+        return Path(name) if name else None
 
     def write(self, scalars: dict[str, float], step: int) -> None:
         if self._writer is None or not scalars:

@@ -18,7 +18,7 @@ from facd.fileio import atomic_write_text
 from facd.train.config import ResolvedConfig
 from facd.train.distributed import DistContext, all_reduce_mean, any_rank, barrier
 from facd.train.logger import RunLogger
-from facd.train.rundir import clear_earlier_run, remove_stale_temps
+from facd.train.rundir import begin_run, claim_logs, remove_stale_temps
 from facd.train.state import StorageError, storage_errors
 from facd.train.trainer import Trainer
 
@@ -36,7 +36,7 @@ def run_training(
     """Train until ``train.iterations`` (or ``stop_after`` more steps). Returns a summary.
 
     ``overwrite``: delete the files of an earlier run in ``run_dir`` once the set-up has
-    succeeded (see :func:`facd.train.rundir.clear_earlier_run`). ``stop_on_sigint``: SIGINT
+    succeeded (see :func:`facd.train.rundir.begin_run`). ``stop_on_sigint``: SIGINT
     stops the run at a checkpoint like SIGTERM (the ranks of ``facd train --nproc``, to which
     torchrun passes the launcher's Ctrl-C); otherwise it raises ``KeyboardInterrupt``.
     The caller holds the run folder's lock (the CLI does).
@@ -130,13 +130,14 @@ def _write_run_header(
     trainer: Trainer, rcfg: ResolvedConfig, run_dir: Path, overwrite: bool
 ) -> None:
     """Rank 0, once set-up has succeeded: open the validation sets (a wrong name fails before
-    anything is written), clear an earlier run (``--overwrite``), write config.yaml."""
+    anything is written), clear an earlier run (``--overwrite``), write the manifest
+    (:func:`facd.train.rundir.begin_run`) and config.yaml."""
     trainer.prepare_validation()
-    if overwrite:
-        removed = clear_earlier_run(run_dir)
-        if removed:
-            print(f"--overwrite: deleted {len(removed)} file(s) of the earlier run in "
-                  f"{run_dir}", file=sys.stderr)  # fmt: skip
+    extras = [p.relative_to(run_dir).as_posix() for p in trainer.model.extra_outputs(run_dir)]
+    removed = begin_run(run_dir, rcfg, overwrite, trainer.resumed_from is not None, extras)
+    if removed:
+        print(f"--overwrite: deleted {len(removed)} file(s) of the earlier run in "
+              f"{run_dir}", file=sys.stderr)  # fmt: skip
     with storage_errors(run_dir / "config.yaml"):
         atomic_write_text(run_dir / "config.yaml", rcfg.to_yaml())
 
@@ -177,6 +178,7 @@ class _Steps:
         if self.dist_ctx.is_main:
             with storage_errors(run_dir / "metrics.jsonl"):
                 self.logger = RunLogger(run_dir, resume_from=self.start)
+            claim_logs(run_dir, self.logger.files)
             cleanup.push(_closer(self.logger))  # also when training fails
         self.bar = tqdm(
             total=self.cfg.train.iterations,

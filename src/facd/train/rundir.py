@@ -14,19 +14,31 @@ or a FIFO at its name is refused with one line (:class:`facd.fileio.LockFile`).
     config.yaml  metrics.jsonl  last.safetensors  best.safetensors  pisr_encoder.safetensors
     checkpoints/state-NNNNNNNN.pt[.unreadable]  checkpoints/latest.json  tb/events.out.tfevents.*
     .facd.lock  .<name>.facd-XXXXXXXX.tmp (an atomic write cut short by a crash)
+    .facd-run.json (the manifest: facd's mark on the folder, see facd.train.manifest)
+
+**Whose folder it is.** A folder is facd's only if it holds a manifest naming the files facd
+wrote there, or, for runs from before manifests, a training state (adopted: ``--resume`` needs
+its ``config.yaml`` to match; the manifest is then written, :func:`begin_run`). A folder that is
+not empty and is neither is refused in every mode, naming what it holds: nothing of a user's is
+continued, replaced or deleted. An empty or missing folder takes any mode (``--resume`` starts
+afresh there, as job scripts rely on). The CONFIG given may not be the folder's own
+``config.yaml`` (:func:`check_config_not_in_run`).
 
 A new run (neither ``--resume`` nor ``--overwrite``) starts only in a missing or empty folder, or
-in the leftovers of a run that stopped before its first checkpoint (``config.yaml``,
+in the leftovers of a run of facd's that stopped before its first checkpoint (``config.yaml``,
 ``metrics.jsonl``, ``tb/``, an empty ``checkpoints/``, the lock and temporary files). Anything
-else (weights, a training state, any file facd does not write) is refused with one line naming
-the folder and what is in it. ``--resume`` keeps every file facd does not write as it is.
+else (weights, a training state, any file the manifest does not name) is refused with one line
+naming the folder and what is in it. ``--resume`` keeps every file facd did not write as it is,
+and checks that the training inputs are those the manifest recorded
+(:func:`check_inputs_unchanged`).
 
 ``--overwrite`` starts a new run in the folder and first deletes the files of the earlier run that
-facd wrote, exactly the names listed above (:func:`clear_earlier_run`); every other file and
-folder (a user's notes, ``eval.json``, another tool's logs) is kept as it is. Before deleting
-anything it checks that every name the new run writes can be written (``config.yaml`` is not a
-folder, ``checkpoints/`` and ``tb/`` are not symbolic links out of the run folder), and no
-deletion passes through a symbolic link.
+facd wrote, exactly those its manifest names (:func:`owned_files`, :func:`clear_earlier_run`);
+every other file and folder (a user's notes, ``eval.json``, another tool's logs) is kept as it
+is. Before deleting anything it checks that every name the new run writes can be written
+(``config.yaml`` is not a folder, ``checkpoints/`` and ``tb/`` are not symbolic links out of the
+run folder), and no deletion passes through a symbolic link. A ``checkpoints/state-*.pt`` the
+manifest does not name stops ``--resume`` and ``--overwrite``: a resumed run would take it up.
 """
 
 from __future__ import annotations
@@ -39,6 +51,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from facd.errors import ConfigError, FacdError, RunDirBusy
 from facd.fileio import (
@@ -48,6 +61,15 @@ from facd.fileio import (
     remove_empty_dir,
     remove_under,
     write_error,
+)
+from facd.train.manifest import (
+    MANIFEST_NAME,
+    claim_files,
+    input_changes,
+    new_manifest,
+    read_manifest,
+    training_inputs,
+    write_manifest,
 )
 
 LOCK_NAME = ".facd.lock"
@@ -188,22 +210,27 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
-def watch_launcher(on_gone: Callable[[], None] | None = None, interval: float = 0.2) -> bool:
+def watch_launcher(
+    on_gone: Callable[[], None] | None = None, interval: float = 0.2
+) -> Callable[[], None] | None:
     """In a rank of ``facd train --nproc``: end this process as soon as the launcher or the
-    process that started it (torchrun) is gone. Returns whether a watchdog was started.
+    process that started it (torchrun) is gone. Returns a function that stops the watchdog
+    and waits for its thread to end, or None when no watchdog was started.
 
     torchrun starts every rank in a session of its own, so neither a signal to the launcher's
     process group nor a parent-death signal of the launcher reaches it; a daemon thread polls
-    both pids instead (SIGKILL: an orphan must not write another byte). Not on Windows.
+    both pids instead (SIGKILL: an orphan must not write another byte). Not on Windows. A rank
+    that finished stops it before it exits (:func:`facd.train.distributed.end_launched_rank`),
+    so that no thread of facd's is running while the process ends.
     """
     pid = launcher_pid()
     if pid is None or sys.platform == "win32":
-        return False
+        return None
     parent = os.getppid()
     kill = on_gone or (lambda: os.kill(os.getpid(), signal.SIGKILL))
+    stop = threading.Event()
 
     def loop() -> None:
-        stop = threading.Event()
         while not stop.wait(interval):
             if not _alive(pid) or os.getppid() != parent:
                 kill()
@@ -211,9 +238,15 @@ def watch_launcher(on_gone: Callable[[], None] | None = None, interval: float = 
 
     if not _alive(pid):
         kill()
-        return True
-    threading.Thread(target=loop, name="facd-launcher-watchdog", daemon=True).start()
-    return True
+        return stop.set
+    thread = threading.Thread(target=loop, name="facd-launcher-watchdog", daemon=True)
+    thread.start()
+
+    def stop_watching() -> None:
+        stop.set()
+        thread.join()
+
+    return stop_watching
 
 
 # ------------------------------------------------------------------------- folder contents
@@ -229,6 +262,8 @@ def facd_entries(run_dir: Path) -> tuple[list[str], list[str], list[str]]:
         return outputs, leftovers, foreign
     for p in sorted(run_dir.iterdir()):
         name = p.name
+        if name == MANIFEST_NAME and p.is_file():
+            continue  # facd's mark on the folder (facd.train.manifest)
         if (name in (LOCK_NAME, *TOP_FILES) or is_run_temp(name)) and p.is_file():
             leftovers.append(name)
         elif name in WEIGHTS and p.is_file():
@@ -254,14 +289,45 @@ def _names(items: list[str], limit: int = 4) -> str:
 
 
 def check_run_dir(run_dir: Path, resume: bool, overwrite: bool, has_state: bool) -> None:
-    """Refuse a run that would overwrite an earlier run's results or mix with other files."""
+    """Refuse a run that would overwrite an earlier run's results or a user's files.
+
+    A folder is facd's when it holds a manifest (:mod:`facd.train.manifest`), or a training
+    state of a facd version from before manifests (adopted: ``--resume`` needs its
+    ``config.yaml``, which :func:`check_resumable` compares). Any other folder that is not empty
+    is refused in every mode, so nothing of a user's is replaced, continued or deleted.
+    """
     if resume and overwrite:
         raise ConfigError("--resume and --overwrite exclude each other; pass one of them")
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"--out {run_dir} exists and is not a folder")
-    if overwrite or not run_dir.is_dir():
+    if not run_dir.is_dir():
         return
-    outputs, _leftovers, foreign = facd_entries(run_dir)
+    outputs, leftovers, foreign = facd_entries(run_dir)
+    present = [n for n in outputs + leftovers + foreign if _user_visible(n)]
+    if not present:
+        return  # empty but for the lock and crash temporaries: any mode starts afresh
+    manifest = read_manifest(run_dir)
+    if manifest is None and not has_state:
+        _refuse_unowned(run_dir, present, resume, overwrite)
+    if manifest is not None:
+        owned = set(manifest["files"])
+        stray = [n for n in outputs if _is_state_file(n) and n not in owned]
+        if stray and (resume or overwrite):
+            raise ConfigError(
+                f"{run_dir / stray[0]} is named like a training state but the run's "
+                f"{MANIFEST_NAME} does not name it, so facd did not write it there; a resumed "
+                f"run would take it up: move it out of {run_dir / STATE_DIR} first"
+            )
+        foreign += [n for n in outputs + leftovers if _user_visible(n) and n not in owned]
+        outputs = [n for n in outputs if n in owned]
+    elif resume and not (run_dir / "config.yaml").is_file():
+        raise ConfigError(
+            f"--resume: {run_dir} holds a training state but neither {MANIFEST_NAME} nor "
+            "config.yaml, so it cannot be told to be this config's facd run; choose another "
+            "--out, or restore its config.yaml"
+        )
+    if overwrite:
+        return
     if resume:
         weights = [n for n in outputs if n in WEIGHTS]
         if not has_state and weights:
@@ -281,7 +347,7 @@ def check_run_dir(run_dir: Path, resume: bool, overwrite: bool, has_state: bool)
         if outputs:
             what.append(f"results of an earlier run ({_names(outputs)})")
         if foreign:
-            what.append(f"files facd did not write ({_names(foreign)})")
+            what.append(f"files facd did not write ({_names(sorted(foreign))})")
         raise ConfigError(
             f"{run_dir} is not empty: it holds {' and '.join(what)}; pass --resume to continue "
             "a run there, --overwrite to start a new one (replacing facd's files, other files "
@@ -289,9 +355,138 @@ def check_run_dir(run_dir: Path, resume: bool, overwrite: bool, has_state: bool)
         )
 
 
+def _is_state_file(rel: str) -> bool:
+    folder, _, name = rel.partition("/")
+    return folder == STATE_DIR and re.fullmatch(r"state-\d+\.pt", name) is not None
+
+
+def _user_visible(rel: str) -> bool:
+    """Not the lock and not a temporary file of facd's (those never count as content)."""
+    return rel != LOCK_NAME and not is_run_temp(Path(rel).name)
+
+
+def _refuse_unowned(run_dir: Path, present: list[str], resume: bool, overwrite: bool) -> None:
+    """A folder that is not empty and holds no facd run: refused in every mode."""
+    held = f"it holds files facd did not write ({_names(sorted(present))})"
+    if resume:
+        raise ConfigError(
+            f"--resume: {run_dir} holds no facd run to continue (no {MANIFEST_NAME}, no "
+            f"training state); {held}; choose another --out"
+        )
+    if overwrite:
+        raise ConfigError(
+            f"--overwrite: {run_dir} holds no facd run (no {MANIFEST_NAME}, no training state), "
+            f"so nothing there is facd's to replace; {held}; choose another --out"
+        )
+    raise ConfigError(
+        f"{run_dir} is not empty and was not made by facd: {held}; choose another --out"
+    )
+
+
+def check_config_not_in_run(config: str | Path, run_dir: Path) -> None:
+    """Refuse a CONFIG that is a file facd writes in ``run_dir`` (its ``config.yaml``)."""
+    given = Path(config).resolve()
+    if given == (run_dir / "config.yaml").resolve():
+        raise ConfigError(
+            f"CONFIG {config} is the config.yaml that facd train writes in --out {run_dir}; "
+            f"copy it elsewhere first (e.g. cp {config} my-config.yaml) and pass the copy"
+        )
+
+
+def check_inputs_unchanged(run_dir: Path, rcfg: Any) -> None:
+    """``--resume``: refuse when the training images or the teacher's weights changed since the
+    run was started (the record in its manifest). A run without a record passes: it is
+    recorded when it resumes (:func:`begin_run`)."""
+    manifest = read_manifest(run_dir)
+    old = manifest.get("inputs") if manifest is not None else None
+    if not isinstance(old, dict):
+        return
+    changes = input_changes(old, training_inputs(rcfg))
+    if changes:
+        raise ConfigError(
+            f"--resume: the training inputs changed since {run_dir} was started: "
+            f"{'; '.join(changes)}; resuming would mix two trainings: restore them, or start "
+            "a new run (--overwrite, or another --out)"
+        )
+
+
+def check_run(run_dir: Path, rcfg: Any, resume: bool, overwrite: bool) -> None:
+    """Every check of a run folder before a run starts there: who owns it
+    (:func:`check_run_dir`), and for a resumed state the config (:func:`check_resumable`) and
+    the training inputs (:func:`check_inputs_unchanged`)."""
+    from facd.train.state import has_state
+
+    state = has_state(run_dir)
+    check_run_dir(run_dir, resume, overwrite, state)
+    saved = run_dir / "config.yaml"
+    if resume and state and saved.is_file():  # without a state nothing is continued
+        check_resumable(saved, rcfg.to_dict())
+    if resume and state:
+        check_inputs_unchanged(run_dir, rcfg)
+
+
+def legacy_files(run_dir: Path) -> list[str]:
+    """The files facd wrote in a run folder from before manifests, by their names."""
+    outputs, leftovers, _foreign = facd_entries(run_dir)
+    return [rel for rel in outputs + leftovers if _user_visible(rel)]
+
+
+def owned_files(run_dir: Path) -> list[str]:
+    """The files of an earlier run that ``--overwrite`` replaces: those its manifest names, or
+    for a run from before manifests (a folder with a training state) facd's file names."""
+    from facd.train.state import has_state
+
+    manifest = read_manifest(run_dir)
+    if manifest is None:
+        return legacy_files(run_dir) if has_state(run_dir) else []
+    return [rel for rel in manifest["files"] if (run_dir / rel).is_file()]
+
+
+def begin_run(
+    run_dir: Path, rcfg: Any, overwrite: bool, resumed: bool, claims: list[str]
+) -> list[str]:
+    """Rank 0, once the set-up succeeded and before anything else is written: with
+    ``overwrite`` delete the earlier run's files (:func:`clear_earlier_run`), then write the
+    manifest naming ``claims`` (with the files facd always writes) and the training inputs.
+
+    A resumed run keeps its recorded inputs. A resumed run without a manifest (from before
+    manifests) is adopted, and one without a record of its inputs gets one; each says so in one
+    line. Returns the deleted files.
+    """
+    removed = clear_earlier_run(run_dir) if overwrite else []
+    claims = [*TOP_FILES, *WEIGHTS, *claims]
+    manifest = None if overwrite else read_manifest(run_dir)
+    inputs = training_inputs(rcfg)
+    if manifest is None:
+        if resumed:
+            print(
+                f"note: {run_dir} is a facd run from before run manifests; adopted it "
+                f"({MANIFEST_NAME} written) and recorded its training inputs as they are now",
+                file=sys.stderr,
+            )
+        old = legacy_files(run_dir) if resumed else []
+        write_manifest(run_dir, new_manifest([*old, *claims], inputs))
+        return removed
+    if resumed and isinstance(manifest.get("inputs"), dict):
+        inputs = manifest["inputs"]
+    elif resumed:
+        print(
+            f"note: {run_dir} has no record of its training inputs; recorded them as they are "
+            "now (later resumes check them)",
+            file=sys.stderr,
+        )
+    write_manifest(run_dir, new_manifest([*manifest["files"], *claims], inputs))
+    return removed
+
+
+def claim_logs(run_dir: Path, files: list[Path]) -> None:
+    """Name the log files (``metrics.jsonl``, the TensorBoard event file) in the manifest."""
+    claim_files(run_dir, [Path(f).relative_to(run_dir).as_posix() for f in files])
+
+
 def clear_earlier_run(run_dir: Path) -> list[str]:
-    """For ``--overwrite``: delete the files an earlier run wrote (the names in the module
-    docstring, never anything else); returns them, relative to ``run_dir``.
+    """For ``--overwrite``: delete the files an earlier run wrote (:func:`owned_files`, never
+    anything else); returns them, relative to ``run_dir``.
 
     Every name the new run writes is checked first (:func:`facd.fileio.check_replaceable`): a
     ``config.yaml`` that is a folder, or a ``checkpoints/`` or ``tb/`` that is a symbolic link
@@ -304,9 +499,8 @@ def clear_earlier_run(run_dir: Path) -> list[str]:
         folders=(STATE_DIR, TB_DIR),
         advice="--overwrite deleted nothing; move it away, or choose another --out",
     )
-    outputs, leftovers, _foreign = facd_entries(run_dir)
     removed = []
-    for rel in outputs + leftovers:
+    for rel in owned_files(run_dir):
         if rel != LOCK_NAME and remove_under(run_dir, rel):  # the lock is ours
             removed.append(rel)
     return removed

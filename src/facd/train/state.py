@@ -9,6 +9,7 @@ Layout of a run directory::
     checkpoints/latest.json     pointer to the newest complete state file
     metrics.jsonl, tb/          logs
     .facd.lock                  held by the process writing the run (see facd.train.rundir)
+    .facd-run.json              the files facd wrote, and the training inputs (facd.train.manifest)
 
 Each file is written to a temporary name, fsynced and renamed, and the pointer is updated only
 after its state file is complete, so a crash at any moment leaves a loadable latest state.
@@ -38,6 +39,7 @@ from facd.fileio import (
     remove_file,
     torch_load_weights_only,
 )
+from facd.train.manifest import claim_files
 
 STATE_DIR = "checkpoints"
 POINTER = "latest.json"
@@ -110,6 +112,7 @@ def save_state(run_dir: Path, iteration: int, state: dict[str, Any], keep: int) 
     previous = latest_state_path(run_dir)
     kept = f"; the previous state {previous.name} is intact" if previous else ""
     with storage_errors(path, kept):
+        claim_files(run_dir, [f"{STATE_DIR}/{path.name}", f"{STATE_DIR}/{POINTER}"])
         atomic_write_bytes(path, buf.getvalue())
     with storage_errors(folder / POINTER, kept):
         atomic_write_text(
@@ -171,8 +174,10 @@ def find_resumable_state(
             continue
         if quarantine:
             for bad, _ in skipped:
-                with contextlib.suppress(FacdError):
-                    move(bad, bad.with_name(bad.name + ".unreadable"))
+                renamed = bad.with_name(bad.name + ".unreadable")
+                with contextlib.suppress(FacdError, OSError):
+                    claim_files(run_dir, [f"{STATE_DIR}/{renamed.name}"])
+                    move(bad, renamed)
         return path, state
     if skipped:  # nothing is renamed: the user decides what to do with the files
         raise CheckpointError(
