@@ -144,6 +144,7 @@ class Case:
     """One method of one pair under one variant: its trainer, clock and work per step."""
 
     def __init__(self, rcfg: Any, run_dir: Path, dataset: Any) -> None:
+        from facd.archs import build_model
         from facd.complexity import count_macs
         from facd.train.trainer import Trainer
 
@@ -152,9 +153,11 @@ class Case:
         self.dataset = dataset
         cfg = rcfg.config
         p, b = cfg.data.patch_size, cfg.train.batch_size
-        macs = 3 * count_macs(self.trainer.model.student, (p, p))
-        if self.trainer.teacher is not None:
-            macs += count_macs(self.trainer.teacher, (p, p))
+        # counted on fresh networks of the same specs: the trainer's carry taps (and may be
+        # compiled), which a counting pass must not run through
+        macs = 3 * count_macs(build_model(self.trainer.student_spec), (p, p))
+        if self.trainer.teacher_spec is not None and self.trainer.teacher is not None:
+            macs += count_macs(build_model(self.trainer.teacher_spec), (p, p))
         self.gmac = macs * b / 1e9
 
     def step(self, iteration: int) -> dict[str, float]:
