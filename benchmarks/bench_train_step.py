@@ -12,7 +12,8 @@ the whole cost). The step is cut into parts by timers around the pieces ``train_
   move to the step's memory format;
 - teacher: ``Distiller.teacher_forward`` (frozen teacher, no grad, taps);
 - student: the student's forward (module hooks);
-- loss: the loss terms and FACD's indicator (the rest of ``Distiller.forward``);
+- loss: the loss terms and FACD's indicator (the rest of ``Distiller.forward``; with
+  ``compile``, the student's forward too);
 - backward: from the end of the forward to the optimizer (``backward`` of student and terms);
 - optimizer: Adam's step and the scheduler.
 
@@ -105,22 +106,27 @@ def conv_ceiling() -> Callable[[], float]:
 
 
 class StepClock:
-    """Timers around the pieces of one ``Trainer.train_step`` (see the module docstring)."""
+    """Timers around the pieces of one ``Trainer.train_step`` (see the module docstring).
 
-    def __init__(self, trainer: Any) -> None:
+    ``student_hooks=False`` (a compiled student, whose module hooks would be traced into its
+    graph): the student's forward is counted in the loss terms' part.
+    """
+
+    def __init__(self, trainer: Any, student_hooks: bool = True) -> None:
         self.marks: dict[str, float] = {}
         model = trainer.model
         teacher_forward = model.teacher_forward
 
         def timed_teacher(lr: torch.Tensor, hr: torch.Tensor) -> Any:
-            t0 = time.process_time()
+            self._mark("teacher_in")
             out = teacher_forward(lr, hr)
-            self.marks["teacher"] = time.process_time() - t0
+            self._mark("teacher_out")
             return out
 
         model.teacher_forward = timed_teacher
-        model.student.register_forward_pre_hook(lambda *_: self._mark("student_in"))
-        model.student.register_forward_hook(lambda *_: self._mark("student_out"))
+        if student_hooks:
+            model.student.register_forward_pre_hook(lambda *_: self._mark("student_in"))
+            model.student.register_forward_hook(lambda *_: self._mark("student_out"))
         model.register_forward_hook(lambda *_: self._mark("forward_out"))
         trainer.optimizer.register_step_pre_hook(lambda *_: self._mark("optimizer_in"))
 
@@ -129,14 +135,14 @@ class StepClock:
 
     def parts(self, start: float, end: float) -> dict[str, float]:
         m = self.marks
-        student = m["student_out"] - m["student_in"]
+        student = m["student_out"] - m["student_in"] if "student_in" in m else 0.0
         return {
-            "teacher": m.get("teacher", 0.0),
+            "input": m["teacher_in"] - start,  # the batch's memory format, device
+            "teacher": m["teacher_out"] - m["teacher_in"],
             "student": student,
-            "loss": m["forward_out"] - m["student_in"] - student,
+            "loss": m["forward_out"] - m["teacher_out"] - student,
             "backward": m["optimizer_in"] - m["forward_out"],
             "optimizer": end - m["optimizer_in"],
-            "input": m["student_in"] - start - m.get("teacher", 0.0),  # layout, device
         }
 
 
@@ -149,7 +155,7 @@ class Case:
         from facd.train.trainer import Trainer
 
         self.trainer = Trainer(rcfg, run_dir, log=lambda *_: None)
-        self.clock = StepClock(self.trainer)
+        self.clock = StepClock(self.trainer, student_hooks=not rcfg.config.train.compile)
         self.dataset = dataset
         cfg = rcfg.config
         p, b = cfg.data.patch_size, cfg.train.batch_size
