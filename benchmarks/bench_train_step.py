@@ -22,15 +22,15 @@ disturbed than wall time when other jobs share the cores. Work: ``3 x`` the stud
 MACs (forward + backward) plus the teacher's forward MACs, per batch (``facd.complexity``);
 GMAC/s = work / CPU s. The ceiling is a 64->64 3x3 fp32 convolution in channels_last with one
 thread on a (1, 64, 96, 96) input, timed in every round. Variants (``eager``: the switches off,
-as before; ``fast``: the defaults of ``facd train``; ``compile``: the fast path plus
-``train.compile``, with ``--compile``) run interleaved: every round runs each method's every
-variant for ``--steps`` steps; the table shows the median over ``--rounds`` rounds of each
-round's mean.
+the defaults of ``facd train``; ``fast``: ``train.channels_last``; ``compile``: the fast path
+plus ``train.compile``, with ``--compile``) run interleaved: every round runs each method's
+every variant for ``--steps`` steps; the table shows the median over ``--rounds`` rounds of
+each round's mean. The first step of each (untimed warm-up) is reported apart: CPU seconds of
+the process and wall seconds (torch.compile also compiles in worker processes).
 
-    PYTHONPATH=src python benchmarks/bench_train_step.py                 # about 15 minutes
+    PYTHONPATH=src python benchmarks/bench_train_step.py      # 5 min of CPU, 30 min on a busy machine
     PYTHONPATH=src python benchmarks/bench_train_step.py --quick         # a check: seconds
-    PYTHONPATH=src python benchmarks/bench_train_step.py --pairs rcan --methods scratch facd \\
-        --compile --json step.json
+    PYTHONPATH=src python benchmarks/bench_train_step.py --pairs rcan --methods facd --compile
 """
 
 from __future__ import annotations
@@ -68,7 +68,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--methods", nargs="+", default=METHODS)
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median)")
     p.add_argument("--steps", type=int, default=2, help="timed steps per variant and round")
-    p.add_argument("--compile", action="store_true", help="add the torch.compile variant")
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="add the torch.compile variant (one method and one pair per run: compiled "
+        "students of one class in one process lost their taps in a run with two methods)",
+    )
     p.add_argument(
         "--quick",
         action="store_true",
@@ -76,7 +81,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "2 rounds of 1 step",
     )
     p.add_argument("--json", type=Path, help="write every measurement here")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.compile and (len(args.methods) > 1 or len(args.pairs) > 1):
+        p.error("--compile measures one method of one pair per run (--pairs X --methods M)")
+    return args
 
 
 # ----------------------------------------------------------------------------- ceiling
@@ -284,8 +292,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for pair in args.pairs:
             cases, info = build_cases(pair, args, variants, Path(tmp))
-            for case in cases.values():  # warm-up (compilation, allocator, optimizer state)
-                case.step(0)
+            first: dict[tuple[str, str], dict[str, float]] = {}
+            for key, case in cases.items():  # warm-up (compilation, allocator, optimizer state)
+                w0 = time.perf_counter()
+                first[key] = {"cpu_s": case.step(0)["total"], "wall_s": time.perf_counter() - w0}
             samples: dict[tuple[str, str], list[dict[str, float]]] = {k: [] for k in cases}
             ceilings: list[float] = []
             for rnd in range(args.rounds):
@@ -299,6 +309,9 @@ def main(argv: list[str] | None = None) -> int:
             rows = {k: summarise(v) for k, v in samples.items()}
             gmacs = {k: c.gmac for k, c in cases.items()}
             print(table(pair, info, rows, gmacs, ceil))
+            print("\nfirst step (warm-up; compilation runs in worker processes too):")
+            for (method, variant), f in first.items():
+                print(f"  {method} {variant}: {f['cpu_s']:.2f} CPU s, {f['wall_s']:.1f} s wall")
             print(
                 f"\nceiling (64->64 3x3 conv, channels_last, 1 thread, {CEILING_SIZE}): "
                 f"{ceil:.1f} GMAC/s, median of {args.rounds} rounds; median of {args.rounds} "
@@ -309,7 +322,13 @@ def main(argv: list[str] | None = None) -> int:
                 "info": info,
                 "ceiling_gmacs": ceil,
                 "rows": [
-                    {"method": m, "variant": v, "gmac_per_step": gmacs[m, v], **rows[m, v]}
+                    {
+                        "method": m,
+                        "variant": v,
+                        "gmac_per_step": gmacs[m, v],
+                        "first_step": first[m, v],
+                        **rows[m, v],
+                    }
                     for m, v in rows
                 ],
             }
