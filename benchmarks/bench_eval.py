@@ -1,9 +1,16 @@
-"""Evaluation throughput of the bicubic baseline on the benchmark sets.
+"""Evaluation throughput of the bicubic baseline, or of a network, on the benchmark sets.
 
 Usage (from the repository root)::
 
     python benchmarks/bench_eval.py --scale 4 [--sets Set5 Set14 B100 Urban100]
         [--data-root ../shared/data] [--no-breakdown]
+    python benchmarks/bench_eval.py --net regime-rcan --max-images 10   # a network, CPU s
+
+``--net regime-rcan`` times ``evaluate`` of an untrained student of
+``configs/repro/regime-rcan-x4.yaml`` (the cost does not depend on the weights) in CPU seconds
+with one thread, as a protocol's final evaluation runs, split into the network's forward
+(``super_resolve``), the metrics (``_score``: Y planes, PSNR, SSIM) and the rest (reading the
+images, the LR files); each set cut to ``--max-images`` images (0: all) and scaled to its size.
 
 For each set it times ``facd.evaluate.evaluate("bicubic", ...)`` end to end (read PNG, LR from
 file or MATLAB-bicubic from HR, bicubic x s, PSNR + SSIM on Y) and prints images/s and MPix/s
@@ -66,14 +73,79 @@ def breakdown(root: Path, name: str, scale: int) -> dict[str, float]:
     return t
 
 
+REGIME_RCAN = {"arch": "rcan", "n_groups": 3, "n_blocks": 2, "n_feats": 24}
+
+
+def network_eval(root: Path, name: str, scale: int, max_images: int) -> dict[str, float]:
+    """CPU seconds of ``evaluate`` of the regime RCAN student on one set, by part, scaled to
+    the whole set when it is cut to ``max_images``."""
+    import facd.evaluate as ev
+    from facd.archs import build_model
+    from facd.train.netconfig import NetConfig
+    from facd.typedconfig import from_dict
+
+    torch.manual_seed(0)
+    model = build_model(from_dict(NetConfig, REGIME_RCAN).spec(scale)).eval()
+    bench = BenchmarkSet(root, name, scale)
+    full = len(bench)
+    if max_images:
+        bench.hr_paths = bench.hr_paths[:max_images]
+    spent = {"forward": 0.0, "metrics": 0.0}
+    originals = {"forward": ev.super_resolve, "metrics": ev._score}
+
+    def timed(part: str):
+        def call(*args, **kwargs):
+            t0 = time.process_time()
+            try:
+                return originals[part](*args, **kwargs)
+            finally:
+                spent[part] += time.process_time() - t0
+
+        return call
+
+    ev.super_resolve, ev._score = timed("forward"), timed("metrics")  # type: ignore[assignment]
+    try:
+        t0 = time.process_time()
+        ev.evaluate(model, [bench], scale, root, "cpu", progress=False)
+        total = time.process_time() - t0
+    finally:
+        ev.super_resolve, ev._score = originals["forward"], originals["metrics"]  # type: ignore[assignment]
+    factor = full / len(bench)
+    out = {k: v * factor for k, v in spent.items()}
+    out["rest"] = total * factor - out["forward"] - out["metrics"]
+    out["total"] = total * factor
+    return out
+
+
+def network_main(args: argparse.Namespace) -> int:
+    torch.set_num_threads(1)
+    print(f"# evaluate() of the regime RCAN student {REGIME_RCAN}, x{args.scale}, CPU s, 1 thread")
+    print(f"{'set':<10}{'forward':>9}{'metrics':>9}{'rest':>8}{'total':>8}")
+    sums: dict[str, float] = {}
+    for name in args.sets:
+        t = network_eval(args.data_root, name, args.scale, args.max_images)
+        sums = {k: sums.get(k, 0.0) + v for k, v in t.items()}
+        print(
+            f"{name:<10}{t['forward']:>9.2f}{t['metrics']:>9.2f}{t['rest']:>8.2f}{t['total']:>8.2f}"
+        )
+        sys.stdout.flush()
+    t = sums
+    print(f"{'all':<10}{t['forward']:>9.2f}{t['metrics']:>9.2f}{t['rest']:>8.2f}{t['total']:>8.2f}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=int, default=4)
+    parser.add_argument("--net", choices=["regime-rcan"], help="time a network, not bicubic")
+    parser.add_argument("--max-images", type=int, default=0, help="with --net: images per set")
     parser.add_argument("--sets", nargs="+", default=["Set5", "Set14", "B100", "Urban100"])
     default_root = os.environ.get("FACD_DATA_ROOT", str(Path("..") / "shared" / "data"))
     parser.add_argument("--data-root", type=Path, default=Path(default_root))
     parser.add_argument("--no-breakdown", action="store_true")
     args = parser.parse_args()
+    if args.net:
+        return network_main(args)
 
     print(f"# bicubic evaluation, x{args.scale}, CPU, torch threads={torch.get_num_threads()}")
     print(f"{'set':<10}{'images':>7}{'MPix':>8}{'seconds':>9}{'img/s':>8}{'MPix/s':>8}")

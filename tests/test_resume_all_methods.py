@@ -3,7 +3,9 @@
 Each method of ``facd.distill.methods.METHODS`` (a new method is covered automatically) trains
 N steps uninterrupted, and N/2 steps + save + resume in a fresh ``Trainer`` + N/2 steps; the
 final weights of the student and of every loss module, and the optimizer state, must be equal
-bit for bit. Both runs happen in the same test, so exact equality is meaningful.
+bit for bit. Both runs happen in the same test, so exact equality is meaningful. Every method
+runs twice: on the eager path and on the fast path (``FAST_PATH``: channels_last networks and
+batches), each pinned explicitly so that a change of the defaults changes neither case.
 
 Set-up that is not a real training set-up, for tests only:
 
@@ -40,6 +42,8 @@ REPO = Path(__file__).resolve().parents[1]
 BASE_CONFIG = REPO / "configs" / "tiny" / "facd.yaml"  # every method runs from it via method=
 BATCH = 4
 STEPS = 4  # N: the interrupted run stops after N/2
+EAGER_PATH = ["train.channels_last=false", "train.compile=false"]
+FAST_PATH = ["train.channels_last=true", "train.compile=false"]  # see bench_train_step.py
 
 
 def random_vgg(_path: str | None) -> VGG19Features:
@@ -73,8 +77,11 @@ def _random_vgg(monkeypatch) -> None:
     monkeypatch.setattr(csd_mod, "load_vgg19", random_vgg)
 
 
-def overrides(method: str, assets: dict[str, Path], iterations: int = STEPS) -> list[str]:
-    """The tiny FACD config switched to ``method``, on synthetic images."""
+def overrides(
+    method: str, assets: dict[str, Path], iterations: int = STEPS, fast: bool = False
+) -> list[str]:
+    """The tiny FACD config switched to ``method``, on synthetic images, on the eager path
+    (``fast``: the fast path); the path is pinned, whatever the defaults."""
     loss = get_method(method).loss_options()
     pisr_student = bool(loss.vid.weight) and loss.vid.mode == "distill"
     teacher = assets["pisr_teacher"] if pisr_student else assets["teacher"]
@@ -88,6 +95,7 @@ def overrides(method: str, assets: dict[str, Path], iterations: int = STEPS) -> 
         f"train.save_every={max(iterations // 2, 1)}",
         "val.sets=[]",
         f"teacher.weights={teacher}",
+        *(FAST_PATH if fast else EAGER_PATH),
     ]
     if loss.csd.weight:
         over.append(f"loss.csd.negatives={BATCH}")
@@ -118,9 +126,11 @@ def assert_tensors_equal(a: object, b: object, where: str) -> None:
         assert a == b, f"{where}: {a!r} != {b!r}"
 
 
+@pytest.mark.parametrize("path", ["eager", "fast"])
 @pytest.mark.parametrize("method", sorted(METHODS))
-def test_resume_is_bit_exact_for_every_method(method, assets, tmp_path):
-    rcfg = load_config(BASE_CONFIG, overrides(method, assets))
+def test_resume_is_bit_exact_for_every_method(method, path, assets, tmp_path):
+    rcfg = load_config(BASE_CONFIG, overrides(method, assets, fast=path == "fast"))
+    assert rcfg.config.train.channels_last == (path == "fast")
     run_training(rcfg, tmp_path / "once", progress=False)
     run_training(rcfg, tmp_path / "twice", progress=False, stop_after=STEPS // 2)
     assert final_state(tmp_path / "twice")["iteration"] == STEPS // 2

@@ -34,7 +34,7 @@ from facd.errors import FacdError
 from facd.infer.device import resolve_device
 from facd.infer.ensemble import forward_x8
 from facd.infer.tiling import NonFiniteOutputError
-from facd.metrics import GrayMode, psnr_y, psnr_y_torch, ssim_y, ssim_y_torch
+from facd.metrics import GrayMode, psnr_ssim_y, psnr_y_torch, ssim_y_torch
 
 __all__ = [
     "BICUBIC",
@@ -101,7 +101,7 @@ def _score(
     if not use_torch:
         out = []
         for img, item in zip(sr.cpu().permute(0, 2, 3, 1).numpy(), items, strict=True):
-            out.append((psnr_y(img, item.hr, scale, gray), ssim_y(img, item.hr, scale, gray)))
+            out.append(psnr_ssim_y(img, item.hr, scale, gray))
         return out
     hr = torch.tensor(np.stack([_rgb(it.hr) for it in items]), device=sr.device)
     hr = hr.permute(0, 3, 1, 2)
