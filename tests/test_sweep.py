@@ -18,6 +18,7 @@ from facd.reproduce.protocol import (
     choose_weight,
     load_protocol,
     next_weight,
+    scaled_schedule,
     sweep_run_id,
     weight_key,
     weight_override,
@@ -240,3 +241,46 @@ def test_regime_ablations_inherit_the_weight_of_their_switch_partner(monkeypatch
     swept = [r.name for r in p.rows if r.weight_grid]
     assert swept == ["fakd", "lsfd", "lsfd-ts", "fcd", "pisr", "fcd-infonce"]
     assert p.sweep.max_extensions == 2
+
+
+def test_sweep_runs_train_for_the_declared_fraction_of_the_schedule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``sweep.schedule: 0.5`` trains every sweep run for half the rows' schedule (B/2), lr
+    milestones halved alike; the evaluation rows keep B; the fraction is in the sweep's
+    fingerprint, and the default (1) leaves it as it was."""
+    rows = [{"method": "fcd", "seeds": [0], "weight_grid": [1, 10]}]
+    doc = split_protocol(tmp_path, "ci-sweep", rows, val_every=3)
+    doc["shared"]["train"].update(iterations=4, lr_milestones=[2])
+    full = load_protocol(write_protocol(tmp_path, doc))
+    doc["sweep"] = {"schedule": 0.5}
+    half = load_protocol(write_protocol(tmp_path, doc))
+    rep, rep_full = Reproduction(half, tmp_path / "runs"), Reproduction(full, tmp_path / "runs")
+    cfg = rep.sweep_config(half.row("fcd"), 1.0)
+    assert cfg["train"]["iterations"] == 2 and cfg["train"]["lr_milestones"] == [1]
+    assert rep.row_config(half.row("fcd"), 0, 1.0)["train"]["iterations"] == 4
+    assert rep_full.sweep_config(full.row("fcd"), 1.0) == rep_full.row_config(
+        full.row("fcd"), full.sweep_seed, 1.0
+    )
+    fcd = half.row("fcd")
+    assert rep.sweep_fingerprint(fcd, 1.0) != rep_full.sweep_fingerprint(full.row("fcd"), 1.0)
+    trained: dict[str, int] = {}
+
+    def train(name: str, cfg: dict, run_dir: Path) -> bool:
+        trained[name] = cfg["train"]["iterations"]
+        raise RuntimeError("stop after the first training")
+
+    monkeypatch.setattr(rep, "_train", train)
+    with pytest.raises(RuntimeError):
+        rep.task_sweep_run(fcd, 1.0)
+    assert trained == {sweep_run_id("fcd", 1.0, half.sweep_seed): 2}
+
+
+def test_a_fraction_of_a_schedule_must_stay_whole() -> None:
+    cfg = {"train": {"iterations": 6000, "iters_per_epoch": 100, "lr_milestones": [32, 44, 52]}}
+    half = scaled_schedule(cfg, 0.5)["train"]
+    assert half["iterations"] == 3000 and half["lr_milestones"] == [16, 22, 26]
+    assert scaled_schedule(cfg, 2)["train"]["lr_milestones"] == [64, 88, 104]
+    assert scaled_schedule(cfg, 0.25)["train"]["lr_milestones"] == [8, 11, 13]
+    with pytest.raises(ConfigError, match="lr milestone 32 gives 9.6"):
+        scaled_schedule(cfg, 0.3)

@@ -253,19 +253,38 @@ class SweepSection:
     max_extensions: int = field(
         2, "grid extensions at most per row when the best weight sits at an end", ge=0, le=10
     )
+    schedule: float = field(
+        1.0,
+        "sweep runs train for this fraction of the rows' schedule (iterations and lr "
+        "milestones scaled alike; both must stay whole numbers), e.g. 0.5 for B/2",
+        gt=0,
+        le=1,
+    )
 
 
-def scaled_schedule(config: dict, factor: int) -> dict:
+def scaled_schedule(config: dict, factor: float) -> dict:
     """A copy of a ``facd train`` config (as a dict) with ``train.iterations`` and every lr
-    milestone multiplied by ``factor`` (defaults filled in from the config's schema); the
-    epoch length, validation interval and everything else unchanged."""
+    milestone (in epochs) multiplied by ``factor`` (defaults filled in from the config's
+    schema); the epoch length, validation interval and everything else unchanged. A fraction
+    must give whole numbers (6000 iterations, milestones [32, 44, 52] at 0.5: 3000 and
+    [16, 22, 26]); otherwise a :class:`ConfigError` names the value."""
     from facd.train.config import load_config
 
     train = load_config(None, [], base=copy.deepcopy(config)).config.train
+
+    def whole(value: int, what: str) -> int:
+        scaled = value * factor
+        if abs(scaled - round(scaled)) > 1e-9 or round(scaled) < 1:
+            raise ConfigError(
+                f"a schedule scaled by {factor:g} needs whole numbers, but {what} {value} gives "
+                f"{scaled:g}; choose a factor or a schedule that divides evenly"
+            )
+        return int(round(scaled))
+
     out = copy.deepcopy(config)
     section = out.setdefault("train", {})
-    section["iterations"] = train.iterations * factor
-    section["lr_milestones"] = [m * factor for m in train.lr_milestones]
+    section["iterations"] = whole(train.iterations, "train.iterations")
+    section["lr_milestones"] = [whole(m, "the lr milestone") for m in train.lr_milestones]
     return out
 
 

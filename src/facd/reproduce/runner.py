@@ -475,13 +475,21 @@ class Reproduction:
         split = self.p.val_split
         assert split is not None  # checked when the protocol was loaded
         path = Path(split)
-        return fingerprint(
-            {
-                "run": self.row_fingerprint(row, self.p.sweep_seed, weight),
-                "split": sha256_file(path) if path.is_file() else split,
-                "kind": "sweep",
-            }
-        )
+        key = {
+            "run": self.row_fingerprint(row, self.p.sweep_seed, weight),
+            "split": sha256_file(path) if path.is_file() else split,
+            "kind": "sweep",
+        }
+        if self.p.sweep.schedule != 1.0:  # the default leaves published fingerprints as they are
+            key["schedule"] = self.p.sweep.schedule
+        return fingerprint(key)
+
+    def sweep_config(self, row: Row, weight: float) -> dict:
+        """The config of a sweep run: the row's at ``weight`` on the sweep seed, its schedule
+        scaled by ``sweep.schedule``."""
+        cfg = self.row_config(row, self.p.sweep_seed, weight)
+        factor = self.p.sweep.schedule
+        return cfg if factor == 1.0 else scaled_schedule(cfg, factor)
 
     def task_sweep_run(self, row: Row, weight: float) -> bool:
         """Train one weight of ``row``'s sweep (on the protocol's sweep seed) and measure it on the validation
@@ -494,7 +502,7 @@ class Reproduction:
         if _read_json(result).get("fingerprint") == key:
             return False
         run_dir = self.out / rid
-        cfg = self.row_config(row, seed, weight)
+        cfg = self.sweep_config(row, weight)
         self._train(rid, cfg, run_dir)
         resolved = load_config_dict(cfg)
         weights = run_dir / "last.safetensors"
