@@ -659,6 +659,12 @@ class SwinIRArch(Architecture):
     title = "SwinIR"
     params_type = SwinIRSpec
     presets = SWINIR_PRESETS
+    export_layouts = {
+        "official": '{"params": ...} with every key of the original module (the '
+        "relative_position_index and attn_mask buffers included): SwinIR's main_test_swinir.py, "
+        "spandrel",
+        "basicsr": "the same file: BasicSR's SwinIR has the official names and container",
+    }
 
     def make_params(self, scale: int, values: Mapping[str, Any]) -> Any:
         return SwinIRSpec(scale=scale, **values)
@@ -712,6 +718,13 @@ class SwinIRArch(Architecture):
 
         params = detect(shapes, source)
         return ArchSpec("swinir", params.scale, params)
+
+    def export_layout(self, layout: str, spec: ArchSpec, sd: Mapping[str, torch.Tensor]) -> Any:
+        """``{"params": sd}`` for both layouts: facd's SwinIR has the official names, and both
+        the official test script and BasicSR load ``params``."""
+        if layout in self.export_layouts:
+            return {"params": dict(sd)}
+        return super().export_layout(layout, spec, sd)
 
     def check_buffers(self, model: nn.Module, sd: Mapping[str, torch.Tensor], source: str) -> None:
         """Weights must be floating point; the index and mask buffers must equal ours (a
