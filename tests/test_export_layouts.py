@@ -10,7 +10,7 @@ import torch
 from facd.archs import ArchSpec, build_model, preset_spec
 from facd.archs.io import load_model
 from facd.cli import main
-from facd.errors import FacdError
+from facd.errors import ConfigError, FacdError
 from facd.infer.export import export_weights
 
 # The key names of EDSR-PyTorch's EDSR (1 ResBlock, x2) and of BasicSR's, written out by hand
@@ -44,6 +44,8 @@ EDSR_BASICSR_KEYS = {
 
 
 def _random_net(name: str, scale: int, **changes) -> tuple[torch.nn.Module, ArchSpec]:
+    if name == "swinir-tiny-t64":
+        name, changes = "swinir-tiny-t", {**changes, "num_feat": 64}
     spec = preset_spec(name, scale)
     if changes:
         spec = ArchSpec(spec.arch, spec.scale, replace(spec.params, **changes))
@@ -59,7 +61,13 @@ def _random_net(name: str, scale: int, **changes) -> tuple[torch.nn.Module, Arch
 @pytest.mark.parametrize("layout", ["official", "basicsr"])
 @pytest.mark.parametrize(
     ("name", "scale"),
-    [("edsr-tiny-s", 4), ("edsr-tiny-t", 3), ("rcan-tiny-s", 2), ("swinir-tiny-s", 4)],
+    [
+        ("edsr-tiny-s", 4),
+        ("edsr-tiny-t", 3),
+        ("rcan-tiny-s", 2),
+        ("swinir-tiny-s", 4),  # lightweight: pixelshuffledirect
+        ("swinir-tiny-t64", 3),  # classical: pixelshuffle with the official 64 channels
+    ],
 )
 def test_exported_file_is_detected_and_gives_the_same_outputs(tmp_path, name, scale, layout):
     net, spec = _random_net(name, scale)
@@ -108,6 +116,14 @@ def test_a_hyperparameter_the_layout_cannot_record_is_refused(tmp_path) -> None:
     with pytest.raises(FacdError, match=r"res_scale 0\.5 \(read back as 1\.0\)"):
         export_weights(net, spec, path, "official")
     assert not path.exists()
+
+
+@pytest.mark.parametrize("layout", ["official", "basicsr"])
+def test_swinir_reconstruction_width_other_code_cannot_build_is_refused(tmp_path, layout) -> None:
+    net, spec = _random_net("swinir-tiny-t", 2)  # num_feat 16; the original code fixes 64
+    with pytest.raises(ConfigError, match=r"num_feat 16: .*64 channels"):
+        export_weights(net, spec, tmp_path / "s.pth", layout)
+    assert not (tmp_path / "s.pth").exists()
 
 
 def test_cli_writes_each_layout(tmp_path, capsys) -> None:

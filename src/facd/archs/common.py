@@ -153,7 +153,8 @@ class SRFamily(Architecture):
     optional_keys = ("sub_mean.", "add_mean.")
     export_layouts = {
         "official": "a plain state dict with every key of the original module (the MeanShift "
-        "sub_mean/add_mean convs included): EDSR-PyTorch and RCAN's code, spandrel",
+        "sub_mean/add_mean convs included): EDSR-PyTorch's and RCAN's code (--pre_train), and "
+        "spandrel for RCAN",
         "basicsr": '{"params": ...} with BasicSR\'s names and no MeanShift (BasicSR keeps the '
         "mean as a constant): BasicSR's EDSR and RCAN",
     }
