@@ -4,6 +4,7 @@ the Distiller's repr, ``facd methods --plugin``)."""
 
 from __future__ import annotations
 
+import sys
 import warnings
 from pathlib import Path
 
@@ -16,6 +17,8 @@ import facd
 from facd.archs import ArchSpec, build_model, preset_spec
 from facd.archs.io import load_model, save_model
 from facd.cli import main
+from facd.distill import methods as methods_mod
+from facd.distill import terms as terms_mod
 from facd.distill.methods import get_method
 from facd.errors import CheckpointError, DataError
 
@@ -26,9 +29,16 @@ TEACHER = "facd-asset:teacher-edsr-tiny-t-x4.safetensors"
 
 
 @pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
+def _isolated(tmp_path, monkeypatch):
+    """A private LR cache, not a distributed rank; methods and terms that a plugin registers
+    are undone afterwards (other tests list every method)."""
     monkeypatch.setenv("FACD_CACHE", str(tmp_path / "lr-cache"))
     monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.setattr(methods_mod, "METHODS", dict(methods_mod.METHODS))
+    monkeypatch.setattr(terms_mod, "TERMS", dict(terms_mod.TERMS))
+    sys.modules.pop("my_method", None)
+    yield
+    sys.modules.pop("my_method", None)
 
 
 # ------------------------------------------------------------------ hints that can be followed
