@@ -10,6 +10,15 @@ crop is only what is shown) or on the crop with ``psnr_region="crop"``.
 With ``hr_is_input`` the given image is the model input itself (no ground truth, no PSNR):
 the first panel shows the input crop enlarged with nearest neighbours.
 
+A crop given as None is chosen where two models differ most (:func:`choose_crop`), as the
+report's qualitative figures are (:mod:`facd.reproduce.figures`): a square window slides over
+the image in steps of half its side, inside the ``shave = scale`` border, and the window with
+the largest ``|MSE_a - MSE_b|`` on Y against the HR (the metrics' plane) is kept, ``a`` and
+``b`` being the first two models (or the only model and bicubic). An absolute error gap is
+ranked, not a PSNR gap: a PSNR gap is largest on flat crops where both models are nearly exact.
+Without ground truth (``hr_is_input``) the window where the two outputs differ most,
+``mean (a - b)^2`` on Y, is kept.
+
 Single-channel images stay single-channel, so PSNR follows ``facd.metrics``' grey convention,
 like ``facd eval``.
 """
@@ -18,26 +27,30 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from facd.errors import DataError
-from facd.infer.tiling import NonFiniteOutputError
+from facd.errors import DataError, NonFiniteOutputError
 
 __all__ = [
     "ComparisonFigure",
     "PanelInfo",
     "RowInfo",
+    "best_window",
     "build_comparison",
+    "choose_crop",
     "parse_crop",
+    "psnr_gap",
     "render_rows",
 ]
 
 Crop = tuple[int, int, int, int]  # x, y, w, h
 Upscale = Callable[[np.ndarray], np.ndarray]
 
+#: Side of a crop chosen by :func:`choose_crop`, in the given image's pixels.
+AUTO_CROP = 64
 PAD = 8
 TEXT_GAP = 4
 CROP_COLOUR = (230, 30, 30)
@@ -56,9 +69,13 @@ class PanelInfo:
 
 @dataclass(frozen=True)
 class RowInfo:
+    """One row: the image's name, its crop, its panels, and why the crop was chosen ("" when
+    it was given)."""
+
     name: str
     crop: Crop
     panels: tuple[PanelInfo, ...]
+    chosen: str = ""
 
 
 @dataclass(frozen=True)
@@ -126,6 +143,80 @@ def _psnr(sr: np.ndarray, hr: np.ndarray, scale: int, crop: Crop | None) -> floa
     if crop is not None:
         sr, hr = _cut(sr, crop), _cut(hr, crop)
     return psnr_y(sr, hr, shave=scale if crop is None else 0)
+
+
+def _window_means(err: np.ndarray, size: int, stride: int, shave: int):
+    """Mean of ``err`` in every ``size`` square at ``stride`` inside the ``shave`` border:
+    (xs, ys, means[ys, xs])."""
+    h, w = err.shape
+    ys = np.arange(shave, h - shave - size + 1, stride)
+    xs = np.arange(shave, w - shave - size + 1, stride)
+    if not len(ys) or not len(xs):
+        return xs, ys, np.zeros((0, 0))
+    integral = np.zeros((h + 1, w + 1))
+    integral[1:, 1:] = err.cumsum(0).cumsum(1)
+    y0, x0 = ys[:, None], xs[None, :]
+    total = (
+        integral[y0 + size, x0 + size]
+        - integral[y0, x0 + size]
+        - integral[y0 + size, x0]
+        + integral[y0, x0]
+    )
+    return xs, ys, total / (size * size)
+
+
+def best_window(
+    hr: np.ndarray, sr_a: np.ndarray, sr_b: np.ndarray, size: int, stride: int, shave: int
+) -> tuple[int, int, float, float] | None:
+    """``(x, y, mse_a, mse_b)`` of the ``size`` square (steps of ``stride``, inside ``shave``
+    pixels of border) where the two SR images' Y mean squared errors against ``hr`` differ
+    most; None when no window fits. Planes as the metrics measure them (``gray="native"``)."""
+    from facd.metrics import to_measurement_plane
+
+    ya, yh = to_measurement_plane(sr_a, hr)
+    yb, _ = to_measurement_plane(sr_b, hr)
+    xs, ys, mse_a = _window_means((ya - yh) ** 2, size, stride, shave)
+    if mse_a.size == 0:
+        return None
+    _, _, mse_b = _window_means((yb - yh) ** 2, size, stride, shave)
+    iy, ix = np.unravel_index(int(np.argmax(np.abs(mse_a - mse_b))), mse_a.shape)
+    return int(xs[ix]), int(ys[iy]), float(mse_a[iy, ix]), float(mse_b[iy, ix])
+
+
+def psnr_gap(mse_a: float, mse_b: float) -> float:
+    """PSNR_a - PSNR_b = 10 log10(mse_b / mse_a) (dB), with exact crops handled."""
+    if mse_a == mse_b:
+        return 0.0
+    if mse_a == 0.0:
+        return math.inf
+    if mse_b == 0.0:
+        return -math.inf
+    return 10.0 * math.log10(mse_b / mse_a)
+
+
+def choose_crop(
+    hr: np.ndarray | None, sr_a: np.ndarray, sr_b: np.ndarray, scale: int, size: int = AUTO_CROP
+) -> Crop:
+    """The crop where ``sr_a`` and ``sr_b`` differ most (see the module docstring).
+
+    With ``hr`` the crop is in its pixels, a ``size`` square (smaller if the image is) moving
+    in steps of ``size // 2`` inside the ``scale`` border. Without ``hr`` the images' inputs
+    are ``scale`` times smaller and the crop is in input pixels: a ``size`` square of the
+    input, i.e. ``size * scale`` output pixels, moving in whole input pixels.
+    """
+    if hr is not None:
+        height, width = hr.shape[:2]
+        shave = scale if min(height, width) > 2 * scale else 0
+        side = max(1, min(size, height - 2 * shave, width - 2 * shave))
+        found = best_window(hr, sr_a, sr_b, side, max(1, side // 2), shave)
+    else:
+        side = max(1, min(size, sr_a.shape[0] // scale, sr_a.shape[1] // scale))
+        found = best_window(sr_b, sr_a, sr_b, side * scale, max(1, side // 2) * scale, 0)
+    assert found is not None  # the window fits inside the image by construction
+    x, y = found[:2]
+    if hr is None:
+        x, y = x // scale, y // scale
+    return x, y, side, side
 
 
 def render_rows(
@@ -198,7 +289,7 @@ def _draw_text(draw, font, lines: tuple[str, str], at: tuple[int, int], line_h: 
 
 def build_comparison(
     images: Sequence[tuple[str, np.ndarray]],
-    crops: Sequence[Crop],
+    crops: Sequence[Crop | None],
     models: Sequence[tuple[str, Upscale]],
     scale: int,
     *,
@@ -206,11 +297,14 @@ def build_comparison(
     psnr_region: str = "image",
     panel_width: int = 256,
     overview: bool = True,
+    crop_size: int = AUTO_CROP,
 ) -> ComparisonFigure:
     """Build the figure for ``images`` (``(name, uint8 array)``), one crop per image.
 
     ``models`` are ``(label, upscale)`` with ``upscale(lr_uint8) -> sr_uint8`` (an
-    :class:`facd.infer.api.Upscaler` works). Crops are in the given image's pixels.
+    :class:`facd.infer.api.Upscaler` works). Crops are in the given image's pixels; a None
+    crop is chosen by :func:`choose_crop` (a ``crop_size`` square where the first two models,
+    or the only model and bicubic, differ most; ``RowInfo.chosen`` says so).
     """
     from facd.data.imresize import bicubic_downsample, bicubic_upsample, modcrop
 
@@ -220,19 +314,21 @@ def build_comparison(
         raise DataError(f"got {len(images)} image(s) but {len(crops)} crop(s); give one per image")
     if not images:
         raise DataError("no images to compare")
+    if crop_size < 1:
+        raise DataError(f"crop_size must be >= 1, got {crop_size}")
     rows = []
-    for (name, img), crop in zip(images, crops, strict=True):
+    chosen: list[str] = []
+    for (name, img), given in zip(images, crops, strict=True):
         if hr_is_input:
             lr, hr = img, None
-            _check_crop(crop, lr.shape[0], lr.shape[1], name)
-            panels: list[tuple[str, np.ndarray, float | None]] = [("input", _cut(lr, crop), None)]
             factor = scale
         else:
             hr = modcrop(img, scale)
-            _check_crop(crop, hr.shape[0], hr.shape[1], name)
             lr = bicubic_downsample(hr, scale)
-            panels = [("HR", _cut(hr, crop), None)]
             factor = 1
+        shown = lr if hr is None else hr  # the image the crop is given in
+        if given is not None:
+            _check_crop(given, shown.shape[0], shown.shape[1], name)
         outputs = [("Bicubic", bicubic_upsample(lr, scale))]
         for label, fn in models:
             try:
@@ -245,6 +341,17 @@ def build_comparison(
         for label, sr in outputs:
             if sr.shape[:2] != (lr.shape[0] * scale, lr.shape[1] * scale):
                 raise DataError(f"{label}: output {sr.shape[:2]} is not x{scale} of {lr.shape[:2]}")
+        crop = given
+        if crop is None:
+            (a, sr_a), (b, sr_b) = outputs[1:3] if len(outputs) > 2 else outputs[1::-1]
+            crop = choose_crop(hr, sr_a, sr_b, scale, crop_size)
+            chosen.append(f"where {a} and {b} differ most")
+        else:
+            chosen.append("")
+        panels: list[tuple[str, np.ndarray, float | None]] = [
+            ("input" if hr is None else "HR", _cut(shown, crop), None)
+        ]
+        for label, sr in outputs:
             psnr = None
             if hr is not None:
                 psnr = _psnr(sr, hr, scale, crop if psnr_region == "crop" else None)
@@ -258,4 +365,5 @@ def build_comparison(
         return "" if psnr is None else f"{_fmt(psnr)} dB"
 
     fig, infos = render_rows(rows, panel_width=panel_width, overview=overview, second_line=second)
+    infos = tuple(replace(info, chosen=c) for info, c in zip(infos, chosen, strict=True))
     return ComparisonFigure(fig, infos, psnr_region)

@@ -54,6 +54,7 @@ from facd.distill.pixel import adaptive_indicator
 from facd.distill.taps import FeatureTaps, default_taps, tap_channels
 from facd.distill.terms import LossTerm, Needs, SetupContext, StepContext, StepRandom, TermEnv
 from facd.errors import ConfigError
+from facd.messages import warn
 
 
 class DistillOutput(NamedTuple):
@@ -93,6 +94,24 @@ class RunInfo:
 def _spec_of(model: nn.Module | None) -> ArchSpec | None:
     spec = getattr(model, "spec", None)
     return spec if isinstance(spec, ArchSpec) else None
+
+
+def _load_teacher(ref: str, student: ArchSpec | None) -> nn.Module:
+    """A teacher named by a checkpoint file (facd, official or BasicSR) or a preset; a preset
+    is built at the student's scale (its weights are random: a warning says so)."""
+    from facd.archs.io import load_model
+    from facd.archs.spec import PRESETS
+    from facd.messages import warn_untrained
+
+    if ref in PRESETS:
+        if student is None:
+            raise ConfigError(
+                f"teacher preset {ref!r} needs a scale, and the student has no spec to take it "
+                f"from: pass the teacher as a network, build_model(preset_spec({ref!r}, 4))"
+            )
+        warn_untrained(ref)
+        return load_model(ref, student.scale)[0]
+    return load_model(Path(ref))[0]
 
 
 def _device_of(model: nn.Module) -> torch.device:
@@ -139,9 +158,7 @@ class Distiller(nn.Module):
             raise ConfigError(f"method {method!r} needs a teacher network")
         teacher = unwrap_teacher(teacher) if self.needs.teacher else None
         if isinstance(teacher, str | Path):  # a checkpoint: facd, official or BasicSR
-            from facd.archs.io import load_model
-
-            teacher, _ = load_model(Path(teacher))
+            teacher = _load_teacher(str(teacher), _spec_of(student))
         check_networks(student, teacher)
         self._batch_checked = False  # the first call also checks values and output sizes
         if teacher is not None:
@@ -221,7 +238,14 @@ class Distiller(nn.Module):
                 f"the {role} is not a network of the architecture registry: name its feature "
                 f"taps ({role}_taps=[...], dotted module paths)"
             )
-        return default_taps(spec)
+        paths = default_taps(spec)
+        if len(set(paths)) < len(paths):
+            warn(
+                f"the {role}'s default taps repeat a module, {paths}: {spec.describe()} is too "
+                "shallow for three distinct taps, so one feature is distilled twice; use a deeper "
+                f"network or name the taps ({role}_taps=[...] in the Python API)"
+            )
+        return paths
 
     def _terms(self) -> list[LossTerm]:
         return [t for t in self.terms.values() if isinstance(t, LossTerm)]
@@ -305,6 +329,24 @@ class Distiller(nn.Module):
         for term in self._terms():
             out.update(term.stage_products())
         return out
+
+    def __repr__(self) -> str:
+        """One short line per part: method, networks, taps and term weights (not the module
+        tree that ``nn.Module`` prints; ``describe()`` has the terms' details)."""
+
+        def net(model: nn.Module | None, spec: ArchSpec | None) -> str:
+            return "None" if model is None else spec.describe() if spec else type(model).__name__
+
+        lines = [
+            f"method={self.method.name!r}",
+            f"student={net(self.student, self.student_spec)}",
+            f"teacher={net(self.teacher, self.teacher_spec)}",
+        ]
+        if self.student_tap_paths:
+            t_paths = self.teacher_taps.paths if self.teacher_taps else []
+            lines.append(f"taps=student {self.student_tap_paths}, teacher {t_paths}")
+        lines.append("weights=" + ", ".join(f"{n} {w:.4g}" for n, w in self.weights.items()))
+        return "Distiller(\n" + "".join(f"  {line},\n" for line in lines) + ")"
 
     def describe(self) -> list[str]:
         """Lines for a run's log: taps, terms and trained loss modules."""

@@ -151,6 +151,13 @@ class SRFamily(Architecture):
     """The parts of the EDSR and RCAN declarations that are the same."""
 
     optional_keys = ("sub_mean.", "add_mean.")
+    export_layouts = {
+        "official": "a plain state dict with every key of the original module (the MeanShift "
+        "sub_mean/add_mean convs included): EDSR-PyTorch's and RCAN's code (--pre_train), and "
+        "spandrel for RCAN",
+        "basicsr": '{"params": ...} with BasicSR\'s names and no MeanShift (BasicSR keeps the '
+        "mean as a constant): BasicSR's EDSR and RCAN",
+    }
 
     def body_convs(self, spec: ArchSpec) -> int:
         """3x3 convs in the body at LR resolution (including the body-end conv)."""
@@ -179,6 +186,17 @@ class SRFamily(Architecture):
         from facd.archs.formats import basicsr_to_official, is_basicsr_layout
 
         return basicsr_to_official(sd) if is_basicsr_layout(sd) else dict(sd)
+
+    def export_layout(self, layout: str, spec: ArchSpec, sd: Mapping[str, torch.Tensor]) -> Any:
+        """``official``: ``sd`` itself (facd's EDSR/RCAN use the official names); ``basicsr``:
+        ``{"params": official_to_basicsr(sd)}``."""
+        from facd.archs.formats import official_to_basicsr
+
+        if layout == "official":
+            return dict(sd)
+        if layout == "basicsr":
+            return {"params": official_to_basicsr(sd, spec)}
+        return super().export_layout(layout, spec, sd)
 
     def detect(self, shapes: Shapes, source: str) -> ArchSpec:
         from facd.archs.formats import detect_sr_family

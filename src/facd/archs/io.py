@@ -255,11 +255,24 @@ def check_spec_matches(found: ArchSpec, expected: ArchSpec, source: str) -> None
 
 
 def save_model(
-    path: str | Path, model: nn.Module, spec: ArchSpec, extra_metadata: dict[str, Any] | None = None
+    path: str | Path,
+    model: nn.Module,
+    spec: ArchSpec | None = None,
+    extra_metadata: dict[str, Any] | None = None,
 ) -> None:
-    """Write the network's weights as safetensors (atomically) with its spec in the metadata."""
+    """Write the network's weights as safetensors (atomically) with its spec in the metadata.
+
+    ``spec`` defaults to the network's own (``model.spec`` of a network built by facd)."""
     from safetensors.torch import save
 
+    from facd.archs import spec_of_module
+
+    spec = spec or spec_of_module(model)
+    if spec is None:
+        raise CheckpointError(
+            f"{path}: {type(model).__name__} has no .spec; pass its ArchSpec, "
+            "save_model(path, model, spec)"
+        )
     meta = {ARCH_METADATA_KEY: spec.to_json(), "format": "facd"}
     for key, value in (extra_metadata or {}).items():
         meta[key] = value if isinstance(value, str) else json.dumps(value)

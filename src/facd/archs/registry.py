@@ -8,6 +8,8 @@ A declaration says everything facd needs to know about an architecture, in one m
   ``detect(shapes, source)`` (hyperparameters from tensor names and shapes),
   ``to_official(sd)`` (other key layouts, e.g. BasicSR, renamed to the official one),
   ``optional_keys`` (constants a file may omit) and ``params_from_dict`` (facd's metadata);
+* ``export_layouts`` and ``export_layout(layout, spec, sd)``: what ``facd export --layout``
+  writes, the inverse of the reading above (other code's key names and container);
 * ``taps(spec)``: the default distillation taps with their channel counts (no dry run);
 * ``tiling(spec)``: the tile margin and whether tiling is exact (or its tolerance);
 * ``layout_size(spec)``: tensors and parameters from the spec alone (the memory guard).
@@ -86,6 +88,8 @@ class Architecture:
     optional_keys: ClassVar[tuple[str, ...]] = ()
     #: legacy metadata keys accepted and dropped when reading old files: name -> check
     legacy_keys: ClassVar[dict[str, Any]] = {}
+    #: key layouts that ``facd export --layout`` writes: name -> the container and who loads it
+    export_layouts: ClassVar[dict[str, str]] = {}
 
     # -- hyperparameters
 
@@ -174,6 +178,17 @@ class Architecture:
 
     def detect(self, shapes: Shapes, source: str) -> ArchSpec:
         raise NotImplementedError
+
+    def export_layout(self, layout: str, spec: ArchSpec, sd: Mapping[str, torch.Tensor]) -> Any:
+        """What ``torch.save`` writes for ``layout``, one of :attr:`export_layouts`: the
+        network's official state dict ``sd`` (every key of ``state_dict()``, buffers included)
+        in that layout's key names and container, the inverse of :meth:`to_official` and of
+        :func:`facd.archs.formats.unwrap_state_dict`. A declaration handles the layouts it
+        lists and passes the rest here, which refuses them."""
+        known = ", ".join(self.export_layouts) or "none"
+        raise ConfigError(
+            f"{self.title} cannot be written in the {layout!r} layout; its layouts: {known}"
+        )
 
     def metadata_mismatch(self, claimed: ArchSpec, found: ArchSpec) -> tuple[str, Any, Any] | None:
         """The first hyperparameter where a file's metadata disagrees with its tensors."""

@@ -659,6 +659,12 @@ class SwinIRArch(Architecture):
     title = "SwinIR"
     params_type = SwinIRSpec
     presets = SWINIR_PRESETS
+    export_layouts = {
+        "official": '{"params": ...} with every key of the original module (the '
+        "relative_position_index and attn_mask buffers included): SwinIR's network_swinir.py "
+        "(main_test_swinir.py for the released configurations), spandrel",
+        "basicsr": "the same file: BasicSR's SwinIR has the official names and container",
+    }
 
     def make_params(self, scale: int, values: Mapping[str, Any]) -> Any:
         return SwinIRSpec(scale=scale, **values)
@@ -712,6 +718,22 @@ class SwinIRArch(Architecture):
 
         params = detect(shapes, source)
         return ArchSpec("swinir", params.scale, params)
+
+    def export_layout(self, layout: str, spec: ArchSpec, sd: Mapping[str, torch.Tensor]) -> Any:
+        """``{"params": sd}`` for both layouts: facd's SwinIR has the official names, and both
+        the official test script and BasicSR load ``params``. The official code, BasicSR and
+        spandrel fix the pixelshuffle reconstruction at 64 channels, so another ``num_feat``
+        is refused (facd's tiny presets use 16)."""
+        if layout not in self.export_layouts:
+            return super().export_layout(layout, spec, sd)
+        params = spec.params
+        if params.upsampler == "pixelshuffle" and params.num_feat != 64:
+            raise ConfigError(
+                f"SwinIR with num_feat {params.num_feat}: the original code, BasicSR and "
+                "spandrel build the pixelshuffle reconstruction with 64 channels, so they "
+                "cannot load it; export it as a facd checkpoint, or train with num_feat 64"
+            )
+        return {"params": dict(sd)}
 
     def check_buffers(self, model: nn.Module, sd: Mapping[str, torch.Tensor], source: str) -> None:
         """Weights must be floating point; the index and mask buffers must equal ours (a

@@ -1,9 +1,12 @@
-"""``facd compare IMAGE... --models NAME=MODEL ... --crop x,y,w,h -o fig.png [--scale S]``.
+"""``facd compare IMAGE... --models NAME=MODEL ... [--crop x,y,w,h] -o fig.png [--scale S]``.
 
 Each IMAGE is an HR image (the LR input is its MATLAB-bicubic downscale) and becomes one row:
 an overview with the crop marked, then the crops of HR, bicubic and every model, with each
 panel's Y-PSNR (shave = S) on the whole image (``--psnr-region crop`` for the crop only).
-Give one ``--crop`` per image, or one for all. The PSNR table is printed too.
+Give one ``--crop`` per image, or one for all; without ``--crop`` each image's crop is chosen
+where the first two models (or the model and bicubic) differ most
+(:func:`facd.compare.choose_crop`, a ``--crop-size`` square) and printed. The PSNR table is
+printed too.
 
 Arguments may come in any order: the list after ``--models`` ends at the first value that is
 not ``NAME=MODEL`` (so images may follow it), and images may be given in several places.
@@ -19,6 +22,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from facd.compare import AUTO_CROP
 from facd.errors import DataError
 from facd.infer.device import DEVICES
 
@@ -57,9 +61,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--crop",
         action="append",
-        required=True,
         metavar="x,y,w,h",
-        help="crop in the image's pixels; repeat once per image (or give one for all)",
+        help="crop in the image's pixels; repeat once per image (or give one for all); "
+        "default: where the first two models differ most",
+    )
+    parser.add_argument(
+        "--crop-size",
+        type=int,
+        default=AUTO_CROP,
+        metavar="N",
+        help=f"side of a crop chosen without --crop, in the image's pixels (default {AUTO_CROP})",
     )
     parser.add_argument(
         "--hr-is-input",
@@ -167,12 +178,12 @@ def load_models(
 
 def run(args: argparse.Namespace) -> int:
     from facd.commands._checks import check_writable_file
-    from facd.compare import build_comparison, parse_crop
+    from facd.compare import Crop, build_comparison, parse_crop
     from facd.data.image_io import _WRITE_FORMATS, read_image_raw, write_image
     from facd.fileio import refuse_overwriting_inputs
     from facd.infer.tiling import is_out_of_memory
 
-    crops = [parse_crop(c) for c in args.crop]
+    crops: list[Crop | None] = [parse_crop(c) for c in args.crop or []] or [None]
     if len(crops) == 1:
         crops = crops * len(args.images)
     if len(crops) != len(args.images):
@@ -202,6 +213,7 @@ def run(args: argparse.Namespace) -> int:
             psnr_region=args.psnr_region,
             panel_width=args.panel_width,
             overview=not args.no_overview,
+            crop_size=args.crop_size,
         )
     except (RuntimeError, MemoryError) as err:
         if not is_out_of_memory(err):
@@ -214,6 +226,10 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     write_image(args.output, np.asarray(fig.image))
+    for row in fig.rows:
+        if row.chosen:
+            x, y, w, h = row.crop
+            print(f"{row.name}: crop {x},{y},{w},{h} ({row.chosen})", file=sys.stderr)
     if not args.hr_is_input:
         print(f"Y-PSNR (dB) on the {args.psnr_region}, shave {scale}:")
         print(fig.table())

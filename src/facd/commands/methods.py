@@ -1,4 +1,5 @@
-"""``facd methods [NAME ...] [--wide | --json | --markdown]``: the methods and their loss terms.
+"""``facd methods [NAME ...] [--wide | --json | --markdown] [--plugin MODULE]``: the methods and
+their loss terms (``--plugin``: also those that MODULE declares when imported).
 
 Reads the method and term declarations (:mod:`facd.distill.methods`), the one place that
 defines them; the same rows make the method table of docs/methods.md (``--markdown``). For every
@@ -34,6 +35,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     fmt.add_argument("--json", action="store_true", help="print JSON")
     fmt.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    parser.add_argument(
+        "--plugin",
+        dest="plugins",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE first, so that the methods it declares are listed (as facd train)",
+    )
 
 
 def method_rows(names: list[str] | None = None) -> list[dict]:
@@ -183,6 +192,9 @@ def format_markdown(rows: list[dict]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from facd.commands.train import import_plugins
+
+    import_plugins(args.plugins)
     rows = method_rows(args.names or None)
     if args.json:
         print(json.dumps(rows, indent=2))

@@ -70,7 +70,9 @@ class BenchmarkSet:
         if not hr_dir.is_dir():
             if not self.root.is_dir():
                 raise DataError(
-                    f"{self.root}: data root not found (set --data-root or FACD_DATA_ROOT)"
+                    f"{self.root}: data root not found (facd eval: --data-root PATH or "
+                    "FACD_DATA_ROOT; facd train: --set val.data_root=PATH, or --set val.sets=[] "
+                    "to train without validation)"
                 )
             found = ", ".join(available_sets(self.root)) or "none"
             raise DataError(

@@ -97,6 +97,11 @@ def training_image_paths(dirs: Sequence[str | Path], exclude: str | Path | None)
     """The training images of ``data.train_dirs`` less those ``data.exclude`` lists, in order."""
     paths: list[Path] = []
     for d in dirs:
+        if Path(d).is_file():
+            raise DataError(
+                f"{d}: is a file; training images are given as folders (data.train_dirs), "
+                f"e.g. its folder {Path(d).parent}"
+            )
         paths.extend(list_images(d))
     left_out = read_name_list(exclude)
     return [q for q in paths if not listed_in(q, left_out)]
@@ -129,6 +134,8 @@ class TrainPatches(torch.utils.data.Dataset):
     images. LR images missing from the cache are computed after one line on stderr that says
     so, with a progress bar (``progress=False``: no bar). Only rank 0 of a distributed run
     (``RANK``) shows either; nothing is shown when every image is cached or ``use_cache`` is off.
+    An image that cannot be read as 8-bit RGB (a 16-bit PNG, a damaged file) stops with its
+    reader's error, or, with ``unsupported_images="skip"``, is left out (``unsupported_paths``).
     """
 
     def __init__(
@@ -145,6 +152,7 @@ class TrainPatches(torch.utils.data.Dataset):
         small_images: str = "error",
         progress: bool | None = None,
         exclude: str | Path | None = None,
+        unsupported_images: str = "error",
     ) -> None:
         paths = training_image_paths(dirs, exclude)
         if not paths:
@@ -155,9 +163,16 @@ class TrainPatches(torch.utils.data.Dataset):
         need = patch_size * scale
         kept: list[tuple[Path, np.ndarray, Path | None]] = []
         self.skipped_paths: list[Path] = []
+        self.unsupported_paths: list[Path] = []
         for path in paths:
+            try:
+                img = read_image(path)
+            except DataError as err:
+                if unsupported_images == "error":
+                    raise DataError(f"{err} (or set data.unsupported_images=skip)") from None
+                self.unsupported_paths.append(path)
+                continue
             raw = path.read_bytes()
-            img = read_image(path)
             h, w = img.shape[:2]
             if h // scale < patch_size or w // scale < patch_size:  # LR smaller than the patch
                 if small_images == "error":

@@ -148,7 +148,9 @@ class MethodDef:
     name: str
     summary: str
     paper_weights: dict = field(default_factory=dict)  # {section: {option: value}}
-    paper_range: int = 255  # pixel range the paper's weights were tuned for
+    #: pixel range the weights were tuned for: non-pixel weights are divided by it (1: the
+    #: weights are used as written, on [0, 1] images; 255: the papers' [0, 255] convention)
+    paper_range: int = 1
     source: str = ""
     label: str = ""  # short display name in tables (reports, docs)
     teacher_stage: str | None = None  # the method whose run must come first (its output is read)
@@ -207,6 +209,7 @@ _add(
         "scratch",
         "plain L1 to GT (the student row; also how teachers are trained)",
         {"pixel": {"gt_weight": 1.0}},
+        paper_range=255,
         label="Student (scratch)",
     )
 )
@@ -216,6 +219,7 @@ _add(
         "teacher supervision: 0.5 L1_GT + 0.5 L1_T",
         {"pixel": dict(_HALF)},
         source="FAKD code/loss.py, alpha = 0.5",
+        paper_range=255,
         label="TS",
     )
 )
@@ -225,6 +229,7 @@ _add(
         "FAKD: TS + spatial-affinity L1 at three taps, beta = 10 ([0,255])",
         {"pixel": dict(_HALF), "fakd": {"weight": 10.0}},
         source="FAKD code/scripts/*_SA_*.sh: 10*SA",
+        paper_range=255,
         label="FAKD",
     )
 )
@@ -234,6 +239,7 @@ _add(
         "LFD: L1_GT + local 1x1 regressors, L1 feature loss at three taps",
         {"pixel": {"gt_weight": 1.0}, "lfd": {"weight": 1.0, "attention": "none"}},
         source="reconstruction, unverified (docs/methods-baselines.md); lambda_FD = 1 assumed",
+        paper_range=255,
         label="LFD",
     )
 )
@@ -243,6 +249,7 @@ _add(
         "LSFD: LFD with |T - S| soft attention (h*w*softmax(D/tau)) on the feature loss",
         {"pixel": {"gt_weight": 1.0}, "lfd": {"weight": 1.0, "attention": "teacher_student"}},
         source="reconstruction, unverified (docs/methods-baselines.md); lambda_FD = 1 assumed",
+        paper_range=255,
         label="LSFD",
     )
 )
@@ -256,6 +263,7 @@ _add(
         },
         source="reconstruction, unverified: the FACD paper cites LSFD for feature plus "
         "image-domain distillation; the TS weights 0.5 / 0.5 are FAKD's",
+        paper_range=255,
         label="LSFD + L1_T",
     )
 )
@@ -265,6 +273,7 @@ _add(
         "CSD: L1_GT + 200 x VGG19 contrastive ratio, teacher -> student, K = 10 ([0,255])",
         {"pixel": {"gt_weight": 1.0}, "csd": {"weight": 200.0, "negatives": 10}},
         source="CSD README: contra_lambda 200, neg_num 10",
+        paper_range=255,
         label="CSD",
     )
 )
@@ -295,6 +304,7 @@ _add(
         "FCD: feature contrastive distillation, no adaptive indicator (FAT weights: Table 10's "
         "FCD(FAT) row)",
         {"pixel": dict(_HALF), "contrast": dict(_FCD)},
+        paper_range=255,
         label="FCD",
     )
 )
@@ -303,6 +313,7 @@ _add(
         "facd",
         "FACD: adaptive image loss (Eq. 2) + adaptive feature contrast (Eq. 4, 6)",
         {"pixel": {**_HALF, "adaptive": True}, "contrast": {"weight": 4.0, "adaptive": True}},
+        paper_range=255,
         label="FACD",
     )
 )
@@ -311,6 +322,7 @@ _add(
         "facd-eq7",
         "FACD with the indicator dropped from the feature term (Eq. 7)",
         {"pixel": {**_HALF, "adaptive": True}, "contrast": {"weight": 4.0, "adaptive": False}},
+        paper_range=255,
         label="FACD, Eq. 7",
     )
 )
@@ -319,6 +331,7 @@ _add(
         "icd",
         "ICD: the contrastive ratio on output images",
         {"pixel": dict(_HALF), "contrast": {**_FCD, "domain": "image"}},
+        paper_range=255,
         label="ICD",
     )
 )
@@ -327,6 +340,7 @@ _add(
         "fcd-sa",
         "FCD(SA): the contrastive ratio on spatial-affinity matrices",
         {"pixel": dict(_HALF), "contrast": {**_FCD, "domain": "affinity"}},
+        paper_range=255,
         label="FCD (SA)",
     )
 )
@@ -338,6 +352,7 @@ _add(
             "pixel": dict(_HALF),
             "contrast": {**_FCD, "similarity": "infonce", "infonce_form": "dot"},
         },
+        paper_range=255,
         label="FCD (InfoNCE, dot product)",
     )
 )
@@ -355,6 +370,7 @@ _add(
                 "temperature": 0.07,
             },
         },
+        paper_range=255,
         label="FCD (InfoNCE, cosine, T = 0.07)",
         formerly=("fcd-infonce",),
     )
@@ -376,6 +392,7 @@ for _name in ("faa", "fab"):
             f"FCD({_name.upper()}): FCD with tap weights {[round(w, 3) for w in _w]} "
             "(Table 10; its FAT row is fcd)",
             {"pixel": dict(_HALF), "contrast": {**_FCD, "tap_weights": _w}},
+            paper_range=255,
             label=LABEL_F[_name],
         )
     )
@@ -390,6 +407,7 @@ for _name, _w in TAP_WEIGHTS.items():
                 "pixel": {**_HALF, "adaptive": True},
                 "contrast": {"weight": 4.0, "adaptive": True, "tap_weights": _w},
             },
+            paper_range=255,
             label=LABEL_A[_name],
         )
     )
@@ -398,6 +416,7 @@ _add(
         "gt-fcd",
         "Table 8: L1_GT + FCD (no teacher output loss)",
         {"pixel": {"gt_weight": 1.0}, "contrast": dict(_FCD)},
+        paper_range=255,
         label="L1_GT + FCD",
     )
 )
@@ -406,6 +425,7 @@ _add(
         "t-fcd",
         "Table 8: L1_T + FCD (no GT loss)",
         {"pixel": {"gt_weight": 0.0, "teacher_weight": 1.0}, "contrast": dict(_FCD)},
+        paper_range=255,
         label="L1_T + FCD",
     )
 )

@@ -1,4 +1,5 @@
-"""ONNX export of EDSR/RCAN, checked against torch with onnxruntime.
+"""Export: ONNX (EDSR/RCAN, checked against torch with onnxruntime) and the weight files of
+other code (:func:`export_weights`, every architecture, checked by reading them back).
 
 The graph takes ``lr``: float32 (N, 3, H, W) RGB in [0, 1] and returns ``sr``: float32
 (N, 3, H*s, W*s), not clamped; N, H and W are dynamic. The network's ``ArchSpec`` is stored in
@@ -32,10 +33,18 @@ __all__ = [
     "DEFAULT_OPSET",
     "TOLERANCE",
     "VERIFY_SIZES",
+    "LAYOUTS",
     "VerifyResult",
     "export_onnx",
+    "export_weights",
     "verify_onnx",
 ]
+
+#: Key layouts of :func:`export_weights` (each architecture's declaration writes them).
+LAYOUTS = ("official", "basicsr")
+#: Suffixes of the files :func:`export_weights` writes (``torch.save``; facd reads any other
+#: suffix than ``.safetensors`` as one).
+WEIGHT_SUFFIXES = (".pt", ".pth")
 
 DEFAULT_OPSET = 17
 #: Largest max-abs difference (outputs in [0, 1]) accepted between onnxruntime and torch.
@@ -157,3 +166,54 @@ def verify_onnx(
             raise FacdError(f"{path}: onnxruntime output {out.shape} != torch output {ref.shape}")
         diffs.append(((h, w), float(np.abs(out - ref).max())))
     return VerifyResult(tuple(diffs), tolerance)
+
+
+def check_weights_path(path: str | Path, layout: str) -> Path:
+    """The layout is known and ``path`` is a ``.pt``/``.pth`` file name (one-line errors)."""
+    path = Path(path)
+    if layout not in LAYOUTS:
+        raise FacdError(f"unknown layout {layout!r}; use one of {', '.join(LAYOUTS)}")
+    if path.suffix not in WEIGHT_SUFFIXES:
+        raise FacdError(f"{path}: --layout {layout} writes a torch.save file; name it .pt or .pth")
+    if path.is_dir():
+        raise FacdError(f"{path} is a folder; give a file name for the weights")
+    return path
+
+
+def export_weights(model: nn.Module, spec: ArchSpec, path: str | Path, layout: str) -> Path:
+    """Write ``model`` as a ``.pt``/``.pth`` file in ``layout`` (atomically); returns the path.
+
+    The object comes from the architecture's declaration (``export_layout``: the key names and
+    container the original code, BasicSR and spandrel load) and holds plain tensors only, so
+    ``torch.load(weights_only=True)`` reads it. The file is then read back as facd reads any
+    file (layout detection, hyperparameters from the shapes) and run on a random 16x16 input:
+    the output must equal ``model``'s exactly. Hyperparameters that leave no trace in the
+    tensors (EDSR's ``res_scale`` and ``rgb_range``) make it differ; the file is then removed
+    and the error names them.
+    """
+    from facd.archs.io import load_model
+    from facd.fileio import atomic_write_bytes
+
+    path = check_weights_path(path, layout)
+    net = copy.deepcopy(model).float().cpu().eval()
+    sd = {k: v.detach().contiguous().clone() for k, v in net.state_dict().items()}
+    buf = io.BytesIO()
+    torch.save(spec.declaration.export_layout(layout, spec, sd), buf)
+    atomic_write_bytes(path, buf.getvalue())
+    loaded, found = load_model(path)
+    x = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        same = torch.equal(net(x), loaded.eval()(x))
+    if not same:
+        path.unlink()
+        fields = [
+            f"{name} {getattr(spec.params, name)!r} (read back as {getattr(found.params, name)!r})"
+            for name in spec.declaration.option_names()
+            if getattr(spec.params, name) != getattr(found.params, name)
+        ]
+        raise FacdError(
+            f"{path}: the {layout} layout cannot record this network's "
+            f"{', '.join(fields) or 'hyperparameters'}: read back, it gives other outputs; "
+            "export it as a facd .safetensors checkpoint instead (file removed)"
+        )
+    return path

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 from PIL import Image, ImageDraw
 
+from facd.compare import best_window, psnr_gap
 from facd.errors import FacdError
 from facd.fileio import atomic_write_bytes
 from facd.reproduce.plots import (
@@ -567,55 +568,6 @@ class CropChoice(NamedTuple):
     mse_gap: float
 
 
-def _window_means(err: np.ndarray, size: int, stride: int, shave: int):
-    """Mean of ``err`` in every ``size`` square at ``stride`` inside the ``shave`` border:
-    (xs, ys, means[ys, xs])."""
-    h, w = err.shape
-    ys = np.arange(shave, h - shave - size + 1, stride)
-    xs = np.arange(shave, w - shave - size + 1, stride)
-    if not len(ys) or not len(xs):
-        return xs, ys, np.zeros((0, 0))
-    integral = np.zeros((h + 1, w + 1))
-    integral[1:, 1:] = err.cumsum(0).cumsum(1)
-    y0, x0 = ys[:, None], xs[None, :]
-    total = (
-        integral[y0 + size, x0 + size]
-        - integral[y0, x0 + size]
-        - integral[y0 + size, x0]
-        + integral[y0, x0]
-    )
-    return xs, ys, total / (size * size)
-
-
-def best_window(
-    hr: np.ndarray, sr_a: np.ndarray, sr_b: np.ndarray, size: int, stride: int, shave: int
-) -> tuple[int, int, float, float] | None:
-    """``(x, y, mse_a, mse_b)`` of the ``size`` square (steps of ``stride``, inside ``shave``
-    pixels of border) where the two SR images' Y mean squared errors against ``hr`` differ
-    most; None when no window fits. Planes as the metrics measure them (``gray="native"``)."""
-    from facd.metrics import to_measurement_plane
-
-    ya, yh = to_measurement_plane(sr_a, hr)
-    yb, _ = to_measurement_plane(sr_b, hr)
-    xs, ys, mse_a = _window_means((ya - yh) ** 2, size, stride, shave)
-    if mse_a.size == 0:
-        return None
-    _, _, mse_b = _window_means((yb - yh) ** 2, size, stride, shave)
-    iy, ix = np.unravel_index(int(np.argmax(np.abs(mse_a - mse_b))), mse_a.shape)
-    return int(xs[ix]), int(ys[iy]), float(mse_a[iy, ix]), float(mse_b[iy, ix])
-
-
-def _psnr_gap(mse_a: float, mse_b: float) -> float:
-    """PSNR_a - PSNR_b = 10 log10(mse_b / mse_a) (dB), with exact crops handled."""
-    if mse_a == mse_b:
-        return 0.0
-    if mse_a == 0.0:
-        return math.inf
-    if mse_b == 0.0:
-        return -math.inf
-    return 10.0 * math.log10(mse_b / mse_a)
-
-
 def choose_crops(
     models: Sequence[tuple[str, str | Path | nn.Module]],
     data_root: str | Path,
@@ -672,7 +624,7 @@ def choose_crops(
             x, y, mse_a, mse_b = best
             gap = mse_a - mse_b
             found.append(
-                CropChoice(set_name, item.name, x, y, size, size, _psnr_gap(mse_a, mse_b), gap)
+                CropChoice(set_name, item.name, x, y, size, size, psnr_gap(mse_a, mse_b), gap)
             )
     found.sort(key=lambda c: -abs(c.mse_gap))
     return found[:k]

@@ -80,6 +80,11 @@ class DataConfig:
         "file listing training images to leave out (e.g. configs/splits/val291.txt)",
         path=True,
     )
+    unsupported_images: Literal["error", "skip"] | None = field(
+        None,
+        "images that cannot be read as 8-bit RGB (16-bit PNG, damaged files): stop with an "
+        "error naming the file (unset or error), or skip them",
+    )
 
     def validate(self, where: str) -> None:
         if not self.train_dirs:

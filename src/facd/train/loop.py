@@ -114,7 +114,16 @@ def _dataset(rcfg: ResolvedConfig, dist_ctx: DistContext, progress: bool) -> Tra
         small_images=cfg.data.small_images,
         exclude=cfg.data.exclude,
         progress=progress,
+        unsupported_images=cfg.data.unsupported_images or "error",
     )
+    if dataset.unsupported_paths and dist_ctx.is_main:
+        names = ", ".join(p.name for p in dataset.unsupported_paths[:3])
+        more = ", ..." if len(dataset.unsupported_paths) > 3 else ""
+        print(
+            f"data: skipped {len(dataset.unsupported_paths)} image(s) that cannot be read as "
+            f"8-bit RGB ({names}{more})",
+            file=sys.stderr,
+        )
     if dataset.skipped and dist_ctx.is_main:
         names = ", ".join(p.name for p in dataset.skipped_paths[:3])
         more = ", ..." if dataset.skipped > 3 else ""
