@@ -475,7 +475,7 @@ class Reproduction:
         split = self.p.val_split
         assert split is not None  # checked when the protocol was loaded
         path = Path(split)
-        key = {
+        key: dict[str, object] = {
             "run": self.row_fingerprint(row, self.p.sweep_seed, weight),
             "split": sha256_file(path) if path.is_file() else split,
             "kind": "sweep",
