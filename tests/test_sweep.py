@@ -251,13 +251,13 @@ def test_sweep_runs_train_for_the_declared_fraction_of_the_schedule(
     fingerprint, and the default (1) leaves it as it was."""
     rows = [{"method": "fcd", "seeds": [0], "weight_grid": [1, 10]}]
     doc = split_protocol(tmp_path, "ci-sweep", rows, val_every=3)
-    doc["shared"]["train"].update(iterations=4, lr_milestones=[2])
+    doc["shared"]["train"].update(iterations=4, iters_per_epoch=2, lr_milestones=[1])
     full = load_protocol(write_protocol(tmp_path, doc))
     doc["sweep"] = {"schedule": 0.5}
     half = load_protocol(write_protocol(tmp_path, doc))
     rep, rep_full = Reproduction(half, tmp_path / "runs"), Reproduction(full, tmp_path / "runs")
     cfg = rep.sweep_config(half.row("fcd"), 1.0)
-    assert cfg["train"]["iterations"] == 2 and cfg["train"]["lr_milestones"] == [1]
+    assert cfg["train"]["iterations"] == 2 and cfg["train"]["iters_per_epoch"] == 1
     assert rep.row_config(half.row("fcd"), 0, 1.0)["train"]["iterations"] == 4
     assert rep_full.sweep_config(full.row("fcd"), 1.0) == rep_full.row_config(
         full.row("fcd"), full.sweep_seed, 1.0
@@ -277,10 +277,43 @@ def test_sweep_runs_train_for_the_declared_fraction_of_the_schedule(
 
 
 def test_a_fraction_of_a_schedule_must_stay_whole() -> None:
+    from facd.train.config import load_config
+
     cfg = {"train": {"iterations": 6000, "iters_per_epoch": 100, "lr_milestones": [32, 44, 52]}}
-    half = scaled_schedule(cfg, 0.5)["train"]
-    assert half["iterations"] == 3000 and half["lr_milestones"] == [16, 22, 26]
-    assert scaled_schedule(cfg, 2)["train"]["lr_milestones"] == [64, 88, 104]
-    assert scaled_schedule(cfg, 0.25)["train"]["lr_milestones"] == [8, 11, 13]
-    with pytest.raises(ConfigError, match="lr milestone 32 gives 9.6"):
-        scaled_schedule(cfg, 0.3)
+    quarter = scaled_schedule(cfg, 0.25)["train"]
+    assert quarter == {"iterations": 1500, "iters_per_epoch": 25, "lr_milestones": [32, 44, 52]}
+    milestones = load_config(None, [], base={"train": quarter}).config.train.milestone_iterations
+    assert milestones == [800, 1100, 1300]  # a quarter of 3200, 4400, 5200
+    double = scaled_schedule(cfg, 2)["train"]  # a whole factor scales the milestones
+    assert double["iterations"] == 12000 and double["lr_milestones"] == [64, 88, 104]
+    with pytest.raises(ConfigError, match="train.iters_per_epoch 100 gives 0.7"):
+        scaled_schedule(cfg, 0.007)
+
+
+def test_rows_of_a_curve_run_at_a_fixed_weight_and_a_fraction_of_the_budget(
+    tmp_path: Path,
+) -> None:
+    """A lambda curve's rows run at a fixed ``weight`` (converted as a swept weight is) and a
+    budget curve's rows at a ``schedule`` fraction; both are in the run's config, so in its
+    fingerprint, and a row without them is unchanged."""
+    rows = [
+        {"method": "facd", "seeds": [0]},
+        {"method": "facd", "name": "facd-l40", "seeds": [0], "weight": 40},
+        {"method": "facd", "name": "facd-half", "seeds": [0], "schedule": 0.5},
+    ]
+    doc = split_protocol(tmp_path, "ci-curves", rows, val_every=3)
+    doc["shared"]["train"].update(iterations=4, iters_per_epoch=2, lr_milestones=[1])
+    proto = load_protocol(write_protocol(tmp_path, doc))
+    rep = Reproduction(proto, tmp_path / "runs")
+    plain, fixed, half = (proto.row(n) for n in ("facd", "facd-l40", "facd-half"))
+    assert rep.row_config(fixed, 0) == rep.row_config(plain, 0, 40.0)
+    assert rep.row_config(half, 0)["train"]["iterations"] == 2
+    assert rep.row_config(half, 0)["train"]["iters_per_epoch"] == 1
+    prints = {rep.row_fingerprint(r, 0) for r in (plain, fixed, half)}
+    assert len(prints) == 3
+    bad = [{"method": "fcd", "weight_grid": [1, 10], "weight": 4}]
+    with pytest.raises(ConfigError, match="fixed 'weight' and a 'weight_grid'"):
+        load_protocol(write_protocol(tmp_path, split_protocol(tmp_path, "b", bad, val_every=3)))
+    no_key = [{"method": "ts", "weight": 4}]
+    with pytest.raises(ConfigError, match="weight_key"):
+        load_protocol(write_protocol(tmp_path, split_protocol(tmp_path, "c", no_key, val_every=3)))

@@ -255,19 +255,24 @@ class SweepSection:
     )
     schedule: float = field(
         1.0,
-        "sweep runs train for this fraction of the rows' schedule (iterations and lr "
-        "milestones scaled alike; both must stay whole numbers), e.g. 0.5 for B/2",
+        "sweep runs train for this fraction of the rows' schedule (iterations and epoch length "
+        "scaled alike, both whole numbers), e.g. 0.5 for B/2",
         gt=0,
         le=1,
     )
 
 
 def scaled_schedule(config: dict, factor: float) -> dict:
-    """A copy of a ``facd train`` config (as a dict) with ``train.iterations`` and every lr
-    milestone (in epochs) multiplied by ``factor`` (defaults filled in from the config's
-    schema); the epoch length, validation interval and everything else unchanged. A fraction
-    must give whole numbers (6000 iterations, milestones [32, 44, 52] at 0.5: 3000 and
-    [16, 22, 26]); otherwise a :class:`ConfigError` names the value."""
+    """A copy of a ``facd train`` config (as a dict) whose schedule is ``factor`` times as long
+    (defaults filled in from the config's schema); validation interval and everything else
+    unchanged.
+
+    A whole factor (a saturation check's 2, a ladder's 4) multiplies ``train.iterations`` and
+    every lr milestone (in epochs). A fraction (a sweep at B/2, a budget curve's B/4) multiplies
+    ``train.iterations`` and the epoch length ``train.iters_per_epoch`` instead, so that the
+    milestones fall at the same fractions of the run: 6000 iterations of 100 with milestones
+    [32, 44, 52] at 0.25 give 1500 iterations of 25, the lr halved at iterations 800, 1100 and
+    1300. Both must stay whole numbers; otherwise a :class:`ConfigError` names the value."""
     from facd.train.config import load_config
 
     train = load_config(None, [], base=copy.deepcopy(config)).config.train
@@ -284,7 +289,11 @@ def scaled_schedule(config: dict, factor: float) -> dict:
     out = copy.deepcopy(config)
     section = out.setdefault("train", {})
     section["iterations"] = whole(train.iterations, "train.iterations")
-    section["lr_milestones"] = [whole(m, "the lr milestone") for m in train.lr_milestones]
+    if float(factor).is_integer():
+        section["lr_milestones"] = [int(m * factor) for m in train.lr_milestones]
+    else:
+        section["iters_per_epoch"] = whole(train.iters_per_epoch, "train.iters_per_epoch")
+        section["lr_milestones"] = list(train.lr_milestones)
     return out
 
 
@@ -345,10 +354,29 @@ class Row:
         "a row with a weight_grid whose chosen weight this row runs at (ablations that only "
         "flip a switch), e.g. fcd",
     )
+    weight: float | None = field(
+        None,
+        "a fixed distillation weight (the method's paper units), for a curve over the weight "
+        "such as lambda; excludes weight_grid and weight_from",
+    )
+    schedule: float = field(
+        1.0,
+        "the fraction of the shared schedule this row trains for (iterations and epoch length "
+        "scaled alike, both whole numbers), for a curve over the budget, e.g. 0.25 for B/4",
+        gt=0,
+        le=1,
+    )
 
     def validate(self, where: str) -> None:
         if not self.method:
             raise ConfigError(f"'{where}.method' is required")
+        if self.weight is not None and (self.weight_grid or self.weight_from):
+            raise ConfigError(
+                f"'{where}' has a fixed 'weight' and a "
+                f"'{'weight_grid' if self.weight_grid else 'weight_from'}'; keep one of them"
+            )
+        if self.weight is not None and not self.weight >= 0:
+            raise ConfigError(f"'{where}.weight' must be >= 0, got {self.weight}")
         bad = [w for w in self.weight_grid if not w >= 0]
         if bad:
             raise ConfigError(f"'{where}.weight_grid' values must be >= 0, got {bad}")
@@ -713,6 +741,9 @@ class Protocol:
                     f"{', '.join(users)}; sweep runs must not be evaluation runs: choose a "
                     "'sweep_seed' that no row lists"
                 )
+        for r in self.rows:
+            if r.weight is not None and not r.skip:
+                weight_key(r)  # a fixed weight needs the option it sets, as a sweep does
         taken = set(self.run_ids())
         for r in self.rows:
             for w in r.weight_grid:
@@ -789,6 +820,8 @@ class Protocol:
             cfg["teacher"] = {**self.teacher_net(), "weights": teacher_weights}
         if weight is not None:
             cfg["loss"] = merge(cfg.get("loss") or {}, weight_override(row, weight))
+        if row.schedule != 1.0:  # a row of a budget curve: B/4, B/2
+            cfg = scaled_schedule(cfg, row.schedule)
         return cfg
 
     def stage_config(self, stage: str) -> dict:

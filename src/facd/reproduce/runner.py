@@ -240,9 +240,12 @@ class Reproduction:
 
     def row_config(self, row: Row, seed: int, weight: float | None = None) -> dict:
         """The config of a run of ``row``: at ``weight`` if given (a sweep run), else at the
-        weight its sweep chose (:meth:`chosen_weight`), else at the method's own weight."""
+        weight its sweep chose (:meth:`chosen_weight`), else at its fixed ``weight``, else at
+        the method's own weight."""
         if weight is None and row.weight_source:
             weight = self.chosen_weight(row)
+        elif weight is None:
+            weight = row.weight
         return self.p.row_config(row, seed, self.teacher_weights_for(row), weight)
 
     def chosen_weight(self, row: Row) -> float:
