@@ -31,7 +31,9 @@ REPO = Path(__file__).resolve().parents[1]
 EXPECTED = json.loads((REPO / "tests/data/configs_resolved_ea.json").read_text())
 ALL_YAML = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "configs").rglob("*.yaml"))
 TRAIN_YAML = [p for p in ALL_YAML if not p.startswith("configs/repro/")]
-PROTOCOLS = [p for p in ALL_YAML if p.startswith("configs/repro/")]
+# configs/repro/base/ holds parts of protocols (composed by 'base:'), not protocols
+PROTOCOL_BASES = [p for p in ALL_YAML if p.startswith("configs/repro/base/")]
+PROTOCOLS = [p for p in ALL_YAML if p.startswith("configs/repro/") and p not in PROTOCOL_BASES]
 
 
 def one_line(err: BaseException) -> str:
@@ -58,6 +60,18 @@ def test_every_protocol_file_loads_and_validates(name: str, monkeypatch) -> None
     monkeypatch.chdir(REPO)
     proto = load_protocol(name)
     assert proto.rows
+
+
+def test_every_protocol_base_is_composed_by_a_protocol() -> None:
+    """A part in configs/repro/base/ is checked through the protocols that name it."""
+    import yaml
+
+    named = set()
+    for name in PROTOCOLS:
+        bases = yaml.safe_load((REPO / name).read_text()).get("base") or []
+        for b in [bases] if isinstance(bases, str) else bases:
+            named.add(((REPO / name).parent / b).resolve().relative_to(REPO).as_posix())
+    assert PROTOCOL_BASES and set(PROTOCOL_BASES) <= named
 
 
 def test_the_fixture_covers_every_file_that_existed() -> None:
