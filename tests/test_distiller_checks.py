@@ -1,5 +1,5 @@
 """``facd.Distiller`` refuses what it cannot use, at construction or at the first call, with one
-line each (:class:`facd.distill.inputs.DistillerError`), instead of a raw torch error later or a
+line each (:class:`facd.errors.DistillerError`), instead of a raw torch error later or a
 silently wrong run."""
 
 from __future__ import annotations
@@ -9,8 +9,7 @@ import torch
 
 import facd
 from facd.archs import build_model, preset_spec
-from facd.distill.inputs import DistillerError
-from facd.errors import FacdError
+from facd.errors import DistillerError, FacdError
 
 
 def net(preset: str, scale: int = 2, seed: int = 0) -> torch.nn.Module:

@@ -126,7 +126,7 @@ class Distiller(nn.Module):
     checkpoint file (loaded strictly, weights only), the ``Upscaler`` of ``facd.load`` (its
     network is used), or None for a method that needs none. See the module docstring for taps,
     options and teacher stages, and :mod:`facd.distill.inputs` for the networks and batches it
-    refuses (a :class:`~facd.distill.inputs.DistillerError` with one line each).
+    refuses (a :class:`~facd.errors.DistillerError` with one line each).
     """
 
     def __init__(

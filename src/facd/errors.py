@@ -15,6 +15,7 @@ RunDirBusy              2      another process holds the run folder's lock
 DataError               2      unreadable, unsupported or too-small input data
 CheckpointError         2      a checkpoint that cannot be loaded or does not match
 NonFiniteOutputError    2      the network returned NaN or infinite values
+DistillerError          2      a network or batch that ``facd.Distiller`` cannot use
 TrainingDiverged        3      the loss became non-finite (``train.nan_policy``)
 StorageError            4      writing a run or an output failed (disk full, read-only)
 (Ctrl-C)                130    interrupted; a training run saves its state first
@@ -54,6 +55,10 @@ class StorageError(FacdError):
 
 class RunDirBusy(ConfigError):
     """Another process is writing the run folder."""
+
+
+class DistillerError(FacdError):
+    """An argument of :class:`facd.Distiller` (a network or a batch) it cannot use."""
 
 
 class TrainingDiverged(FacdError):

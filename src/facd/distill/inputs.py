@@ -32,13 +32,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from facd.errors import FacdError
+from facd.errors import DistillerError
 
 RANGE_LIMIT = 1.5  # largest value taken for a [0, 1] image (bicubic overshoot allowed)
-
-
-class DistillerError(FacdError):
-    """An argument of :class:`facd.Distiller` (a network or a batch) it cannot use."""
 
 
 def unwrap_teacher(teacher: Any) -> Any:
