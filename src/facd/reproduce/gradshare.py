@@ -36,12 +36,16 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import yaml
 
 from facd.errors import CheckpointError, ConfigError
+
+if TYPE_CHECKING:
+    from facd.distiller import Distiller
+    from facd.train.config import Config, ResolvedConfig
 
 GT_TERM = "l1_gt"
 
@@ -75,7 +79,7 @@ def _share(part: float, whole: float) -> float:
     return part / whole if whole > 0 else math.nan
 
 
-def gradient_shares(distiller: Any, lr: torch.Tensor, hr: torch.Tensor) -> GradientShares:
+def gradient_shares(distiller: Distiller, lr: torch.Tensor, hr: torch.Tensor) -> GradientShares:
     """Each active term's gradient and loss share on the student for the batch ``(lr, hr)``.
 
     ``distiller`` is a :class:`facd.Distiller`; its parameters are left untouched (no
@@ -126,7 +130,9 @@ def gradient_shares(distiller: Any, lr: torch.Tensor, hr: torch.Tensor) -> Gradi
     return GradientShares(terms, total_grad)
 
 
-def fixed_batch(cfg: Any, batch: int, patch: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def fixed_batch(
+    cfg: Config, batch: int, patch: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The measurement batch: item 0 of :class:`facd.TrainPatches` over the training data of
     ``cfg`` (a :class:`facd.train.config.Config`), ``batch`` LR patches of side ``patch``."""
     from facd.data.patches import TrainPatches
@@ -148,7 +154,7 @@ def fixed_batch(cfg: Any, batch: int, patch: int, seed: int) -> tuple[torch.Tens
     return lr, hr
 
 
-def build_distiller(rcfg: Any, run_dir: Path | None = None) -> Any:
+def build_distiller(rcfg: ResolvedConfig, run_dir: Path | None = None) -> Distiller:
     """A :class:`facd.Distiller` for a resolved config, initialised as ``facd train`` starts it
     (``torch.manual_seed(seed)``, the student, the teacher from its file, then the loss
     modules), on the CPU."""
@@ -198,7 +204,7 @@ def build_distiller(rcfg: Any, run_dir: Path | None = None) -> Any:
     )
 
 
-def load_run_config(run_dir: Path) -> Any:
+def load_run_config(run_dir: Path) -> ResolvedConfig:
     """The resolved config of a run folder (its ``config.yaml``)."""
     from facd.train.config import load_config
 
@@ -213,7 +219,7 @@ def load_run_config(run_dir: Path) -> Any:
     return load_config(None, [], base=saved)
 
 
-def load_trained(distiller: Any, run_dir: Path) -> int:
+def load_trained(distiller: Distiller, run_dir: Path) -> int:
     """Load the run's newest training state (student and loss modules) into ``distiller``
     strictly; returns its iteration. A method without loss modules falls back to
     ``last.safetensors`` when the folder keeps no state."""
@@ -245,7 +251,7 @@ def _load_strict(module: torch.nn.Module, tensors: dict[str, Any], path: Path) -
 
 
 def measure(
-    rcfg: Any,
+    rcfg: ResolvedConfig,
     run_dir: Path | None = None,
     batch: int | None = None,
     patch: int | None = None,
