@@ -23,6 +23,10 @@ channel count and so need no regressor; ``similarity: infonce`` is a softmax ove
 and the same negatives. Its default form is the paper's "dot-product similarity" (Table 7): the
 plain dot product of the anchor DR(F^_S) and the Eq. 3-normalised features, temperature 1;
 ``infonce_form: cosine`` with ``temperature: 0.07`` is the usual SimCLR-style alternative.
+The paper's dot product sums over all C*H*W elements, so its logits grow with the patch area
+(each Eq. 3-normalised position adds up to about 1); ``infonce_reduction: position_mean``
+divides it by H*W, the mean over positions of the per-position dot product, so the logits stay
+in about [-1, 1] at any patch size (docs/methods.md, "InfoNCE on fair terms", measures both).
 
 Data-parallel training: the negatives come from the global batch, gathered across ranks, and a
 batch sum is scaled by the world size (see :mod:`facd.distill.crossrank`), so K ranks take the
@@ -166,11 +170,13 @@ class ContrastTerm(LossTerm):
                 for cs, ct in zip(env.student_channels, env.teacher_channels, strict=True)
             )
 
-    def pairs(self, ctx: StepContext) -> list[tuple[float, torch.Tensor, torch.Tensor]]:
+    def pairs(self, ctx: StepContext) -> list[tuple[float, torch.Tensor, torch.Tensor, int]]:
+        """(tap weight, anchors, positives, H*W positions) per tap; rows are flattened samples."""
         o = self.opts
         if o.domain == "image":
             assert ctx.sr_t is not None
-            return [(1.0, ctx.sr_s.flatten(1), ctx.sr_t.detach().flatten(1))]
+            sr_s, sr_t = ctx.sr_s, ctx.sr_t.detach()
+            return [(1.0, sr_s.flatten(1), sr_t.flatten(1), sr_s[0, 0].numel())]
         assert ctx.feats_s is not None and ctx.feats_t is not None
         out = []
         for j, (w, fs, ft) in enumerate(zip(o.tap_weights, ctx.feats_s, ctx.feats_t, strict=True)):
@@ -179,7 +185,7 @@ class ContrastTerm(LossTerm):
             else:
                 a = self.regressors[j](normalize_features(fs, o.normalize))
                 t = normalize_features(ft.detach(), o.normalize)
-            out.append((w, a.flatten(1), t.flatten(1)))
+            out.append((w, a.flatten(1), t.flatten(1), a[0, 0].numel()))
         return out
 
     def forward(self, ctx: StepContext) -> torch.Tensor:
@@ -190,14 +196,17 @@ class ContrastTerm(LossTerm):
                 "the contrastive term needs a batch of at least 2 (negatives are other samples)"
             )
         total = ctx.sr_s.new_zeros((), dtype=torch.float32)
-        for w, a, t in self.pairs(ctx):
+        for w, a, t, positions in self.pairs(ctx):
             # Negatives come from the global batch when several ranks train (crossrank.py).
             others = crossrank.gather_with_grad(a) if o.student_negatives else None
             t_all = crossrank.gather_detached(t)
             offset = rank * a.shape[0]
             if o.similarity == "infonce":
+                # position_mean divides the dot product by H*W: a temperature H*W times larger
+                mean = o.infonce_reduction == "position_mean"
+                tau = o.temperature * positions if mean else o.temperature
                 per = info_nce(
-                    a, t_all, o.temperature, o.student_negatives,
+                    a, t_all, tau, o.student_negatives,
                     o.detach_student_negatives, o.infonce_form, others, offset,
                 )  # fmt: skip
             else:
@@ -218,6 +227,8 @@ class ContrastTerm(LossTerm):
         sim: str = o.similarity
         if sim == "infonce":
             sim = f"infonce {o.infonce_form} T={o.temperature:g}"
+            if o.infonce_reduction == "position_mean":
+                sim += " mean over positions"
         return f"contrast[{o.domain}, {sim}, adaptive={o.adaptive}, w={o.tap_weights}]"
 
 

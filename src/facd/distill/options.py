@@ -70,6 +70,12 @@ class ContrastOptions:
     temperature: float = field(
         1.0, "InfoNCE logits are divided by it (1: the plain dot product; cosine runs used 0.07)"
     )
+    infonce_reduction: Literal["sum", "position_mean"] | None = field(
+        None,
+        "InfoNCE dot product of two (C, H, W) features: sum over all elements (unset or sum: "
+        "the paper's plain dot product, which grows with the patch area) or position_mean "
+        "(divided by H*W: the mean over positions of the per-position dot product)",
+    )
     eps: float = field(1e-7, "added to the denominator")
 
     def validate(self, where: str) -> None:
@@ -77,6 +83,17 @@ class ContrastOptions:
         _check(len(self.tap_weights) >= 1, f"{where}.tap_weights", "must not be empty")
         _check(self.regressor_layers >= 1, f"{where}.regressor_layers", "must be >= 1")
         _check(self.temperature > 0, f"{where}.temperature", "must be > 0")
+        if self.infonce_reduction == "position_mean":
+            _check(
+                self.similarity == "infonce" and self.infonce_form == "dot",
+                f"{where}.infonce_reduction",
+                "position_mean needs similarity: infonce and infonce_form: dot",
+            )
+            _check(
+                self.domain != "affinity",
+                f"{where}.infonce_reduction",
+                "position_mean is defined for the feature and image domains, not affinity",
+            )
 
 
 @dataclass
