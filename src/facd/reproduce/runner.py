@@ -81,6 +81,7 @@ from facd.reproduce.protocol import (
     weight_key,
 )
 from facd.reproduce.scheduler import Outcome, Task, run_tasks
+from facd.train.rundir import config_differences
 
 RESULT_VERSION = 1
 
@@ -329,7 +330,7 @@ class Reproduction:
         resolved = load_config(None, [], base=cfg).to_dict()
         total = resolved["train"]["iterations"]
         saved = _read_yaml(run_dir / "config.yaml")
-        if finished_iteration(run_dir) == total and saved == resolved:
+        if finished_iteration(run_dir) == total and not config_differences(saved, resolved):
             return False
         t0 = time.perf_counter()
         try:
@@ -461,7 +462,7 @@ class Reproduction:
         the run starts again at the chosen weight (training cannot resume across weights)."""
         run_dir = self.out / row.run_id(seed)
         saved = _read_yaml(run_dir / "config.yaml")
-        if saved is None or saved == load_config_dict(cfg):
+        if saved is None or not config_differences(saved, load_config_dict(cfg)):
             return
         n = 1
         while (dest := self.out / "superseded" / f"{run_dir.name}-{n}").exists():

@@ -552,7 +552,7 @@ def check_resumable(saved: Path, new: dict) -> None:
             f"{saved} is damaged; restore it (or delete it to skip the check that the "
             "resumed config matches)"
         )
-    diffs = [k for k in _diff(old, new) if not k.startswith(RESUMABLE_CHANGES)]
+    diffs = [k for k in config_differences(old, new) if not k.startswith(RESUMABLE_CHANGES)]
     if diffs:
         raise ConfigError(
             f"--resume with a config that differs from {saved} in {', '.join(diffs[:5])}; "
@@ -560,10 +560,13 @@ def check_resumable(saved: Path, new: dict) -> None:
         )
 
 
-def _diff(a: object, b: object, prefix: str = "") -> list[str]:
+def config_differences(a: object, b: object, prefix: str = "") -> list[str]:
+    """The dotted keys at which two resolved configs differ. A key missing on one side counts
+    as None, so that a config saved before an optional key (default None) was added equals
+    today's resolution of the same file."""
     if isinstance(a, dict) and isinstance(b, dict):
         out = []
         for k in sorted(set(a) | set(b)):
-            out += _diff(a.get(k), b.get(k), f"{prefix}{k}.")
+            out += config_differences(a.get(k), b.get(k), f"{prefix}{k}.")
         return out
     return [] if a == b else [prefix.rstrip(".")]
