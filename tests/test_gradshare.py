@@ -180,3 +180,29 @@ def test_the_option_is_unset_by_default_and_leaves_fingerprints_alone() -> None:
     assert resolve_loss("fcd-infonce", None).contrast.infonce_reduction is None
     resolved = load_config(REPO / "configs/tiny/facd.yaml", ["method=fcd-infonce"]).to_dict()
     assert "infonce_reduction" not in canonical_config(resolved)["loss"]["contrast"]
+
+
+@pytest.mark.slow
+def test_the_protocol_measures_seed_0_and_the_report_shows_it(tmp_path: Path) -> None:
+    """``facd reproduce`` measures the gradient shares of each row's first seed after training
+    (``gradshare-<run>.json``) and the report puts the distillation share of the gradient
+    beside its share of the loss."""
+    import json
+
+    from facd.cli import main
+
+    from .helpers import split_protocol, write_protocol
+
+    rows = [{"method": "fcd", "seeds": [0, 1]}]
+    doc = split_protocol(tmp_path, "ci-gradshare", rows, val_every=3)
+    proto = write_protocol(tmp_path, doc)
+    assert main(["reproduce", str(proto), "--out", str(tmp_path / "runs"), "--no-figures"]) == 0
+    results = tmp_path / "results"
+    shares = json.loads((results / "gradshare-fcd-s0.json").read_text())
+    assert not (results / "gradshare-fcd-s1.json").exists()  # seed 0 only
+    names = {t["name"] for t in shares["terms"]}
+    assert {"l1_gt", "contrast"} <= names
+    assert sum(t["grad_share"] for t in shares["terms"]) == pytest.approx(1.0)
+    contrast = sum(t["grad_share"] for t in shares["terms"] if t["name"] not in ("l1_gt", "l1_t"))
+    report = (tmp_path / "docs" / "results.md").read_text()
+    assert f"| {100 * contrast:.1f} % |" in report

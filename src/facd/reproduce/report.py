@@ -33,6 +33,7 @@ claim results.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -1162,15 +1163,24 @@ class Report:
             "to the teacher's output). A method whose share is tiny barely differs from training "
             "from scratch by construction.",
             "",
-            "| Method | weighted terms at the end of training | distillation share |",
-            "|---|---|---|",
+            "The gradient share beside it is the share of the student's gradient that the same "
+            "terms give (the norm of each weighted term's gradient over the sum of the norms), "
+            "measured after training from the run's last state on one fixed batch "
+            "(`gradshare-<run>.json`; `tools/gradient_share.py` measures any run folder): a "
+            "term with a visible loss share may still barely move the student.",
+            "",
+            "| Method | weighted terms at the end of training | distillation share of the loss "
+            "| of the gradient |",
+            "|---|---|---|---|",
         )
         for r, shares in rows:
             doc = self.r.row_runs(r)[min(self.r.row_runs(r))]
             terms = ", ".join(f"{k} {v:.2g}" for k, v in weighted_terms(doc).items())
             share = mean(shares)
             text = "≈ 0 %" if abs(share) < 0.0005 else f"{100 * share:.1f} %"
-            self.add(f"| {self.label(r.name)} | {terms} | {text} |")
+            grad = gradient_distill_share(self.p.results_dir, doc.get("run_id", ""))
+            grad_text = "not measured" if grad is None else f"{100 * grad:.1f} %"
+            self.add(f"| {self.label(r.name)} | {terms} | {text} | {grad_text} |")
         self.add("")
 
     def reading(self) -> None:
@@ -1393,6 +1403,20 @@ def weighted_terms(doc: dict) -> dict[str, float]:
         if w is not None:
             out[name] = w * value
     return out
+
+
+def gradient_distill_share(results_dir: str, run: str) -> float | None:
+    """The share of the student's gradient from terms that are not a pixel L1 term, from
+    ``gradshare-<run>.json`` (None when not measured)."""
+    path = Path(results_dir) / f"gradshare-{run}.json"
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    terms = doc.get("terms") if isinstance(doc, dict) else None
+    if not isinstance(terms, list) or not terms:
+        return None
+    return sum(float(t["grad_share"]) for t in terms if t.get("name") not in ("l1_gt", "l1_t"))
 
 
 def distill_share(doc: dict) -> float | None:

@@ -786,6 +786,32 @@ class Reproduction:
         )
         return True
 
+    def task_gradshare(self, row: Row, seed: int) -> bool:
+        """Each loss term's share of the student's gradient beside its share of the loss
+        (:mod:`facd.reproduce.gradshare`), measured after training from the run's last
+        training state on a fixed batch (seed 0): ``gradshare-<run id>.json``. Nothing is
+        measured per step, so no run's fingerprint depends on it. Skipped, with a log line,
+        when the run folder is gone (a published protocol keeps only the weights)."""
+        rid = row.run_id(seed)
+        weights = self.results / f"{rid}.safetensors"
+        if not weights.is_file():
+            return False
+        key = fingerprint({"s": sha256_file(weights), "kind": "gradshare", "batch_seed": 0})
+        result = self.results / f"gradshare-{rid}.json"
+        if _read_json(result).get("fingerprint") == key:
+            return False
+        run_dir = self.out / rid
+        if not (run_dir / "checkpoints").is_dir():
+            self.log(f"gradshare-{rid}: no run folder with its training state; not measured")
+            return False
+        from facd.reproduce.gradshare import run_gradient_shares
+
+        doc = run_gradient_shares(run_dir, seed=0)
+        doc.pop("run_dir", None)
+        doc.update(kind="gradshare", run_id=rid, fingerprint=key)
+        _write_json(result, doc)
+        return True
+
     def task_alpha(self, row: Row, seed: int) -> bool:
         """alpha = 0 fraction of a run measured after training on ``report.regime.alpha_patch``
         pixel patches (:mod:`facd.reproduce.alphapatch`); ``alpha<P>-<run id>.json``."""
@@ -860,6 +886,12 @@ class Reproduction:
                     [f"train:{rid}", "eval:teacher"],
                 )
             )
+        for row, seed in runs:  # how much each term can act: seed 0 of every row
+            if seed == row.seeds[0]:
+                rid = row.run_id(seed)
+                evals.append(
+                    Task(f"gradshare:{rid}", _bind(self.task_gradshare, row, seed), [f"eval:{rid}"])
+                )
         reg = self.p.report.regime
         if reg.alpha0_row and reg.alpha_patch:
             for row, seed in runs:
