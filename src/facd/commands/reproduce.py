@@ -53,6 +53,7 @@ def protocol_schema() -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from facd.errors import ConfigError
+    from facd.reproduce.checks import check_owner, lock_results
     from facd.reproduce.protocol import load_protocol
     from facd.reproduce.report import write_report
     from facd.reproduce.runner import Reproduction
@@ -68,11 +69,14 @@ def run(args: argparse.Namespace) -> int:
     proto = load_protocol(args.protocol)
     if args.jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {args.jobs}")
+    check_owner(proto.results_dir, proto.report.path, proto.name)
     code = 0
     if not args.report_only:
+        lock = lock_results(proto.results_dir)  # held until this process ends
         out = args.out or Path("runs") / f"repro-{proto.name}"
         outcome = Reproduction(proto, out, jobs=args.jobs, only=args.only).run()
         code = 1 if outcome.failed else 0
+        lock.release()
     if args.report_only or not args.no_report:
         write_report(proto, args.protocol, figures=not args.no_figures)
     return code

@@ -537,6 +537,12 @@ class Report:
 
         rows = [r for r in self.p.rows if not r.skip and self.r.has(r.name)]
         out = []
+        if self.r.damaged:
+            named = "; ".join(f"`{f}` ({why})" for f, why in sorted(self.r.damaged.items()))
+            out.append(
+                f"- **Damaged results left out:** {named}. The protocol's next run makes them "
+                "again."
+            )
         recon = [r for r in rows if get_method(r.method).source.startswith("reconstruction")]
         if recon:
             link = relative_link(Path("docs/methods-baselines.md"), report)
@@ -550,6 +556,7 @@ class Report:
             r
             for r in rows
             if not r.weight_source
+            and r.weight is None  # a curve's fixed weight is its point, not a tuning
             and any(n not in ("l1_gt", "l1_t") for n, _ in get_method(r.method).terms)
         ]
         if untuned:

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from facd.reproduce.checks import read_result, run_problems
 from facd.reproduce.protocol import Protocol, Row, run_id, sweep_run_id
 from facd.reproduce.stats import mean, paired, std
 
@@ -29,15 +30,22 @@ class Results:
     alpha_patch: dict[str, dict] = field(default_factory=dict)  # run id -> alpha<P> JSON
     sweeps: dict[str, dict] = field(default_factory=dict)  # swept row -> sweep-<row>.json
     sweep_runs: dict[str, dict] = field(default_factory=dict)  # sweep run id -> its JSON
+    damaged: dict[str, str] = field(default_factory=dict)  # file name -> why it is left out
 
     @classmethod
     def load(cls, proto: Protocol) -> Results:
         root = Path(proto.results_dir)
         res = cls(proto)
         for rid in proto.run_ids():
-            doc = _read(root / f"{rid}.json")
-            if doc is not None and doc.get("kind") == "student":
-                res.runs[rid] = doc
+            doc, damage = read_result(root / f"{rid}.json")
+            if damage is not None:
+                res.damaged[f"{rid}.json"] = damage
+            elif doc is not None and doc.get("kind") == "student":
+                problems = run_problems(doc, proto.name, root / f"{rid}.safetensors")
+                if problems:
+                    res.damaged[f"{rid}.json"] = "; ".join(problems)
+                else:
+                    res.runs[rid] = doc
         res.teacher = _read(root / "teacher.json")
         res.bicubic = _read(root / "bicubic.json")
         for stage in proto.stages():

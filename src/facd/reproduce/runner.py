@@ -65,6 +65,7 @@ from facd.fileio import (
     move,
     open_append,
 )
+from facd.reproduce.checks import read_result, run_problems
 from facd.reproduce.evaljob import DONE_MARKER
 from facd.reproduce.job import write_job
 from facd.reproduce.protocol import (
@@ -437,11 +438,20 @@ class Reproduction:
         return True
 
     def is_cached(self, row: Row, seed: int) -> bool:
+        """Whether the published result of a run stands: its fingerprint, its weights' hash
+        and its own consistency (:mod:`facd.reproduce.checks`). A damaged or edited result is
+        named in the log and made again."""
         rid = row.run_id(seed)
-        doc = _read_json(self.results / f"{rid}.json")
+        path = self.results / f"{rid}.json"
+        doc, damage = read_result(path)
         weights = self.results / f"{rid}.safetensors"
+        problems = [damage] if damage else run_problems(doc or {}, self.p.name, weights)
+        if problems:
+            self.log(f"{path} is damaged ({'; '.join(problems)}): made again")
+            return False
         return (
-            doc.get("fingerprint") == self.row_fingerprint(row, seed)
+            doc is not None
+            and doc.get("fingerprint") == self.row_fingerprint(row, seed)
             and weights.is_file()
             and doc.get("weights_sha256") == sha256_file(weights)
         )
