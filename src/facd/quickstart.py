@@ -129,7 +129,7 @@ def run_quickstart(out: Path, data: Path | None, iterations: int, progress: bool
 
 def _comparison(hr_dir: Path, student: Path, figure: Path) -> None:
     """Centre crops (a third of the shorter side) of the teacher and the student."""
-    from facd.reproduce.plots import write_comparison
+    from facd.compare import write_comparison
 
     images = list_images(hr_dir)
     crops = []
