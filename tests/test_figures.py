@@ -20,16 +20,14 @@ from facd.reproduce.figures import (
     QUALITATIVE_ALT,
     X_MEAN,
     X_PAPER,
-    choose_crops,
-    claim_points,
     claims_figure,
-    curve_differences,
     curves_figure,
     draw_claim_panels,
     draw_curve_differences,
     draw_qualitative_measured,
     figure_section,
 )
+from facd.reproduce.plotdata import choose_crops, claim_points, curve_differences
 from facd.reproduce.protocol import Protocol
 from facd.reproduce.results import Results
 from facd.typedconfig import from_dict
