@@ -12,20 +12,22 @@ import torch
 from PIL import Image
 
 from facd.archs import build_model, preset_spec
+from facd.compare import best_window
+from facd.errors import FacdError
 from facd.reproduce.figures import (
-    PAPER_COLOUR,
-    SEED_COLOUR,
-    WIDTH,
-    best_window,
-    choose_crops,
-    claim_points,
-    curve_differences,
+    CAPTION_KEY,
+    CLAIMS_ALT,
+    QUALITATIVE_ALT,
+    X_MEAN,
+    X_PAPER,
+    claims_figure,
+    curves_figure,
     draw_claim_panels,
     draw_curve_differences,
     draw_qualitative_measured,
     figure_section,
-    grid_height,
 )
+from facd.reproduce.plotdata import choose_crops, claim_points, curve_differences
 from facd.reproduce.protocol import Protocol
 from facd.reproduce.results import Results
 from facd.typedconfig import from_dict
@@ -146,8 +148,47 @@ def test_curve_differences_pair_seeds_at_common_iterations(tmp_path: Path) -> No
     assert curve_differences(res, "ts") == []  # a reference without results
 
 
-def _count(img: Image.Image, colour: tuple[int, int, int]) -> int:
-    return int(np.all(np.asarray(img) == colour, axis=2).sum())
+def _gid(ax, gid: str) -> list:
+    """The lines of ``ax`` drawn with ``gid``."""
+    return [line for line in ax.get_lines() if line.get_gid() == gid]
+
+
+def _texts(fig) -> str:
+    """Every text of ``fig`` (titles, labels, legend), one per line."""
+    from matplotlib.text import Text
+
+    return "\n".join(t.get_text() for t in fig.findobj(Text))
+
+
+def test_claims_figure_draws_seeds_interval_and_paper_per_claim(tmp_path: Path) -> None:
+    res = _results(tmp_path)
+    points = claim_points(res, res.proto.report.claims, [None, 0.07, None, None, 0.3])
+    fig = claims_figure(points, "Set5, Set14")
+    assert len(fig.axes) == 3  # one panel per drawable claim
+    main, fakd, teacher = fig.axes
+    for ax, p in zip(fig.axes, points, strict=True):
+        (seeds,) = _gid(ax, "seeds")
+        assert sorted(seeds.get_ydata()) == pytest.approx(sorted(p.values))
+        (interval,) = _gid(ax, "interval")  # the 95 % t-interval as a bar at X_MEAN
+        assert list(interval.get_xdata()) == [X_MEAN, X_MEAN]
+        assert list(interval.get_ydata()) == pytest.approx(list(p.ci))
+        (mean,) = _gid(ax, "mean")
+        assert mean.get_ydata()[0] == pytest.approx(p.mean)
+        assert ax.get_title(loc="left").replace("\n", " ") == p.title
+    assert _gid(main, "paper") == []  # no paper difference given, no diamond
+    (paper,) = _gid(fakd, "paper")
+    assert (paper.get_xdata()[0], paper.get_ydata()[0]) == (X_PAPER, pytest.approx(0.07))
+    # Y-PSNR panels share one axis; the teacher-PSNR panel has its own, on a row of its own
+    assert main.get_ylim() == fakd.get_ylim() != teacher.get_ylim()
+    assert main.get_position().y0 == fakd.get_position().y0 > teacher.get_position().y0
+    lo, hi = main.get_ylim()
+    assert lo < 0 < hi and lo <= min(points[0].values) and hi >= points[0].ci[1]
+    # FAKD has two seeds: its interval (t = 12.7) runs off the shared axis, an arrow says so
+    assert fakd.get_ylim()[1] < fakd.get_ylim()[1] + 1 and points[1].ci[1] > hi
+    assert len(_gid(fakd, "off-axis")) == 2 and _gid(main, "off-axis") == []
+    text = _texts(fig)
+    assert "mean over Set5, Set14" in text and "paper" in text and "95 % t-interval" in text
+    assert "mean +0.057 dB, 3 seeds" in text and "PSNR to teacher a − b (dB)" in text
 
 
 def test_claim_panels_png(tmp_path: Path) -> None:
@@ -155,22 +196,62 @@ def test_claim_panels_png(tmp_path: Path) -> None:
     claims = res.proto.report.claims
     out = draw_claim_panels(res, claims, [None, 0.07, None, None, None], tmp_path / "c.png")
     assert out == tmp_path / "c.png"
-    img = Image.open(out).convert("RGB")
-    # two Y-PSNR panels on one row, the teacher-PSNR panel on a row of its own
-    assert img.size == (WIDTH, grid_height("claims", 2))
-    assert _count(img, PAPER_COLOUR) > 20 and _count(img, SEED_COLOUR) > 20
-    bare = Image.open(draw_claim_panels(res, claims, None, tmp_path / "d.png")).convert("RGB")
-    assert _count(bare, PAPER_COLOUR) == 0  # no paper difference given, no marker drawn
+    with Image.open(out) as img:
+        assert img.format == "PNG" and img.width == 1000  # the width the report embeds
     only_missing = [claims[2], claims[3]]
     assert draw_claim_panels(res, only_missing, None, tmp_path / "e.png") is None
     assert not (tmp_path / "e.png").exists()
 
 
-def test_curve_difference_panels_png(tmp_path: Path) -> None:
+def test_curves_figure_draws_the_mean_and_the_seed_band(tmp_path: Path) -> None:
     res = _results(tmp_path)
+    (band,) = curve_differences(res, "scratch")
+    fig = curves_figure([band, band], "Student (scratch)")
+    assert len(fig.axes) == 2
+    ax = fig.axes[0]
+    (mean,) = _gid(ax, "mean")
+    assert list(mean.get_xdata()) == [100, 200, 300]
+    assert list(mean.get_ydata()) == pytest.approx([0.1, 0.1, 0.25])
+    (fill,) = [c for c in ax.collections if c.get_gid() == "band"]
+    ys = fill.get_paths()[0].vertices[:, 1]
+    assert min(ys) == pytest.approx(-0.2) and max(ys) == pytest.approx(0.4)  # min to max
+    assert fig.axes[0].get_ylim() == fig.axes[1].get_ylim()  # one shared axis
+    assert "minus Student (scratch)'s" in _texts(fig) and "at 300: +0.250 dB" in _texts(fig)
     out = draw_curve_differences(res, "scratch", tmp_path / "curves.png")
-    assert Image.open(out).size == (WIDTH, grid_height("curves", 1))
+    assert Image.open(out).width == 1000
     assert draw_curve_differences(res, "ts", tmp_path / "none.png") is None
+    assert not (tmp_path / "none.png").exists()
+
+
+def test_one_seed_draws_no_band(tmp_path: Path) -> None:
+    res = _results(tmp_path)
+    for seed in (1, 2):
+        del res.runs[f"facd-s{seed}"]
+    (band,) = curve_differences(res, "scratch")
+    ax = curves_figure([band], "Student (scratch)").axes[0]
+    assert [c for c in ax.collections if c.get_gid() == "band"] == []
+    assert len(_gid(ax, "mean")) == 1
+
+
+def test_figures_without_matplotlib_say_which_install_is_missing(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    import sys
+
+    from facd.cli import main
+
+    res = _results(tmp_path)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib fails
+    with pytest.raises(FacdError, match=r"pip install 'facd\[repro\]'"):
+        draw_claim_panels(res, res.proto.report.claims, None, tmp_path / "c.png")
+    assert not (tmp_path / "c.png").exists()
+    # facd reproduce says so before it reads the protocol or trains; --no-figures needs none
+    missing = str(tmp_path / "missing.yaml")
+    assert main(["reproduce", missing]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "matplotlib, which is not installed: pip install 'facd[repro]'" in line
+    assert main(["reproduce", missing, "--report-only", "--no-figures"]) == 2
+    assert "missing.yaml" in capsys.readouterr().err  # the protocol's own error
 
 
 def test_best_window_finds_a_planted_error() -> None:
@@ -257,6 +338,9 @@ def test_figure_section_links_three_figures_with_captions(tmp_path: Path) -> Non
     assert "95 % Student-t interval" in text and "lowest to the highest seed" in text
     assert "Crops chosen by measurement" in text and "(seed 0 of each)" in text
     assert "Tiny/img0" in text
+    with Image.open(tmp_path / "docs" / "img" / "qualitative-measured.png") as png:
+        kept = png.text[CAPTION_KEY]  # the measured caption, for a report not redrawing
+    assert kept.startswith("Crops chosen by measurement") and kept in text
     fig, caption = draw_qualitative_measured(
         [("A", weights["facd"]), ("B", weights["scratch"])],
         root,
@@ -266,6 +350,26 @@ def test_figure_section_links_three_figures_with_captions(tmp_path: Path) -> Non
         size=200,
     )
     assert fig is None and "200x200" in caption  # no window fits a 96-pixel image
+
+
+def test_crops_figure_draws_the_overview_and_every_panel() -> None:
+    from facd.reproduce.figures import crops_figure
+
+    full = np.zeros((40, 60, 3), np.uint8)
+    crop = np.full((8, 8, 3), 200, np.uint8)
+    panels = [("HR", crop, None), ("Bicubic", crop, 20.5), ("FACD", crop, 23.25)]
+    rows = [("a", full, (4, 8, 8, 8), panels), ("b", full, (10, 20, 8, 8), panels)]
+    fig = crops_figure(rows, ["Set5", "Set14"])
+    assert len(fig.axes) == 2 * 4  # per row: the overview, HR, bicubic, the model
+    outline = [p for p in fig.axes[4].patches if p.get_gid() == "crop-outline"]
+    assert [(p.get_x(), p.get_y(), p.get_width()) for p in outline] == [(9.5, 19.5, 8)]
+    labels = [ax.get_xlabel() for ax in fig.axes[4:]]
+    assert labels == [
+        "Set14/b\ncrop 10,20 8x8",
+        "HR\nY-PSNR on the crop",
+        "Bicubic\n20.50 dB",
+        "FACD\n23.25 dB",
+    ]
 
 
 def test_figure_section_is_empty_without_results(tmp_path: Path) -> None:
@@ -341,9 +445,9 @@ def test_report_without_figures_keeps_the_earlier_figures(tmp_path: Path) -> Non
     write_report(proto, "proto.yaml", figures=False, log=lambda m: None)
     text = report.read_text()
     assert "## Figures" in text
-    assert "![paired difference of each claim](img/claims.png)" in text
+    assert f"![{CLAIMS_ALT}](img/claims.png)" in text
     assert "95 % Student-t interval" in text  # the claims figure's caption
-    assert "![crops where the two models differ most](img/qualitative-measured.png)" in text
+    assert f"![{QUALITATIVE_ALT}](img/qualitative-measured.png)" in text
     assert f"(img/qualitative-measured.png)\n\n{caption}\n" in text
     assert "curve-differences" not in text  # not on disk: not linked
     assert {p.name: p.read_bytes() for p in img.iterdir()} == files  # nothing redrawn

@@ -193,6 +193,42 @@ def test_a_refused_run_leaves_no_folder_behind(case, capsys):
     assert not (case / "fresh").exists()
 
 
+def test_library_run_follows_the_rules_of_facd_train(case, capsys):
+    """``facd.train.run`` is ``facd train``: the same refusals, word for word, with nothing
+    written; ``resume`` continues and ``overwrite`` starts again, keeping the user's files."""
+    from facd.errors import ConfigError
+    from facd.train import run as train_run
+    from facd.train.rundir import RunDirBusy, RunLock
+
+    run = case / "run"
+    before = snapshot(run)
+    refusals = [
+        ((), {}),  # a folder holding a finished run
+        (("--overwrite", "--set", "student.weights=run/best.safetensors"), {"overwrite": True}),
+        (("--resume", "--overwrite"), {"resume": True, "overwrite": True}),
+    ]
+    for flags, kwargs in refusals:
+        assert train(*flags) == 2
+        cli_line = error_line(capsys)
+        overrides = [flags[i + 1] for i, f in enumerate(flags) if f == "--set"]
+        with pytest.raises(ConfigError) as err:
+            train_run("cfg.yaml", "run", overrides=overrides, progress=False, **kwargs)
+        assert cli_line == f"facd train: error: {err.value}"
+        assert snapshot(run) == before
+    with pytest.raises(ConfigError, match="is the config.yaml that facd train writes"):
+        train_run(run / "config.yaml", "run", resume=True, progress=False)
+    with RunLock(run), pytest.raises(RunDirBusy, match="being written"):
+        train_run("cfg.yaml", "run", resume=True, progress=False)
+    config = yaml.safe_load(Path("cfg.yaml").read_text())  # a mapping works as the file does
+    config["train"]["iterations"] = 3
+    assert train_run(config, "run", resume=True, progress=False)["iteration"] == 3
+    assert [p.name for p in state_files(run)][0] == "state-00000003.pt"
+    (run / "notes.txt").write_text("mine")
+    train_run("cfg.yaml", "run", overwrite=True, progress=False)
+    assert [p.name for p in state_files(run)][0] == "state-00000002.pt"
+    assert (run / "notes.txt").read_text() == "mine" and not (run / ".facd.lock").exists()
+
+
 # ------------------------------------------------------------------ temporary files
 
 

@@ -1,6 +1,6 @@
 """Workflows call the library: reproduction jobs, the report's data, the quickstart's config.
 
-* A reproduction job trains through :func:`facd.reproduce.job.train` (the run folder's lock,
+* A reproduction job trains through :func:`facd.train.run` (the run folder's lock,
   resume rules), not through ``facd train`` flags.
 * The report's tables, claims and observations are data of the protocol's ``report:`` section,
   validated when the protocol is loaded; labels come from the method declarations.
@@ -170,15 +170,16 @@ def test_row_label_overrides_the_declaration(tmp_path: Path) -> None:
 
 
 def test_train_job_takes_the_run_lock(tmp_path: Path) -> None:
-    from facd.reproduce.job import train
+    from facd.reproduce.job import run_job
     from facd.train.rundir import RunDirBusy, RunLock
 
     proto = load_protocol(_protocol(tmp_path, [{"method": "scratch"}]))
     cfg = proto.row_config(proto.row("scratch"), 0, proto.teacher.weights)
     run = tmp_path / "run"
+    job = {"kind": "train", "config": cfg, "run_dir": str(run)}
     with RunLock(run), pytest.raises(RunDirBusy, match="being written"):
-        train(cfg, run)
-    train(cfg, run)
+        run_job(job)
+    run_job(job)
     assert (run / "last.safetensors").is_file() and not (run / ".facd.lock").exists()
 
 

@@ -5,8 +5,8 @@ An AST scan of every module flags the calls that write, delete, move or lock a f
 ``rmdir``/``rename``/``replace``/``touch``, ``os.remove``/``unlink``/``rmdir``/``replace``/
 ``rename``/``truncate``/``write``, ``os.open`` with a writing flag, ``shutil.rmtree``/``move``/
 ``copy*``, ``fcntl.flock``/``lockf``, ``msvcrt.locking``, ``tempfile`` files, ``torch.save``,
-``numpy.save*``, ``torch.onnx.export``, safetensors' ``save_file`` and any ``.save(...)``
-(PIL, ONNX). A serialiser may write into memory: its destination is then a name bound to
+``numpy.save*``, ``torch.onnx.export``, safetensors' ``save_file``, any ``.save(...)``
+(PIL, ONNX) and ``.savefig(...)`` (matplotlib). A serialiser may write into memory: its destination is then a name bound to
 ``io.BytesIO()`` in the same function, and the bytes go to ``facd.fileio.atomic_write_bytes``.
 """
 
@@ -25,7 +25,7 @@ EXCEPTIONS = {
 
 ATTRIBUTES = {
     "write_text", "write_bytes", "unlink", "rmdir", "rename", "touch", "symlink_to",
-    "hardlink_to", "link_to", "savefig", "tofile",
+    "hardlink_to", "link_to", "tofile",
 }  # fmt: skip
 MODULE_CALLS = {
     "os": {
@@ -45,7 +45,7 @@ MODULE_CALLS = {
 }  # fmt: skip
 WRITE_FLAGS = {"O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC", "O_APPEND"}
 # serialisers and the position of their destination argument
-SERIALISERS = {"torch.save": 1, "torch.onnx.export": 2, ".save": 0}
+SERIALISERS = {"torch.save": 1, "torch.onnx.export": 2, ".save": 0, ".savefig": 0}
 
 
 def _dotted(node: ast.expr) -> str:
@@ -104,7 +104,8 @@ def _violation(call: ast.Call, buffers: set[str]) -> str | None:
     if name == "save_file" or leaf == "save_file":
         return "save_file"
     for serialiser, position in SERIALISERS.items():
-        if name == serialiser or (serialiser == ".save" and attr == "save" and call.args):
+        method = serialiser.startswith(".") and attr == serialiser[1:] and call.args
+        if name == serialiser or method:
             dest = call.args[position] if len(call.args) > position else None
             return None if _in_memory(dest, buffers) else serialiser
     if attr is None:
@@ -176,6 +177,7 @@ def f(p, img, state, text):
     text.replace("a", "b"); dataclasses.replace(state); trainer.save()
     buf = io.BytesIO()
     img.save(buf, format="PNG"); torch.save(state, buf); torch.onnx.export(state, (p,), buf)
+    fig.savefig(buf, format="png")
 """
     assert violations(source) == []
 

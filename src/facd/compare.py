@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -41,9 +42,11 @@ __all__ = [
     "best_window",
     "build_comparison",
     "choose_crop",
+    "comparison_rows",
     "parse_crop",
     "psnr_gap",
     "render_rows",
+    "write_comparison",
 ]
 
 Crop = tuple[int, int, int, int]  # x, y, w, h
@@ -287,7 +290,10 @@ def _draw_text(draw, font, lines: tuple[str, str], at: tuple[int, int], line_h: 
             draw.text((x, y + i * line_h), text, fill="black", font=font)
 
 
-def build_comparison(
+Row = tuple[str, np.ndarray, Crop, list[tuple[str, np.ndarray, float | None]]]
+
+
+def comparison_rows(
     images: Sequence[tuple[str, np.ndarray]],
     crops: Sequence[Crop | None],
     models: Sequence[tuple[str, Upscale]],
@@ -295,17 +301,12 @@ def build_comparison(
     *,
     hr_is_input: bool = False,
     psnr_region: str = "image",
-    panel_width: int = 256,
-    overview: bool = True,
     crop_size: int = AUTO_CROP,
-) -> ComparisonFigure:
-    """Build the figure for ``images`` (``(name, uint8 array)``), one crop per image.
-
-    ``models`` are ``(label, upscale)`` with ``upscale(lr_uint8) -> sr_uint8`` (an
-    :class:`facd.infer.api.Upscaler` works). Crops are in the given image's pixels; a None
-    crop is chosen by :func:`choose_crop` (a ``crop_size`` square where the first two models,
-    or the only model and bicubic, differ most; ``RowInfo.chosen`` says so).
-    """
+) -> tuple[list[Row], list[str]]:
+    """What :func:`build_comparison` draws, measured but not drawn: one row
+    ``(name, given image, crop, [(label, crop pixels, Y-PSNR or None), ...])`` per image (the
+    panels: HR or input, bicubic, then each model) and, per row, why its crop was chosen ("" when
+    it was given). Same arguments as :func:`build_comparison`."""
     from facd.data.imresize import bicubic_downsample, bicubic_upsample, modcrop
 
     if psnr_region not in ("image", "crop"):
@@ -316,7 +317,7 @@ def build_comparison(
         raise DataError("no images to compare")
     if crop_size < 1:
         raise DataError(f"crop_size must be >= 1, got {crop_size}")
-    rows = []
+    rows: list[Row] = []
     chosen: list[str] = []
     for (name, img), given in zip(images, crops, strict=True):
         if hr_is_input:
@@ -357,6 +358,37 @@ def build_comparison(
                 psnr = _psnr(sr, hr, scale, crop if psnr_region == "crop" else None)
             panels.append((label, _cut(sr, crop, factor), psnr))
         rows.append((name, img, crop, panels))
+    return rows, chosen
+
+
+def build_comparison(
+    images: Sequence[tuple[str, np.ndarray]],
+    crops: Sequence[Crop | None],
+    models: Sequence[tuple[str, Upscale]],
+    scale: int,
+    *,
+    hr_is_input: bool = False,
+    psnr_region: str = "image",
+    panel_width: int = 256,
+    overview: bool = True,
+    crop_size: int = AUTO_CROP,
+) -> ComparisonFigure:
+    """Build the figure for ``images`` (``(name, uint8 array)``), one crop per image.
+
+    ``models`` are ``(label, upscale)`` with ``upscale(lr_uint8) -> sr_uint8`` (an
+    :class:`facd.infer.api.Upscaler` works). Crops are in the given image's pixels; a None
+    crop is chosen by :func:`choose_crop` (a ``crop_size`` square where the first two models,
+    or the only model and bicubic, differ most; ``RowInfo.chosen`` says so).
+    """
+    rows, chosen = comparison_rows(
+        images,
+        crops,
+        models,
+        scale,
+        hr_is_input=hr_is_input,
+        psnr_region=psnr_region,
+        crop_size=crop_size,
+    )
 
     def second(label: str, psnr: float | None) -> str:
         if label == "HR":
@@ -367,3 +399,30 @@ def build_comparison(
     fig, infos = render_rows(rows, panel_width=panel_width, overview=overview, second_line=second)
     infos = tuple(replace(info, chosen=c) for info, c in zip(infos, chosen, strict=True))
     return ComparisonFigure(fig, infos, psnr_region)
+
+
+def write_comparison(
+    images: Sequence[Path],
+    crops: Sequence[Crop],
+    models: Sequence[tuple[str, str | Path]],
+    scale: int,
+    out: Path,
+    panel_width: int = 256,
+    device: str = "auto",
+    psnr_region: str = "image",
+) -> str:
+    """Side-by-side crops of ``models`` (``(label, weights file)``) on the HR ``images`` with
+    :func:`build_comparison`, written to ``out``; returns the Y-PSNR table as ``facd compare``
+    prints it: on the whole image (shave = scale) or, with ``psnr_region="crop"``, on the
+    crop. Whole images, no tiling."""
+    import facd
+    from facd.data.image_io import read_image_raw, write_image
+
+    loaded = [(label, facd.load(str(ref), device=device, tile=0)) for label, ref in models]
+    hr = [(Path(p).stem, read_image_raw(p)) for p in images]
+    fig = build_comparison(
+        hr, list(crops), loaded, scale, panel_width=panel_width, psnr_region=psnr_region
+    )
+    write_image(out, np.asarray(fig.image))
+    shave = scale if fig.psnr_region == "image" else 0
+    return f"Y-PSNR (dB) on the {fig.psnr_region}, shave {shave}:\n{fig.table()}\n"

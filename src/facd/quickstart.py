@@ -100,7 +100,7 @@ def run_quickstart(out: Path, data: Path | None, iterations: int, progress: bool
     is locked while it trains and a second call continues it (as ``facd train --resume``)."""
     from facd.archs.io import load_model
     from facd.evaluate import evaluate
-    from facd.reproduce.job import train
+    from facd.train import run as train
 
     if not TEACHER_ASSET.is_file():
         raise FacdError(f"the shipped teacher is missing: {TEACHER_ASSET}")
@@ -112,7 +112,12 @@ def run_quickstart(out: Path, data: Path | None, iterations: int, progress: bool
         f"[2/4] distilling edsr-tiny-s from the shipped teacher with FACD ({iterations} iterations)"
     )
     run_dir = out / "student"
-    train(student_config(train_dir, iterations, TEACHER_ASSET), run_dir, progress=progress)
+    train(
+        student_config(train_dir, iterations, TEACHER_ASSET),
+        run_dir,
+        resume=True,
+        progress=progress,
+    )
     log("[3/4] evaluating bicubic, teacher and student on the held-out images")
     teacher, _ = load_model(TEACHER_ASSET)
     student, _ = load_model(run_dir / "last.safetensors")
@@ -129,7 +134,7 @@ def run_quickstart(out: Path, data: Path | None, iterations: int, progress: bool
 
 def _comparison(hr_dir: Path, student: Path, figure: Path) -> None:
     """Centre crops (a third of the shorter side) of the teacher and the student."""
-    from facd.reproduce.plots import write_comparison
+    from facd.compare import write_comparison
 
     images = list_images(hr_dir)
     crops = []

@@ -66,6 +66,10 @@ def run(args: argparse.Namespace) -> int:
             "facd reproduce needs PROTOCOL, a protocol file (e.g. configs/repro/mini-x4.yaml; "
             "see docs/protocols.md), or --schema"
         )
+    if not args.no_figures and (args.report_only or not args.no_report):
+        from facd.reproduce.figures import require_matplotlib
+
+        require_matplotlib()  # before any run: the report at the end draws its figures
     proto = load_protocol(args.protocol)
     if args.jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {args.jobs}")

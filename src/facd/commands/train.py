@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         from facd.train.rundir import RunLock
 
         with RunLock(args.out):  # held while the ranks run; they know it from the environment
-            _prepare(args, launcher=True)  # bad input fails once, here, not in every rank
+            _prepare(args)  # bad input fails once, here, not in every rank
             return _launch_torchrun(args)
     return _train(args)
 
@@ -103,76 +103,40 @@ def import_plugins(modules: list[str]) -> None:
             ) from None
 
 
-def _prepare(args: argparse.Namespace, launcher: bool = False):
-    """Load and check the config and the run folder; returns the resolved config.
+def _prepare(args: argparse.Namespace) -> None:
+    """The launcher's checks, before any rank starts: those of :func:`facd.train.run` and what
+    the ranks would otherwise each report (:func:`facd.train.launchcheck.check_before_launch`)."""
+    from facd.train import prepare
+    from facd.train.launchcheck import check_before_launch
 
-    ``launcher``: also check, before any rank starts, what the ranks would otherwise each
-    report (:func:`facd.train.launchcheck.check_before_launch`).
-    """
-    from facd.train.config import load_config
-    from facd.train.rundir import check_config_not_in_run, check_run
-
-    rcfg = load_config(args.config, args.overrides)
-    run_dir: Path = args.out
-    check_config_not_in_run(args.config, run_dir)
-    check_run(run_dir, rcfg, args.resume, args.overwrite)
-    if args.overwrite:
-        _check_inputs_survive(rcfg, run_dir)
-    if launcher:
-        from facd.train.launchcheck import check_before_launch
-
-        check_before_launch(rcfg, args.nproc)
-    return rcfg
-
-
-def _check_inputs_survive(rcfg, run_dir: Path) -> None:
-    """``--overwrite`` must not delete the weights this run starts from."""
-    from facd.errors import ConfigError
-    from facd.train.rundir import owned_files
-
-    replaced = {(run_dir / rel).resolve() for rel in owned_files(run_dir)}
-    for role in ("student", "teacher"):
-        net = getattr(rcfg.config, role, None)
-        weights = getattr(net, "weights", None)
-        if weights and Path(weights).resolve() in replaced:
-            raise ConfigError(
-                f"'{role}.weights' {weights} is inside --out {run_dir}, whose files --overwrite "
-                "would delete; copy it elsewhere first, or choose another --out"
-            )
+    rcfg = prepare(
+        args.config,
+        args.out,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        overrides=args.overrides,
+    )
+    check_before_launch(rcfg, args.nproc)
 
 
 def _train(args: argparse.Namespace) -> int:
-    from facd.train.distributed import end_launched_rank, init_distributed, shutdown
-    from facd.train.loop import run_training
-    from facd.train.rundir import lock_run_dir, watch_launcher
+    from facd.train import run as train_run
+    from facd.train.distributed import end_launched_rank
+    from facd.train.rundir import watch_launcher
 
     run_dir: Path = args.out
     # a rank of `facd train --nproc`: gone as soon as the launcher is (no orphan keeps writing)
     stop_watchdog = watch_launcher() if "WORLD_SIZE" in os.environ else None
-    launched = stop_watchdog is not None
-    # one writer per run folder: rank 0 (or the single process) locks it, unless the launcher
-    # already holds the lock; the other ranks never write
-    lock = lock_run_dir(run_dir) if os.environ.get("RANK", "0") == "0" else None
-    try:
-        rcfg = _prepare(args)
-        dist_ctx = init_distributed(rcfg.config.train.device)
-        try:
-            # config.yaml is written by run_training once the set-up has succeeded
-            summary = run_training(
-                rcfg,
-                run_dir,
-                resume=args.resume,
-                dist_ctx=dist_ctx,
-                progress=not args.no_progress,
-                overwrite=args.overwrite,
-                stop_on_sigint=launched,
-            )
-        finally:
-            shutdown(dist_ctx)
-    finally:
-        if lock is not None:
-            lock.release()
-    if dist_ctx.is_main:
+    summary = train_run(
+        args.config,
+        run_dir,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        overrides=args.overrides,
+        progress=not args.no_progress,
+        stop_on_sigint=stop_watchdog is not None,
+    )
+    if os.environ.get("RANK", "0") == "0":  # the main process reports
         val = summary.get("val") or {}
         for name, m in val.items():
             print(f"{name}: Y-PSNR {m['psnr_y']:.3f} dB, SSIM {m['ssim_y']:.4f}")

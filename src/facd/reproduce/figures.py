@@ -1,4 +1,4 @@
-"""The report's figures, drawn to be read at a glance.
+"""The report's figures, drawn with matplotlib to be read at a glance.
 
 * **Claim panels** (:func:`draw_claim_panels`): one small panel per claim ``a - b`` of the
   reading. Dots: the difference of each seed, paired by seed, on the mean over the evaluation
@@ -12,20 +12,21 @@
   Y-PSNR minus the reference row's at the same iteration, paired by seed. Line: the mean over
   seeds; band: **min to max over seeds** (no band with one seed). The y axis is shared and fitted
   to the second half of training (early differences are large and would flatten the end, where
-  the methods settle), so early points may be drawn on its edge.
-* **Measured qualitative crops** (:func:`choose_crops`, :func:`draw_qualitative_measured`): two
-  models super-resolve benchmark images exactly as the evaluation does (:class:`BenchmarkSet`
-  LR, :func:`facd.evaluate.super_resolve`); a square window slides over each image inside the
-  ``shave = scale`` border, and on each image the window where the two models' mean squared
-  error on Y (the metrics' plane) differs most, ``|MSE_a - MSE_b|``, is kept; the K images whose
-  windows differ most are shown. An absolute error gap, not a PSNR gap, is ranked: a PSNR gap
-  is largest on flat crops where both models are nearly exact and nothing differs to the eye.
-  The crop's PSNR difference is reported under the figure.
+  the methods settle), so early points may run off it.
+* **Measured qualitative crops** (:func:`draw_qualitative_measured`): the crops where two
+  models' mean squared errors on Y differ most (:func:`facd.reproduce.plotdata.choose_crops`),
+  one row each: the whole image with the crop marked, then the crop of HR, bicubic and every
+  model (:func:`facd.compare.comparison_rows`), pixels enlarged without smoothing, the Y-PSNR
+  on the crop under each. The crops' PSNR differences are given in the caption.
 
-Every figure is :data:`WIDTH` (1000) px wide, the size the report embeds it at, with four
-panels to a row (panels keep one size whatever their number), 12-19 px text and one colour per
-role (:data:`SEED_COLOUR`, :data:`MEAN_COLOUR`, :data:`PAPER_COLOUR`, :data:`ZERO_COLOUR`). Text
-inside the images is ASCII (``a - b``): Pillow's default font has no minus sign.
+The numbers come from :mod:`facd.reproduce.plotdata`. Every figure is :data:`WIDTH_IN` inches
+wide at :data:`DPI` (1000 px, the size the report embeds it at), four panels to a row (panels
+keep one size whatever their number), one colour per role (:data:`SEED_COLOUR`,
+:data:`MEAN_COLOUR`, :data:`PAPER_COLOUR`, :data:`ZERO_COLOUR`).
+The ``*_figure`` functions build a matplotlib figure (Agg canvas, no pyplot state); the
+``draw_*`` functions write it as PNG through :func:`facd.fileio.atomic_write_bytes`.
+matplotlib is the ``repro`` extra (``pip install 'facd[repro]'``), imported only here, when a
+figure is drawn (:func:`require_matplotlib`).
 
 A report written without redrawing (:func:`figure_section` with ``draw=False``, ``facd
 reproduce --no-figures``) links the figures already on disk; the crops figure keeps its
@@ -36,227 +37,107 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import textwrap
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
-import numpy as np
-from PIL import Image, ImageDraw
-
-from facd.compare import best_window, psnr_gap
 from facd.errors import FacdError
 from facd.fileio import atomic_write_bytes
-from facd.reproduce.plots import (
-    fit_text,
-    font,
-    nice_ticks,
-    text_width,
-    vertical_text,
-    wrap_text,
-    write_comparison,
+from facd.reproduce.plotdata import (
+    ClaimPoints,
+    CurveBand,
+    choose_crops,
+    claim_points,
+    curve_differences,
+    hr_path,
 )
-from facd.reproduce.stats import mean
 
 if TYPE_CHECKING:
-    from torch import nn
+    from matplotlib.artist import Artist
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
+    from facd.compare import Row
     from facd.reproduce.protocol import ReportClaim
     from facd.reproduce.results import Results
 
 __all__ = [
-    "ClaimPoints",
-    "CropChoice",
-    "CurveBand",
-    "best_window",
-    "choose_crops",
-    "claim_points",
-    "curve_differences",
+    "claims_figure",
+    "crops_figure",
+    "curves_figure",
     "draw_claim_panels",
     "draw_curve_differences",
     "draw_qualitative_measured",
     "figure_section",
-    "grid_height",
+    "require_matplotlib",
 ]
 
-#: Width of every figure (px): the size at which the report embeds them.
-WIDTH = 1000
+#: What ``facd reproduce`` needs to draw its figures.
+REPRO_INSTALL = "pip install 'facd[repro]'"
+#: Width of every figure (inches) and its resolution: 1000 px, the size the report embeds.
+WIDTH_IN, DPI = 10.0, 100
 #: One colour per role, the same in every figure.
-SEED_COLOUR = (110, 150, 200)  # a seed's dot; the curve band is its light tint
-BAND_COLOUR = (205, 220, 240)
-MEAN_COLOUR = (20, 45, 110)  # the mean (and its interval bar, the mean curve)
-PAPER_COLOUR = (225, 100, 20)  # the paper's difference
-ZERO_COLOUR = (0, 0, 0)
-GRID_COLOUR = (228, 228, 228)
-TEXT_GREY = (80, 80, 80)
+SEED_COLOUR = "#6e96c8"  # a seed's dot; the curve band is its light tint
+BAND_COLOUR = "#cddcf0"
+MEAN_COLOUR = "#142d6e"  # the mean (and its interval bar, the mean curve)
+PAPER_COLOUR = "#e16414"  # the paper's difference
+ZERO_COLOUR = "#000000"
+TEXT_GREY = "#505050"
 
 METRIC_AXIS = {
-    "psnr_y": "Y-PSNR a - b (dB)",
-    "teacher_psnr": "PSNR to teacher (dB)",
+    "psnr_y": "Y-PSNR a − b (dB)",
+    "teacher_psnr": "PSNR to teacher a − b (dB)",
 }
-
-# Layout (px) shared by the two grids of panels.
-LEFT, RIGHT, GAP_X = 88, 16, 18
 #: Panels per row, always: panels keep one size (and text scale) whatever their number.
 MAX_COLS = 4
-
-
-# ---------------------------------------------------------------- the plotted numbers
-
-
-@dataclass(frozen=True)
-class ClaimPoints:
-    """What one claim panel draws: the paired differences ``a - b`` of each seed (mean over
-    the evaluation sets), their mean, its 95 % t-interval (None below two seeds) and the
-    paper's difference."""
-
-    a: str
-    b: str
-    title: str
-    text: str
-    metric: str
-    seeds: tuple[int, ...]
-    values: tuple[float, ...]
-    mean: float
-    ci: tuple[float, float] | None
-    paper: float | None
-
-    @property
-    def n(self) -> int:
-        return len(self.values)
-
-
-def claim_points(
-    res: Results,
-    claims: Sequence[ReportClaim],
-    paper_diffs: Sequence[float | None] | None = None,
-) -> list[ClaimPoints]:
-    """The claims that can be drawn, in order: both rows have results and share a seed (the
-    others are left out). ``paper_diffs[i]`` is claim ``i``'s paper difference, or None."""
-    out = []
-    for i, claim in enumerate(claims):
-        a, b = claim.rows
-        if not (res.has(a) and res.has(b)):
-            continue
-        d = res.diff(a, b, None, claim.metric)
-        if d is None or not all(math.isfinite(v) for v in d.values):
-            continue
-        paper = paper_diffs[i] if paper_diffs is not None and i < len(paper_diffs) else None
-        out.append(
-            ClaimPoints(
-                a,
-                b,
-                f"{res.proto.label(a)} - {res.proto.label(b)}",
-                claim.text,
-                claim.metric,
-                d.seeds,
-                d.values,
-                d.mean,
-                d.ci95(),
-                None if paper is None else float(paper),
-            )
-        )
-    return out
-
-
-@dataclass(frozen=True)
-class CurveBand:
-    """One row's validation curve minus the reference row's, paired by seed: at each
-    iteration both curves hold, the mean, min and max over the seeds and how many there are."""
-
-    row: str
-    label: str
-    seeds: tuple[int, ...]
-    iterations: tuple[float, ...]
-    mean: tuple[float, ...]
-    lo: tuple[float, ...]
-    hi: tuple[float, ...]
-    n: tuple[int, ...]
-
-
-def _curve(doc: dict) -> dict[float, float]:
-    out = {}
-    for point in doc.get("curve") or []:
-        it, value = point[0], point[1]
-        if isinstance(value, (int, float)) and math.isfinite(value):
-            out[it] = float(value)
-    return out
-
-
-def curve_differences(res: Results, reference: str) -> list[CurveBand]:
-    """One band per row (other than ``reference``, in protocol order) whose curves share an
-    iteration with the reference's curve of the same seed; the others are left out."""
-    ref_row = next((r for r in res.proto.rows if r.name == reference), None)
-    if ref_row is None:
-        return []
-    ref = {seed: _curve(doc) for seed, doc in res.row_runs(ref_row).items()}
-    out = []
-    for row in res.proto.rows:
-        if row.name == reference or row.skip:
-            continue
-        per_it: dict[float, list[float]] = {}
-        seeds = set()
-        for seed, doc in res.row_runs(row).items():
-            base = ref.get(seed)
-            if not base:
-                continue
-            for it, value in _curve(doc).items():
-                if it in base:
-                    per_it.setdefault(it, []).append(value - base[it])
-                    seeds.add(seed)
-        if not per_it:
-            continue
-        its = sorted(per_it)
-        out.append(
-            CurveBand(
-                row.name,
-                res.proto.label(row.name),
-                tuple(sorted(seeds)),
-                tuple(its),
-                tuple(mean(per_it[i]) for i in its),
-                tuple(min(per_it[i]) for i in its),
-                tuple(max(per_it[i]) for i in its),
-                tuple(len(per_it[i]) for i in its),
-            )
-        )
-    return out
+# x positions of the three columns of a claim panel
+X_SEEDS, X_MEAN, X_PAPER = 0.0, 1.0, 2.0
 
 
 # ---------------------------------------------------------------- drawing helpers
 
 
-def _panel_width(ncols: int) -> float:
-    return (WIDTH - LEFT - RIGHT - GAP_X * (ncols - 1)) / ncols
+def require_matplotlib() -> None:
+    """Raise a one-line :class:`FacdError` naming the install when matplotlib is missing."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise FacdError(
+            "facd reproduce draws its figures with matplotlib, which is not installed: "
+            f"{REPRO_INSTALL} (or pass --no-figures)"
+        ) from None
 
 
-@dataclass(frozen=True)
-class _Grid:
-    """Rows of panels under a figure header: each panel is a header (title lines), a plot box
-    and a footer line."""
+def _new_figure(height_in: float) -> Figure:
+    """A blank :data:`WIDTH_IN`-wide figure on the Agg canvas (no pyplot, no global state)."""
+    require_matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    top: int  # where the first row starts
-    head: int  # title lines above each box
-    box: int  # the plot box's height
-    foot: int  # the line under the box
-    gap: int = 14
-
-    @property
-    def row_height(self) -> int:
-        return self.head + self.box + self.foot + self.gap
-
-    def height(self, rows: int) -> int:
-        return self.top + rows * self.row_height + 4
+    fig = Figure(figsize=(WIDTH_IN, height_in), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
 
 
-CLAIM_GRID = _Grid(top=78, head=56, box=150, foot=22)
-CURVE_GRID = _Grid(top=68, head=40, box=130, foot=24)
+def _save(fig: Figure, path: str | Path, caption: str = "", palette: bool = False) -> Path:
+    """Write ``fig`` as PNG at :data:`DPI`, atomically; ``caption`` goes into its
+    :data:`CAPTION_KEY` text chunk. With ``palette`` (plots, not photographs) the image is
+    stored with a palette of 256 colours, a third of the size. No software version is stored,
+    so that redrawing the same numbers with another matplotlib release changes only pixels."""
+    path = Path(path)
+    meta = {"Software": None, **({CAPTION_KEY: caption} if caption else {})}
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, metadata=meta, pil_kwargs={"optimize": True})
+    if palette:
+        from PIL import Image
 
-
-def grid_height(kind: str, rows: int) -> int:
-    """Height (px) of a figure with ``rows`` rows of panels; ``kind`` is ``claims`` or
-    ``curves``. Every figure is :data:`WIDTH` px wide."""
-    grid = {"claims": CLAIM_GRID, "curves": CURVE_GRID}[kind]
-    return grid.height(rows)
+        with Image.open(buf) as img:
+            small = img.convert("RGB").quantize(256, dither=Image.Dither.NONE)
+        buf = io.BytesIO()
+        small.save(buf, format="PNG", optimize=True)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
 
 
 def _y_range(values: Sequence[float], min_span: float = 0.02) -> tuple[float, float]:
@@ -270,133 +151,116 @@ def _y_range(values: Sequence[float], min_span: float = 0.02) -> tuple[float, fl
     return lo - pad, hi + pad
 
 
-def _tick_label(t: float, step: float) -> str:
-    if abs(t) < step * 1e-6:
+def _signed(value: float, _pos: object = None) -> str:
+    """A tick label with its sign (``+0.05``, ``0``, ``−0.05``)."""
+    if abs(value) < 1e-12:
         return "0"
-    digits = max(0, math.ceil(-math.log10(step) - 1e-9))
-    if abs(round(step, digits) - step) > step * 1e-6:
-        digits += 1
-    return f"{t:+.{digits}f}"
+    return f"{value:+.3g}".replace("-", "−")
 
 
-def _iter_label(t: float, top: float) -> str:
-    if top >= 10000:
-        return f"{t / 1000:g}k"
-    return f"{t:g}"
+def _db(value: float) -> str:
+    """``+0.055 dB`` / ``−0.021 dB``."""
+    return f"{value:+.3f} dB".replace("-", "−")
 
 
-class _Box:
-    """A panel's plot box: maps values to pixels, clipping to the box."""
-
-    def __init__(self, x0: float, y0: float, x1: float, y1: float, lo: float, hi: float) -> None:
-        self.x0, self.y0, self.x1, self.y1, self.lo, self.hi = x0, y0, x1, y1, lo, hi
-
-    def py(self, v: float) -> float:
-        v = min(max(v, self.lo), self.hi)
-        return self.y1 - (v - self.lo) / (self.hi - self.lo) * (self.y1 - self.y0)
-
-    def inside(self, v: float) -> bool:
-        return self.lo <= v <= self.hi
-
-    def frame(self, draw: ImageDraw.ImageDraw, ticks: Sequence[float]) -> None:
-        for t in ticks:
-            draw.line([(self.x0, self.py(t)), (self.x1, self.py(t))], fill=GRID_COLOUR)
-        if self.inside(0.0):
-            draw.line([(self.x0, self.py(0.0)), (self.x1, self.py(0.0))], fill=ZERO_COLOUR)
-        draw.rectangle([self.x0, self.y0, self.x1, self.y1], outline=(150, 150, 150))
+def _iter_label(value: float, _pos: object = None) -> str:
+    return f"{value / 1000:g}k" if abs(value) >= 10000 else f"{value:g}"
 
 
-def _y_ticks(draw, box: _Box, ticks: Sequence[float], f) -> None:
-    step = ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
-    for t in ticks:
-        draw.text((box.x0 - 6, box.py(t)), _tick_label(t, step), fill="black", font=f, anchor="rm")
+def _panel_title(ax: Axes, title: str, subtitle: str, lines: int) -> None:
+    """``title`` (wrapped to two lines) over ``subtitle`` (grey, wrapped to ``lines`` lines)
+    above the plot box."""
+    wrapped = textwrap.wrap(subtitle, 34, max_lines=lines, placeholder=" …")
+    head = textwrap.wrap(title, 28, max_lines=2, placeholder=" …")
+    ax.set_title(
+        "\n".join(head), loc="left", fontsize=10, fontweight="bold", pad=4 + 11 * len(wrapped)
+    )
+    ax.text(
+        0,
+        1.02,
+        "\n".join(wrapped),
+        transform=ax.transAxes,
+        fontsize=8.5,
+        color=TEXT_GREY,
+        va="bottom",
+        ha="left",
+        in_layout=False,  # the title's pad leaves room for it
+    )
 
 
-def _circle(draw, x: float, y: float, r: float, fill, outline=None) -> None:
-    draw.ellipse([x - r, y - r, x + r, y + r], fill=fill, outline=outline)
+def _legend(fig: Figure, title: str, handles: Sequence[Artist]) -> None:
+    """The figure's title with its legend in one line under it, above the panels."""
+    fig.legend(
+        handles=handles,
+        title=title,
+        title_fontsize=13,
+        loc="outside upper center",
+        ncols=len(handles),
+        frameon=False,
+        fontsize=9.5,
+    )
 
 
-def _diamond(draw, x: float, y: float, r: float, fill) -> None:
-    draw.polygon([(x, y - r), (x + r, y), (x, y + r), (x - r, y)], fill=fill, outline=(120, 50, 0))
-
-
-def _arrow(draw, x: float, y: float, up: bool, colour) -> None:
-    d = -1 if up else 1
-    draw.polygon([(x - 6, y - 7 * d), (x + 6, y - 7 * d), (x, y)], fill=colour)
-
-
-def _legend(draw, items: Sequence[tuple[str, Callable[[float, float], None]]], y: float, f):
-    """Marker-and-label pairs in one line, centred."""
-    widths = [28 + text_width(label, f) for label, _ in items]
-    x = (WIDTH - sum(widths) - 24 * (len(items) - 1)) / 2
-    for (label, marker), w in zip(items, widths, strict=True):
-        marker(x + 10, y)
-        draw.text((x + 24, y), label, fill="black", font=f, anchor="lm")
-        x += w + 24
+def _grid_axes(fig: Figure, cells: int, row_of: Sequence[int], rows: int) -> list[Axes]:
+    """``cells`` panels on ``rows`` rows of :data:`MAX_COLS` (panel ``i`` on row
+    ``row_of[i]``, in the next free column)."""
+    spec = fig.add_gridspec(rows, MAX_COLS)
+    used = [0] * rows
+    out = []
+    for i in range(cells):
+        r = row_of[i]
+        out.append(fig.add_subplot(spec[r, used[r]]))
+        used[r] += 1
+    return out
 
 
 # ---------------------------------------------------------------- 1. claim panels
 
 
-def draw_claim_panels(
-    res: Results,
-    claims: Sequence[ReportClaim],
-    paper_diffs: Sequence[float | None] | None,
-    path: str | Path,
-) -> Path | None:
-    """Small multiples, one panel per claim (see the module docstring); None when no claim has
-    results on both rows."""
-    points = claim_points(res, claims, paper_diffs)
-    if not points:
-        return None
+def claims_figure(points: Sequence[ClaimPoints], sets_text: str) -> Figure:
+    """The claim panels of ``points`` (see the module docstring), one per point, in order;
+    each metric starts a new row and has its own shared y axis."""
     metrics: list[str] = []
     for p in points:
         if p.metric not in metrics:
             metrics.append(p.metric)
-    groups = [[p for p in points if p.metric == m] for m in metrics]
-    ncols = MAX_COLS
-    rows = sum(math.ceil(len(g) / ncols) for g in groups)
-    grid = CLAIM_GRID
-    img = Image.new("RGB", (WIDTH, grid.height(rows)), "white")
-    draw = ImageDraw.Draw(img)
-    f_title, f_head, f_small, f_tick = font(19), font(15), font(12), font(13)
-    sets = ", ".join(res.sets)
-    draw.text(
-        (WIDTH / 2, 10),
-        fit_text(
-            f"Claims: paired difference a - b per seed, mean over {sets}", f_title, WIDTH - 20
-        ),
-        fill="black",
-        font=f_title,
-        anchor="mt",
-    )
-    legend = [
-        ("one seed", lambda x, y: _circle(draw, x, y, 5, SEED_COLOUR, MEAN_COLOUR)),
-        ("mean, 95 % t-interval", lambda x, y: _mean_marker(draw, x, y - 9, y + 9)),
-        ("paper", lambda x, y: _diamond(draw, x, y, 7, PAPER_COLOUR)),
-        ("zero", lambda x, y: draw.line([(x - 10, y), (x + 10, y)], fill=ZERO_COLOUR)),
+    row_of: list[int] = []
+    rows = 0
+    ordered: list[ClaimPoints] = []
+    for m in metrics:
+        group = [p for p in points if p.metric == m]
+        row_of += [rows + i // MAX_COLS for i in range(len(group))]
+        rows += math.ceil(len(group) / MAX_COLS)
+        ordered += group
+    fig = _new_figure(1.0 + 2.5 * rows)
+    axes = _grid_axes(fig, len(ordered), row_of, rows)
+    ranges = {m: _y_range(_claim_values([p for p in points if p.metric == m])) for m in metrics}
+    first_in_row: set[int] = set()
+    for i, (ax, p) in enumerate(zip(axes, ordered, strict=True)):
+        if i == 0 or row_of[i] != row_of[i - 1]:
+            first_in_row.add(i)
+        _claim_panel(ax, p, ranges[p.metric])
+        if i in first_in_row:
+            ax.set_ylabel(METRIC_AXIS.get(p.metric, f"a − b, {p.metric}"), fontsize=9.5)
+        else:
+            ax.tick_params(labelleft=False)
+    title = f"Claims: paired difference a − b per seed, mean over {sets_text}"
+    _claims_legend(fig, title, any(p.paper is not None for p in points))
+    return fig
+
+
+def _claims_legend(fig: Figure, title: str, paper: bool) -> None:
+    from matplotlib.lines import Line2D
+
+    handles = [
+        Line2D([], [], ls="", marker="o", mfc=SEED_COLOUR, mec=MEAN_COLOUR, label="one seed"),
+        Line2D([], [], color=MEAN_COLOUR, lw=2.5, marker="o", label="mean, 95 % t-interval"),
+        Line2D([], [], ls="", marker="D", mfc=PAPER_COLOUR, mec="#783200", label="paper"),
+        Line2D([], [], color=ZERO_COLOUR, lw=1, label="zero"),
     ]
-    if all(p.paper is None for p in points):
-        del legend[2]  # no paper marker drawn
-    _legend(draw, legend, 50, f_tick)
-    pw = _panel_width(ncols)
-    grid_row = 0
-    for metric, group in zip(metrics, groups, strict=True):
-        lo, hi = _y_range(_claim_values(group))
-        ticks = nice_ticks(lo, hi, 6)
-        for start in range(0, len(group), ncols):
-            top = grid.top + grid_row * grid.row_height
-            y0, y1 = top + grid.head, top + grid.head + grid.box
-            for col, p in enumerate(group[start : start + ncols]):
-                x0 = LEFT + col * (pw + GAP_X)
-                box = _Box(x0, y0, x0 + pw, y1, lo, hi)
-                _claim_panel(draw, box, p, (f_head, f_small, f_tick))
-                if col == 0:
-                    _y_ticks(draw, box, ticks, f_small)
-            axis = fit_text(METRIC_AXIS.get(metric, f"a - b, {metric}"), f_tick, grid.box)
-            vertical_text(img, axis, f_tick, (16, (y0 + y1) / 2))
-            grid_row += 1
-    return _save(img, path)
+    if not paper:
+        del handles[2]  # no paper marker drawn
+    _legend(fig, title, handles)
 
 
 def _claim_values(points: Sequence[ClaimPoints]) -> list[float]:
@@ -411,124 +275,148 @@ def _claim_values(points: Sequence[ClaimPoints]) -> list[float]:
     return vals
 
 
-def _mean_marker(draw, x: float, top: float, bottom: float) -> None:
-    draw.line([(x, top), (x, bottom)], fill=MEAN_COLOUR, width=3)
-    for y in (top, bottom):
-        draw.line([(x - 6, y), (x + 6, y)], fill=MEAN_COLOUR, width=2)
-    _circle(draw, x, (top + bottom) / 2, 5, MEAN_COLOUR)
+def _claim_panel(ax: Axes, p: ClaimPoints, y_range: tuple[float, float]) -> None:
+    """Seeds at :data:`X_SEEDS`, the mean and its interval at :data:`X_MEAN`, the paper at
+    :data:`X_PAPER`; artists carry gids ``seeds``, ``mean``, ``interval``, ``paper``,
+    ``off-axis``."""
+    from matplotlib.ticker import FuncFormatter
 
-
-def _claim_panel(draw, box: _Box, p: ClaimPoints, fonts) -> None:
-    f_head, f_small, f_tick = fonts
-    w = box.x1 - box.x0
-    draw.text((box.x0, box.y0 - 54), fit_text(p.title, f_head, w), fill="black", font=f_head)
-    for i, line in enumerate(wrap_text(p.text, f_small, w, 2)):
-        draw.text((box.x0, box.y0 - 34 + 15 * i), line, fill=TEXT_GREY, font=f_small)
-    box.frame(draw, nice_ticks(box.lo, box.hi, 6))
-    x_seeds, x_mean, x_paper = box.x0 + 0.27 * w, box.x0 + 0.55 * w, box.x0 + 0.8 * w
-    spread = min(9.0, 0.22 * w / max(p.n - 1, 1))
-    for i, v in enumerate(sorted(p.values)):
-        x = x_seeds + (i - (p.n - 1) / 2) * spread
-        _circle(draw, x, box.py(v), 4.5, SEED_COLOUR, MEAN_COLOUR)
-    if p.ci is not None:
-        lo, hi = p.ci
-        draw.line([(x_mean, box.py(lo)), (x_mean, box.py(hi))], fill=MEAN_COLOUR, width=3)
-        for end, up in ((hi, True), (lo, False)):
-            if box.inside(end):
-                y = box.py(end)
-                draw.line([(x_mean - 6, y), (x_mean + 6, y)], fill=MEAN_COLOUR, width=2)
-            else:
-                _arrow(draw, x_mean, box.y0 if up else box.y1, up, MEAN_COLOUR)
-    _circle(draw, x_mean, box.py(p.mean), 5.5, MEAN_COLOUR)
-    if p.paper is not None:
-        _diamond(draw, x_paper, box.py(p.paper), 7, PAPER_COLOUR)
-    seeds = f"{p.n} seed" + ("s" if p.n != 1 else "")
-    draw.text(
-        ((box.x0 + box.x1) / 2, box.y1 + 5),
-        fit_text(f"mean {p.mean:+.3f} dB, {seeds}", f_tick, w),
-        fill="black",
-        font=f_tick,
-        anchor="mt",
+    lo, hi = y_range
+    _panel_title(ax, p.title, p.text, 2)
+    ax.axhline(0.0, color=ZERO_COLOUR, lw=1, zorder=2)
+    ax.grid(axis="y", color="#e4e4e4", lw=0.8, zorder=0)
+    spread = min(0.12, 0.5 / max(p.n - 1, 1))
+    xs = [X_SEEDS + (i - (p.n - 1) / 2) * spread for i in range(p.n)]
+    ax.plot(
+        xs,
+        sorted(p.values),
+        ls="",
+        marker="o",
+        ms=7,
+        mfc=SEED_COLOUR,
+        mec=MEAN_COLOUR,
+        gid="seeds",
+        zorder=3,
     )
+    if p.ci is not None:
+        ax.plot(
+            [X_MEAN, X_MEAN],
+            list(p.ci),
+            color=MEAN_COLOUR,
+            lw=2.5,
+            marker="_",
+            ms=12,
+            mew=2,
+            gid="interval",
+            zorder=2,
+        )
+        for end, edge, marker in ((p.ci[1], hi, "^"), (p.ci[0], lo, "v")):
+            beyond = end > hi if marker == "^" else end < lo
+            if beyond:  # the interval runs off the shared axis
+                ax.plot(
+                    [X_MEAN],
+                    [edge],
+                    ls="",
+                    marker=marker,
+                    ms=9,
+                    color=MEAN_COLOUR,
+                    clip_on=False,
+                    gid="off-axis",
+                    zorder=4,
+                )
+    ax.plot([X_MEAN], [p.mean], ls="", marker="o", ms=8, color=MEAN_COLOUR, gid="mean", zorder=3)
+    if p.paper is not None:
+        ax.plot(
+            [X_PAPER],
+            [p.paper],
+            ls="",
+            marker="D",
+            ms=8,
+            mfc=PAPER_COLOUR,
+            mec="#783200",
+            gid="paper",
+            zorder=3,
+        )
+    ax.set_xlim(X_SEEDS - 0.6, X_PAPER + 0.6)
+    ax.set_ylim(lo, hi)
+    ax.set_xticks([X_SEEDS, X_MEAN, X_PAPER], ["seeds", "mean", "paper"], fontsize=8.5)
+    ax.yaxis.set_major_formatter(FuncFormatter(_signed))
+    ax.tick_params(axis="y", labelsize=8.5)
+    seeds = f"{p.n} seed" + ("s" if p.n != 1 else "")
+    ax.set_xlabel(f"mean {_db(p.mean)}, {seeds}", fontsize=9.5)
+
+
+def draw_claim_panels(
+    res: Results,
+    claims: Sequence[ReportClaim],
+    paper_diffs: Sequence[float | None] | None,
+    path: str | Path,
+) -> Path | None:
+    """:func:`claims_figure` of :func:`claim_points`, written to ``path``; None (nothing
+    written) when no claim has results on both rows."""
+    points = claim_points(res, claims, paper_diffs)
+    if not points:
+        return None
+    return _save(claims_figure(points, ", ".join(res.sets)), path, palette=True)
 
 
 # ---------------------------------------------------------------- 2. curve differences
 
 
-def draw_curve_differences(res: Results, reference: str, path: str | Path) -> Path | None:
-    """Small multiples, one panel per row: its validation curve minus ``reference``'s (see the
-    module docstring); None when no row shares iterations and seeds with the reference."""
-    bands = curve_differences(res, reference)
-    if not bands:
-        return None
-    ncols = MAX_COLS
-    rows = math.ceil(len(bands) / ncols)
-    grid = CURVE_GRID
-    img = Image.new("RGB", (WIDTH, grid.height(rows)), "white")
-    draw = ImageDraw.Draw(img)
-    f_title, f_head, f_small, f_tick = font(19), font(15), font(12), font(13)
-    ref_label = res.proto.label(reference)
-    draw.text(
-        (WIDTH / 2, 10),
-        fit_text(f"Validation Y-PSNR minus {ref_label}'s, paired by seed", f_title, WIDTH - 20),
-        fill="black",
-        font=f_title,
-        anchor="mt",
-    )
-    _legend(
-        draw,
-        [
-            ("mean over seeds", lambda x, y: draw.line([(x - 10, y), (x + 10, y)], MEAN_COLOUR, 3)),
-            (
-                "min to max over seeds",
-                lambda x, y: draw.rectangle([x - 10, y - 6, x + 10, y + 6], BAND_COLOUR),
-            ),
-            ("zero", lambda x, y: draw.line([(x - 10, y), (x + 10, y)], fill=ZERO_COLOUR)),
-        ],
-        45,
-        f_tick,
-    )
+def curves_figure(bands: Sequence[CurveBand], ref_label: str) -> Figure:
+    """One panel per band (see the module docstring), on one shared y axis; the mean line has
+    gid ``mean``, the min-max band ``band``."""
+    from matplotlib.ticker import FuncFormatter
+
+    rows = math.ceil(len(bands) / MAX_COLS)
+    fig = _new_figure(0.9 + 2.2 * rows)
+    axes = _grid_axes(fig, len(bands), [i // MAX_COLS for i in range(len(bands))], rows)
     x_hi = max(max(b.iterations) for b in bands) or 1.0
     lo, hi = _y_range(_settled_values(bands, x_hi))
-    ticks = nice_ticks(lo, hi, 6)
-    x_ticks = nice_ticks(0.0, x_hi, 3)
-    pw = _panel_width(ncols)
-    for i, b in enumerate(bands):
-        r, col = divmod(i, ncols)
-        top = grid.top + r * grid.row_height
-        x0 = LEFT + col * (pw + GAP_X)
-        box = _Box(x0, top + grid.head, x0 + pw, top + grid.head + grid.box, lo, hi)
-
-        def px(it: float, box: _Box = box) -> float:
-            return box.x0 + it / x_hi * (box.x1 - box.x0)
-
-        draw.text((x0, top), fit_text(b.label, f_head, pw), fill="black", font=f_head)
+    for i, (ax, b) in enumerate(zip(axes, bands, strict=True)):
         seeds = f"{len(b.seeds)} seed" + ("s" if len(b.seeds) != 1 else "")
-        end = f"{seeds}; at {_iter_label(b.iterations[-1], x_hi)}: {b.mean[-1]:+.3f} dB"
-        draw.text((x0, top + 20), fit_text(end, f_small, pw), fill=TEXT_GREY, font=f_small)
-        for t in ticks:
-            draw.line([(box.x0, box.py(t)), (box.x1, box.py(t))], fill=GRID_COLOUR)
+        end = f"{seeds}; at {_iter_label(b.iterations[-1])}: {_db(b.mean[-1])}"
+        _panel_title(ax, b.label, end, 1)
+        ax.grid(color="#e4e4e4", lw=0.8, zorder=0)
+        ax.axhline(0.0, color=ZERO_COLOUR, lw=1, zorder=2)
         if len(b.iterations) > 1 and max(b.n) > 1:
-            upper = [(px(it), box.py(v)) for it, v in zip(b.iterations, b.hi, strict=True)]
-            lower = [(px(it), box.py(v)) for it, v in zip(b.iterations, b.lo, strict=True)]
-            draw.polygon(upper + lower[::-1], fill=BAND_COLOUR)
-        box.frame(draw, [])
-        pts = [(px(it), box.py(v)) for it, v in zip(b.iterations, b.mean, strict=True)]
-        if len(pts) > 1:
-            draw.line(pts, fill=MEAN_COLOUR, width=2, joint="curve")
+            ax.fill_between(b.iterations, b.lo, b.hi, color=BAND_COLOUR, lw=0, gid="band", zorder=2)
+        one = len(b.iterations) == 1  # a single point is drawn as a dot
+        ax.plot(
+            b.iterations,
+            b.mean,
+            color=MEAN_COLOUR,
+            lw=2,
+            ls="" if one else "-",
+            marker="o" if one else "",
+            gid="mean",
+            zorder=3,
+        )
+        ax.set_xlim(0, x_hi)
+        ax.set_ylim(lo, hi)
+        ax.yaxis.set_major_formatter(FuncFormatter(_signed))
+        ax.xaxis.set_major_formatter(FuncFormatter(_iter_label))
+        ax.tick_params(labelsize=8.5)
+        if i % MAX_COLS:
+            ax.tick_params(labelleft=False)
         else:
-            _circle(draw, *pts[0], 3, MEAN_COLOUR)
-        for t in x_ticks:
-            # the end ticks are aligned inwards, so neighbouring panels' labels never touch
-            anchor = "lt" if t <= 0 else ("rt" if px(t) > box.x1 - 20 else "mt")
-            draw.line([(px(t), box.y1), (px(t), box.y1 + 4)], fill=(150, 150, 150))
-            draw.text(
-                (px(t), box.y1 + 6), _iter_label(t, x_hi), fill="black", font=f_small, anchor=anchor
-            )
-        if col == 0:
-            _y_ticks(draw, box, ticks, f_small)
-            vertical_text(img, "dB", f_tick, (22, (box.y0 + box.y1) / 2))
-    return _save(img, path)
+            ax.set_ylabel("difference (dB)", fontsize=9.5)
+        if i >= len(bands) - MAX_COLS:
+            ax.set_xlabel("iteration", fontsize=9)
+    _curves_legend(fig, f"Validation Y-PSNR minus {ref_label}'s, paired by seed")
+    return fig
+
+
+def _curves_legend(fig: Figure, title: str) -> None:
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles = [
+        Line2D([], [], color=MEAN_COLOUR, lw=2, label="mean over seeds"),
+        Patch(color=BAND_COLOUR, label="min to max over seeds"),
+        Line2D([], [], color=ZERO_COLOUR, lw=1, label="zero"),
+    ]
+    _legend(fig, title, handles)
 
 
 def _settled_values(bands: Sequence[CurveBand], x_hi: float) -> list[float]:
@@ -542,103 +430,52 @@ def _settled_values(bands: Sequence[CurveBand], x_hi: float) -> list[float]:
     return vals
 
 
-def _save(img: Image.Image, path: str | Path) -> Path:
-    path = Path(path)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG", optimize=True)
-    atomic_write_bytes(path, buf.getvalue())
-    return path
+def draw_curve_differences(res: Results, reference: str, path: str | Path) -> Path | None:
+    """:func:`curves_figure` of :func:`curve_differences`, written to ``path``; None (nothing
+    written) when no row shares iterations and seeds with the reference."""
+    bands = curve_differences(res, reference)
+    if not bands:
+        return None
+    return _save(curves_figure(bands, res.proto.label(reference)), path, palette=True)
 
 
 # ---------------------------------------------------------------- 3. measured qualitative crops
 
 
-class CropChoice(NamedTuple):
-    """A crop where two models differ most: ``(set, image, x, y, w, h)`` in modcropped HR
-    pixels, ``diff`` the crop's Y-PSNR of the first model minus the second's (dB), and
-    ``mse_gap`` = MSE_a - MSE_b on the crop (Y, 0..255 squared), whose absolute value ranked it."""
-
-    set: str
-    image: str
-    x: int
-    y: int
-    w: int
-    h: int
-    diff: float
-    mse_gap: float
-
-
-def choose_crops(
-    models: Sequence[tuple[str, str | Path | nn.Module]],
-    data_root: str | Path,
-    scale: int,
-    *,
-    sets: Sequence[str] = ("Set5", "Set14"),
-    max_images: int = 20,
-    size: int = 64,
-    stride: int | None = None,
-    k: int = 3,
-    device: str = "cpu",
-) -> list[CropChoice]:
-    """The ``k`` crops, on ``k`` different images, where the first two ``models`` differ most.
-
-    ``models`` are ``(label, weights file or network)``; only the first two are measured.
-    Each of the first ``max_images`` images of each set is super-resolved by both, from the
-    evaluation's LR input (:class:`~facd.data.benchmark.BenchmarkSet`,
-    :func:`facd.evaluate.super_resolve`); a ``size`` x ``size`` HR window moves in steps of
-    ``stride`` (default ``size // 2``) inside the ``scale``-pixel border; each image keeps its
-    window with the largest ``|MSE_a - MSE_b|`` on Y, and the ``k`` images whose windows have
-    the largest are returned, largest first. Images smaller than a window are passed over.
-    """
-    import torch
-
-    from facd.archs.io import load_model
-    from facd.data.benchmark import BenchmarkSet
-    from facd.evaluate import super_resolve
-    from facd.infer.device import resolve_device
-
-    if len(models) < 2:
-        raise FacdError(f"choose_crops compares two models, got {len(models)}")
-    if size < 1 or k < 1 or max_images < 1:
-        raise FacdError(f"size, k and max_images must be >= 1, got {size}, {k}, {max_images}")
-    step = stride or max(1, size // 2)
-    dev = resolve_device(device)
-    nets = []
-    for _, ref in models[:2]:
-        net = ref if isinstance(ref, torch.nn.Module) else load_model(str(ref), scale)[0]
-        nets.append(net.to(dev).eval())
-
-    def sr(net, lr: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(super_resolve(net, lr, scale, dev)[0].permute(1, 2, 0).cpu())
-
-    found: list[CropChoice] = []
-    for set_name in sets:
-        bench = BenchmarkSet(data_root, set_name, scale)
-        for index in range(min(len(bench), max_images)):
-            item = bench[index]
-            best = best_window(
-                item.hr, sr(nets[0], item.lr), sr(nets[1], item.lr), size, step, scale
-            )
-            if best is None:
-                continue
-            x, y, mse_a, mse_b = best
-            gap = mse_a - mse_b
-            found.append(
-                CropChoice(set_name, item.name, x, y, size, size, psnr_gap(mse_a, mse_b), gap)
-            )
-    found.sort(key=lambda c: -abs(c.mse_gap))
-    return found[:k]
-
-
-def _hr_path(data_root: str | Path, set_name: str, image: str, scale: int) -> Path:
-    from facd.data.benchmark import BenchmarkSet
-
-    bench = BenchmarkSet(data_root, set_name, scale)
-    return next(p for p in bench.hr_paths if p.stem == image)
-
-
 def _fmt_db(v: float) -> str:
     return f"{v:+.2f} dB" if math.isfinite(v) else ("+inf" if v > 0 else "-inf")
+
+
+def crops_figure(rows: Sequence[Row], sets: Sequence[str]) -> Figure:
+    """One row per crop of :func:`facd.compare.comparison_rows` (``sets[i]`` names row ``i``'s
+    benchmark set): the whole image with the crop outlined (gid ``crop-outline``), then each
+    panel's crop, enlarged without smoothing, its label and Y-PSNR on the crop under it."""
+    from matplotlib.patches import Rectangle
+
+    ncols = 1 + max(len(panels) for *_, panels in rows)
+    side = WIDTH_IN / ncols
+    fig = _new_figure((side + 0.35) * len(rows))
+    spec = fig.add_gridspec(len(rows), ncols)
+    for r, ((name, full, (x, y, w, h), panels), set_name) in enumerate(
+        zip(rows, sets, strict=True)
+    ):
+        ax = fig.add_subplot(spec[r, 0])
+        ax.imshow(full, cmap="gray" if full.ndim == 2 else None, interpolation="antialiased")
+        ax.add_patch(
+            Rectangle(
+                (x - 0.5, y - 0.5), w, h, fill=False, ec="#e61e1e", lw=1.5, gid="crop-outline"
+            )
+        )
+        ax.set_xlabel(f"{set_name}/{name}\ncrop {x},{y} {w}x{h}", fontsize=9)
+        for c, (label, pixels, psnr) in enumerate(panels, start=1):
+            ax = fig.add_subplot(spec[r, c])
+            ax.imshow(pixels, cmap="gray" if pixels.ndim == 2 else None, interpolation="nearest")
+            below = "Y-PSNR on the crop" if psnr is None else f"{psnr:.2f} dB"
+            ax.set_xlabel(f"{label}\n{below}", fontsize=9)
+        for ax in fig.axes[-ncols:]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    return fig
 
 
 def draw_qualitative_measured(
@@ -652,19 +489,19 @@ def draw_qualitative_measured(
     size: int = 64,
     stride: int | None = None,
     k: int = 3,
-    panel_width: int | None = None,
     device: str = "cpu",
     about: str = "",
 ) -> tuple[Path | None, str]:
-    """Crops chosen by :func:`choose_crops`, drawn by :func:`write_comparison` (HR, bicubic and
-    every model, the PSNR under each panel measured on the crop; ``panel_width`` by default
-    makes the figure about :data:`WIDTH` px wide); returns (figure, caption) or (None, why no
-    crop was found). ``about`` follows the two models' names in the caption, e.g.
-    ``" (seed 0 of each)"``."""
+    """Crops chosen by :func:`choose_crops`, drawn by :func:`crops_figure` (HR, bicubic and
+    every model, the PSNR under each panel measured on the crop); the caption is kept in the
+    PNG (:data:`CAPTION_KEY`). Returns (figure, caption) or (None, why no crop was found).
+    ``about`` follows the two models' names in the caption, e.g. ``" (seed 0 of each)"``."""
+    import facd
+    from facd.compare import comparison_rows
+    from facd.data.image_io import read_image_raw
+
+    require_matplotlib()  # before the models run, not after
     step = stride or max(1, size // 2)
-    if panel_width is None:
-        columns = 3 + len(models)  # overview, HR, bicubic, the models
-        panel_width = max(64, (WIDTH - 8) // columns - 8)
     crops = choose_crops(
         models,
         data_root,
@@ -679,12 +516,10 @@ def draw_qualitative_measured(
     where = " and ".join(sets) if len(sets) <= 2 else ", ".join(sets)
     if not crops:
         return None, f"no image of {where} holds a {size}x{size} window inside its border"
-    images = [_hr_path(data_root, c.set, c.image, scale) for c in crops]
-    boxes = [(c.x, c.y, c.w, c.h) for c in crops]
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_comparison(
-        images, boxes, models, scale, out, panel_width, device=device, psnr_region="crop"
+    images = [(c.image, read_image_raw(hr_path(data_root, c.set, c.image, scale))) for c in crops]
+    loaded = [(label, facd.load(str(ref), device=device, tile=0)) for label, ref in models]
+    rows, _ = comparison_rows(
+        images, [(c.x, c.y, c.w, c.h) for c in crops], loaded, scale, psnr_region="crop"
     )
     a, b = models[0][0], models[1][0]
     measured = ", ".join(f"{c.set}/{c.image} {_fmt_db(c.diff)}" for c in crops)
@@ -697,8 +532,8 @@ def draw_qualitative_measured(
         f"crops that weigh most in their PSNR difference). Crop Y-PSNR {a} − {b}: {measured}; "
         "the PSNR under each panel is measured on the crop."
     )
-    _set_png_caption(out, caption)  # kept for a report written without redrawing
-    return out, caption
+    fig = crops_figure(rows, [c.set for c in crops])
+    return _save(fig, path, caption), caption
 
 
 # ---------------------------------------------------------------- 4. the report's section
@@ -796,7 +631,7 @@ def _existing(path: Path) -> Path | None:
 
 def _claims_lines(fig: Path, report_path: Path, sets_text: str) -> list[str]:
     return [
-        f"![paired difference of each claim]({relative_link(fig, report_path)})",
+        f"![{CLAIMS_ALT}]({relative_link(fig, report_path)})",
         "",
         f"Each panel is one claim a − b of the reading, on the mean Y-PSNR over {sets_text} "
         "(claims on PSNR against the teacher's output have their own axis): dots are the "
@@ -810,7 +645,7 @@ def _claims_lines(fig: Path, report_path: Path, sets_text: str) -> list[str]:
 
 def _curves_lines(fig: Path, report_path: Path, ref_label: str) -> list[str]:
     return [
-        f"![validation curves minus the reference]({relative_link(fig, report_path)})",
+        f"![{CURVES_ALT}]({relative_link(fig, report_path)})",
         "",
         f"Validation Y-PSNR of each row minus that of {ref_label} at the same "
         "iteration, paired by seed: the line is the mean over seeds, the band spans the "
@@ -820,11 +655,23 @@ def _curves_lines(fig: Path, report_path: Path, ref_label: str) -> list[str]:
     ]
 
 
-_QUALITATIVE_ALT = "crops where the two models differ most"
+#: The figures' alt text in the report: what each shows, for a reader who cannot see it.
+CLAIMS_ALT = (
+    "Paired difference of each claim: one panel per claim a − b, with the seeds' differences "
+    "as dots, their mean with its 95 % t-interval, the paper's difference as a diamond, and zero"
+)
+CURVES_ALT = (
+    "Validation curves minus the reference: one panel per row, the mean difference over seeds "
+    "against the iteration, with a band from the lowest to the highest seed, and zero"
+)
+QUALITATIVE_ALT = (
+    "Crops where the two models differ most: per row, the whole image with the crop marked, "
+    "then the crop of HR, bicubic and each model, with its Y-PSNR on the crop"
+)
 
 
 def _qualitative_figure_lines(fig: Path, report_path: Path, caption: str) -> list[str]:
-    return [f"![{_QUALITATIVE_ALT}]({relative_link(fig, report_path)})", "", caption, ""]
+    return [f"![{QUALITATIVE_ALT}]({relative_link(fig, report_path)})", "", caption, ""]
 
 
 def _existing_qualitative_lines(fig: Path, report_path: Path) -> list[str]:
@@ -845,25 +692,14 @@ def _existing_qualitative_lines(fig: Path, report_path: Path) -> list[str]:
 
 def _png_caption(path: Path) -> str:
     """The caption kept in a PNG's text chunks ('' when there is none or it cannot be read)."""
+    from PIL import Image
+
     try:
         with Image.open(path) as img:
             text = getattr(img, "text", {}) or {}
     except (OSError, ValueError):
         return ""
     return str(text.get(CAPTION_KEY, ""))
-
-
-def _set_png_caption(path: Path, caption: str) -> None:
-    """Keep ``caption`` in the PNG at ``path`` (an iTXt chunk, UTF-8)."""
-    from PIL.PngImagePlugin import PngInfo
-
-    with Image.open(path) as img:
-        copy = img.copy()
-    info = PngInfo()
-    info.add_itxt(CAPTION_KEY, caption)
-    buf = io.BytesIO()
-    copy.save(buf, format="PNG", pnginfo=info, optimize=True)
-    atomic_write_bytes(path, buf.getvalue())
 
 
 def _previous_caption(report_path: Path, link: str) -> str:

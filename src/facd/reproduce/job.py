@@ -5,7 +5,7 @@
 A job file is JSON written by :class:`facd.reproduce.runner.Reproduction`, one of
 
 * ``{"kind": "train", "config": {...}, "run_dir": "..."}``: train (or continue) one run with
-  :func:`train`;
+  :func:`facd.train.run` (``resume=True``);
 * ``{"kind": "eval", "model": "...", "scale": 4, "sets": [...], "data_root": "...",
   "out": "eval.json", "teacher_sr": "..." | null, "keep_sr": "..." | null}``: evaluate one model
   with :func:`facd.reproduce.evaljob.evaluate_model` and write its JSON to ``out``;
@@ -18,8 +18,9 @@ A job file is JSON written by :class:`facd.reproduce.runner.Reproduction`, one o
 
 Choices: a job calls library functions, not the ``facd`` command line, so nothing is re-parsed
 from flags; the runner still starts one process per job, for parallel jobs with one thread each
-and so that a crash of one run cannot take the others down. A train job takes the run folder's
-lock itself (:mod:`facd.train.rundir`), as ``facd train`` does, and always resumes: a folder
+and so that a crash of one run cannot take the others down. A train job is
+:func:`facd.train.run`, the sequence of ``facd train`` (the run folder's lock, its checks), and
+always resumes: a folder
 without a training state starts from scratch, so a run folder that an earlier sitting wrote to
 (its config and logs, before the first checkpoint) is taken up again rather than refused.
 """
@@ -34,39 +35,18 @@ from typing import Any
 from facd.errors import ConfigError, FacdError
 from facd.fileio import atomic_write_text
 
-__all__ = ["main", "run_job", "train"]
+__all__ = ["main", "run_job"]
 
 PROG = "python -m facd.reproduce.job"
-
-
-def train(config: dict[str, Any], run_dir: Path, progress: bool = False) -> dict[str, Any]:
-    """Train the run of ``config`` in ``run_dir``, continuing its latest state if there is one.
-
-    Holds the run folder's lock while it trains and applies the rules of ``facd train
-    --resume``: a folder that facd did not make, one holding weights but no state, a state
-    trained with a config that differs in more than the resumable keys, or with other training
-    images or teacher weights, is refused with a :class:`ConfigError`.
-    """
-    from facd.train.config import load_config
-    from facd.train.loop import run_training
-    from facd.train.rundir import check_run, lock_run_dir
-
-    run_dir = Path(run_dir)
-    rcfg = load_config(None, [], base=config)
-    lock = lock_run_dir(run_dir)
-    try:
-        check_run(run_dir, rcfg, resume=True, overwrite=False)
-        return run_training(rcfg, run_dir, resume=True, progress=progress)
-    finally:
-        if lock is not None:
-            lock.release()
 
 
 def run_job(job: dict[str, Any]) -> None:
     """Run one job (see the module docstring for its keys)."""
     kind = job.get("kind")
     if kind == "train":
-        train(job["config"], Path(job["run_dir"]))
+        from facd.train import run
+
+        run(job["config"], Path(job["run_dir"]), resume=True, progress=False)
     elif kind == "eval":
         from facd.reproduce.evaljob import evaluate_model, write_result
 

@@ -413,7 +413,7 @@ class Row:
 @dataclass
 class QualitativeSection:
     """The report's qualitative figure: crops where two rows' outputs differ most, measured
-    (:func:`facd.reproduce.figures.choose_crops`), not chosen by hand."""
+    (:func:`facd.reproduce.plotdata.choose_crops`), not chosen by hand."""
 
     enabled: bool = field(True, "draw the figure (it runs both networks on the searched sets)")
     pair: list[str] = field(
