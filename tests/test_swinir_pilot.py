@@ -84,7 +84,7 @@ def test_main_report_includes_the_pilot_table(monkeypatch) -> None:
 
     monkeypatch.chdir(REPO)
     main = load_protocol("configs/repro/mini-x4.yaml")
-    assert main.report.include[0] == "configs/repro/swinir-pilot.yaml"
+    assert "configs/repro/swinir-pilot.yaml" in main.report.include
     rep = Report(Results.load(main), "test", "configs/repro/mini-x4.yaml")
     included_tables(rep, REPO / main.report.path)
     text = "\n".join(rep.lines)

@@ -192,7 +192,7 @@ def export_weights(model: nn.Module, spec: ArchSpec, path: str | Path, layout: s
     and the error names them.
     """
     from facd.archs.io import load_model
-    from facd.fileio import atomic_write_bytes
+    from facd.fileio import atomic_write_bytes, remove_file
 
     path = check_weights_path(path, layout)
     net = copy.deepcopy(model).float().cpu().eval()
@@ -205,7 +205,7 @@ def export_weights(model: nn.Module, spec: ArchSpec, path: str | Path, layout: s
     with torch.inference_mode():
         same = torch.equal(net(x), loaded.eval()(x))
     if not same:
-        path.unlink()
+        remove_file(path)
         fields = [
             f"{name} {getattr(spec.params, name)!r} (read back as {getattr(found.params, name)!r})"
             for name in spec.declaration.option_names()
