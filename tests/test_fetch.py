@@ -474,3 +474,29 @@ def test_unknown_and_manual_names_are_refused_before_any_download(
     assert server.requests == []
     with pytest.raises(FacdError, match="unknown name"):
         fetch("no-such-thing")
+
+
+def test_training_validates_on_fetched_sets_when_the_configured_root_lacks_them(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """``val.data_root`` left at a folder that is not there: the sets ``facd fetch benchmark``
+    installed are used, and the log says so."""
+    import json as _json
+
+    from .helpers import make_image_folder
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("FACD_HOME", str(home))
+    make_image_folder(home / "data" / "Tiny" / "HR", count=2, size=(48, 40))
+    train = make_image_folder(tmp_path / "train", count=3)
+    out = tmp_path / "run"
+    argv = [
+        "train", "configs/tiny/scratch.yaml", "--out", str(out),
+        "--set", f"data.train_dirs=[{train}]", "--set", "data.patch_size=8",
+        "--set", f"val.data_root={tmp_path / 'nowhere'}", "--set", "val.sets=[Tiny]",
+        "--set", "train.iterations=2", "--set", "train.batch_size=2",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    assert f"val: Tiny from {home / 'data'}" in capsys.readouterr().err
+    last = _json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert "Tiny" in last["val"]

@@ -69,6 +69,16 @@ def default_data_root() -> Path:
     return SHARED_DATA_ROOT if SHARED_DATA_ROOT.is_dir() else fetch_home() / "data"
 
 
+def benchmark_root(configured: Path, name: str) -> Path:
+    """Where set ``name`` is found: the configured folder (``val.data_root``) when it holds
+    ``<name>/HR``, else the fetch folder's ``data`` when ``facd fetch benchmark`` put it there,
+    else the configured folder (whose error then names what is missing)."""
+    if (configured / name / "HR").is_dir():
+        return configured
+    fetched = fetch_home() / "data"
+    return fetched if (fetched / name / "HR").is_dir() else configured
+
+
 def _records_file(home: Path) -> Path:
     return home / "checksums.json"
 

@@ -403,8 +403,15 @@ class Trainer:
                 split.hr_paths = split.hr_paths[: v.max_images]
             self._benches.append(split)
             return
+        from facd.fetch.store import benchmark_root
+
         for name in v.sets:
-            bench = BenchmarkSet(Path(v.data_root), name, self.cfg.scale)
+            root = benchmark_root(Path(v.data_root), name)
+            if root != Path(v.data_root):
+                self.log(
+                    f"val: {name} from {root} (facd fetch; val.data_root {v.data_root} lacks it)"
+                )
+            bench = BenchmarkSet(root, name, self.cfg.scale)
             if v.max_images:
                 bench.hr_paths = bench.hr_paths[: v.max_images]
             self._benches.append(bench)
