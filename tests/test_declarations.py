@@ -18,9 +18,6 @@ from facd.errors import ConfigError
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src" / "facd"
 DECLARATIONS = SRC / "distill" / "methods.py"
-# Files still being rewritten to read the declarations (the reproduction's fingerprint history);
-# their hits are reported (xfail), but do not fail the test until they are done.
-PENDING: tuple[str, ...] = ()  # files allowed to name methods for now: none
 
 
 def test_every_method_declares_label_terms_and_stage():
@@ -100,9 +97,4 @@ def test_no_method_name_in_src_outside_the_declarations():
     for path in sorted(SRC.rglob("*.py")):
         if path != DECLARATIONS:
             hits += _quoted_method_names(path, names, shared)
-    mine = [h for h in hits if not h.startswith(PENDING)]
-    assert not mine, "method names outside the declarations:\n" + "\n".join(hits)
-    if hits:
-        pytest.xfail(
-            "files still naming methods: " + ", ".join(sorted({h.split(":")[0] for h in hits}))
-        )
+    assert not hits, "method names outside the declarations:\n" + "\n".join(hits)

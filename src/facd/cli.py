@@ -1,8 +1,9 @@
 """The ``facd`` command line.
 
-Each subcommand lives in ``facd.commands.<name>`` and exposes ``HELP``, ``add_arguments(parser)``
-and ``run(args) -> int``; it may also define ``parse_args(parser, argv) -> Namespace`` to parse
-its own arguments (``argv`` without the command name), e.g. to allow options in any order.
+Each subcommand lives in ``facd.commands.<name>`` and exposes ``add_arguments(parser)`` and
+``run(args) -> int`` (its one-line help is in :data:`COMMANDS`); it may also define
+``parse_args(parser, argv) -> Namespace`` to parse its own arguments (``argv`` without the
+command name), e.g. to allow options in any order.
 Modules are imported only when their subcommand runs, so ``facd --help`` does not import torch.
 
 Exit codes: 0 success, 1 usage/check failure, 2 a :class:`~facd.errors.FacdError` (its
@@ -26,7 +27,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("facd.commands.train", "train a teacher, or distil a student from a teacher"),
     "eval": ("facd.commands.eval", "measure Y-PSNR/SSIM on benchmark sets"),
     "upscale": ("facd.commands.upscale", "super-resolve images (tiled, any size)"),
-    "export": ("facd.commands.export", "export a model to ONNX"),
+    "export": (
+        "facd.commands.export",
+        "export a model to ONNX or to the weight files of other SR code",
+    ),
     "info": ("facd.commands.info", "architecture, parameter count and MACs of a model"),
     "methods": ("facd.commands.methods", "list the distillation methods and their loss terms"),
     "compare": ("facd.commands.compare", "side-by-side crops of several models on one image"),
@@ -47,10 +51,6 @@ def _load_command(name: str):
 
 #: Exit status after a closed stdout pipe: 128 + SIGPIPE, as for a tool killed by the signal.
 EXIT_BROKEN_PIPE = 141
-
-
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    return _build_parsers(only)[0]
 
 
 def _build_parsers(

@@ -17,8 +17,6 @@ from pathlib import Path
 
 from facd.errors import DataError
 
-HELP = "make MATLAB-bicubic LR images from a folder of HR images"
-
 
 def _scale(text: str) -> int:
     try:

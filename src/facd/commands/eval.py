@@ -17,8 +17,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-HELP = "measure Y-PSNR/SSIM on benchmark sets"
-
 DEFAULT_SETS = ("Set5", "Set14", "B100", "Urban100")
 DATA_ROOT_ENV = "FACD_DATA_ROOT"
 

@@ -10,8 +10,6 @@ import argparse
 import json
 import re
 
-HELP = "architecture, parameter count and MACs of a model"
-
 
 def _size(text: str) -> tuple[int, int]:
     m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)

@@ -29,8 +29,6 @@ from facd.errors import DataError, FacdError
 from facd.infer.device import DEVICES, PRECISIONS
 from facd.infer.tiling import DEFAULT_OVERLAP, DEFAULT_TILE_64, default_tile
 
-HELP = "super-resolve images (tiled, any size)"
-
 FORMATS = ("png", "jpg", "webp")
 
 

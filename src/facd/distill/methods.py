@@ -172,11 +172,6 @@ class MethodDef:
     def needs_teacher(self) -> bool:
         return self.needs.teacher
 
-    @property
-    def options_sections(self) -> list[str]:
-        """The ``loss`` sections the method sets."""
-        return list(self.paper_weights)
-
     def loss_options(self) -> LossOptions:
         return from_dict(loss_options_class(), self.resolved_dict(), f"method {self.name}")
 

@@ -257,10 +257,3 @@ def register_term(
         return fn
 
     return deco
-
-
-def build_term(name: str, opts: LossOptions, env: TermEnv) -> LossTerm:
-    if name not in TERMS:
-        import facd.distill.methods  # noqa: F401 - declares the built-in terms
-
-    return TERMS[name].build(opts, env)

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -284,11 +283,6 @@ def _shortest(target: str) -> str:
 def _asset_path(value: str, key: str) -> str:
     """``facd-asset:NAME`` -> the shipped file; anything else unchanged."""
     return _shortest(os.path.abspath(resolve_asset(value, key))) if is_asset(value) else value
-
-
-def map_config_paths(data: dict, fn: Callable[[str, str], str]) -> dict:
-    """A copy of a raw config dict with ``fn(value, dotted key)`` applied to every path value."""
-    return map_paths(Config, data, fn)
 
 
 def absolute_paths(data: dict) -> dict:

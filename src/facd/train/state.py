@@ -207,17 +207,3 @@ def load_state(path: Path) -> dict[str, Any]:
     if missing:
         raise CheckpointError(f"{path}: not a facd training state (missing {', '.join(missing)})")
     return state
-
-
-def _first(err: Exception) -> str:
-    """The first sentence of an error message, e.g. of torch's long zip-reader errors."""
-    text = " ".join(str(err).split()) or type(err).__name__
-    return text.split(". ")[0][:160]
-
-
-def remove_stale_temps(run_dir: Path) -> int:
-    """Delete the temporary files that crashed writes left (only facd's: see
-    :func:`facd.train.rundir.remove_stale_temps`); returns their count."""
-    from facd.train.rundir import remove_stale_temps as remove
-
-    return remove(run_dir)

@@ -34,7 +34,6 @@ import contextlib
 import math
 import os
 import signal
-import time
 from pathlib import Path
 from typing import Any
 
@@ -448,10 +447,6 @@ class Trainer:
 
     def epoch_of(self, iteration: int) -> float:
         return iteration / self.cfg.train.iters_per_epoch
-
-    def throughput_note(self, started: float, steps: int) -> str:
-        dt = time.perf_counter() - started
-        return f"{steps / dt:.2f} it/s" if dt > 0 else ""
 
 
 def _write_safetensors(path: Path, tensors: dict[str, torch.Tensor], meta: dict) -> None:
