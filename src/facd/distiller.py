@@ -100,8 +100,7 @@ def _load_teacher(ref: str, student: ArchSpec | None) -> nn.Module:
     """A teacher named by a checkpoint file (facd, official or BasicSR) or a preset; a preset
     is built at the student's scale (its weights are random: a warning says so)."""
     from facd.archs.io import load_model
-    from facd.archs.spec import PRESETS
-    from facd.messages import warn_untrained
+    from facd.archs.spec import PRESETS, warn_untrained
 
     if ref in PRESETS:
         if student is None:

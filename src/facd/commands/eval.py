@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
 
         if len(scales) > 1:
             raise FacdError("several scales are only supported for --model bicubic")
-        from facd.messages import warn_untrained
+        from facd.archs.spec import warn_untrained
 
         model, spec = load_model(args.model, scales[0] if scales else None)
         warn_untrained(args.model)  # a preset has random weights: say so before its numbers

@@ -479,7 +479,7 @@ def load(
             raise FacdError(f"model is x{spec.scale}, but x{scale} was asked for")
         return Upscaler(model, spec, device, **options)
     from facd.archs.io import load_model
-    from facd.messages import warn_untrained
+    from facd.archs.spec import warn_untrained
 
     net, spec = load_model(model, scale)
     up = Upscaler(net, spec, device, **options)

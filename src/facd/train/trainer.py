@@ -48,6 +48,7 @@ from facd.distill.taps import FeatureTaps
 from facd.distill.terms import StepRandom, derive_seed
 from facd.distiller import Distiller, RunInfo
 from facd.errors import CheckpointError, ConfigError, FacdError, TrainingDiverged
+from facd.fileio import storage_errors
 from facd.train.config import ResolvedConfig
 from facd.train.distributed import DistContext, any_rank
 from facd.train.state import (
@@ -56,7 +57,6 @@ from facd.train.state import (
     latest_state_path,
     restore_rng,
     save_state,
-    storage_errors,
 )
 from facd.typedconfig import short_repr
 
