@@ -90,7 +90,7 @@ def _silence_closed_pipes() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from facd.errors import FacdError
+    from facd.errors import exit_status
     from facd.messages import cli_wording
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -114,20 +114,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 1
-    try:
+
+    def run() -> int:
         with cli_wording(f"facd {args.command}"):  # messages say --flag, warnings go to stderr
             code = int(_load_command(args.command).run(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at exit
         return code
+
+    try:
+        return exit_status(f"facd {args.command}", run)
     except BrokenPipeError:
         _silence_closed_pipes()
         return EXIT_BROKEN_PIPE
-    except FacdError as err:
-        print(f"facd {args.command}: error: {err}", file=sys.stderr)
-        return err.exit_code
-    except KeyboardInterrupt:
-        print(f"facd {args.command}: interrupted", file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":

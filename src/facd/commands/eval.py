@@ -17,18 +17,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from facd.commands._args import int_arg
+
 DEFAULT_SETS = ("Set5", "Set14", "B100", "Urban100")
 DATA_ROOT_ENV = "FACD_DATA_ROOT"
-
-
-def _scale(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"scale must be an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"scale must be positive, got {value}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scale",
         "-s",
-        type=_scale,
+        type=int_arg(1),
         nargs="+",
         metavar="S",
         help="upscaling factor; optional for checkpoints (detected); several only for bicubic",
