@@ -54,15 +54,16 @@ def _build_lr(hr: np.ndarray, scale: int, cached: Path | None) -> np.ndarray:
     return lr
 
 
-def read_name_list(path: str | Path | None) -> tuple[str, ...]:
-    """Entries of an image list file (``data.exclude``): one path a line, ``#`` comments."""
+def read_name_list(path: str | Path | None, key: str = "data.exclude") -> tuple[str, ...]:
+    """Entries of an image list file (``data.exclude``, ``val.split``): one path a line, ``#``
+    comments; ``key`` names the config key in the error for an unreadable file."""
     if path is None:
         return ()
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError:
         raise DataError(
-            f"data.exclude: cannot read the list file {path}; in a config file the path is "
+            f"{key}: cannot read the list file {path}; in a config file the path is "
             "relative to that file's folder (with --set, to the current directory), or remove "
             "the key"
         ) from None

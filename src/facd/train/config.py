@@ -100,7 +100,8 @@ class ValConfig:
         None,
         "list file of held-out training images to validate on instead of the benchmark sets "
         "(e.g. configs/splits/val291.txt; images read from data.train_dirs, LR by MATLAB "
-        "bicubic); when set, 'sets' and 'data_root' are not used",
+        "bicubic); when set, 'sets' and 'data_root' are not used; data.exclude must leave out "
+        "every image it names",
         path=True,
     )
 
@@ -172,6 +173,27 @@ class Config:
         method = get_method(self.method)
         if method.needs_teacher and self.teacher is None:
             raise ConfigError(f"method {self.method!r} needs a 'teacher' section")
+        self._check_split_left_out()
+
+    def _check_split_left_out(self) -> None:
+        """Validation never sees images that training can see: every entry of ``val.split``
+        must be left out by ``data.exclude``, i.e. end with one of its entries (whole path
+        components), so that each image the split names is excluded from training. The exclude
+        list may name more (images left out for other reasons stay training-only)."""
+        if self.val.split is None:
+            return
+        from facd.data.patches import listed_in, read_name_list
+
+        entries = read_name_list(self.val.split, "val.split")
+        left_out = read_name_list(self.data.exclude)
+        seen = [e for e in entries if not listed_in(Path(e), left_out)]
+        if seen:
+            raise ConfigError(
+                f"val.split {self.val.split}: training would see {len(seen)} of its "
+                f"{len(entries)} images (e.g. {short_str(seen[0])}), since data.exclude does not "
+                f"list them; set data.exclude to {self.val.split} or to a list that contains its "
+                "entries"
+            )
 
 
 @dataclass
