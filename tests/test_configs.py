@@ -130,7 +130,7 @@ def test_paper_presets_are_bases_plus_one_short_file_per_row() -> None:
 
 def test_tiny_presets_are_one_base_plus_their_method() -> None:
     rows = sorted((REPO / "configs/tiny").glob("*.yaml"))
-    assert len(rows) == 19
+    assert len(rows) >= 19
     sizes = {}
     for row in rows:
         lines = [ln for ln in row.read_text().splitlines() if ln.strip() and ln[0] != "#"]
