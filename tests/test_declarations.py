@@ -98,3 +98,29 @@ def test_no_method_name_in_src_outside_the_declarations():
         if path != DECLARATIONS:
             hits += _quoted_method_names(path, names, shared)
     assert not hits, "method names outside the declarations:\n" + "\n".join(hits)
+
+
+def test_term_weights_sections_and_inert_options_come_from_the_declarations():
+    """What the report and the fingerprints read of plain-data loss options."""
+    from facd.distill.methods import (
+        inert_options,
+        pixel_terms,
+        section_switched_off,
+        term_weight,
+    )
+
+    loss = {
+        "pixel": {"gt_weight": 0.5, "teacher_weight": 0.25},
+        "contrast": {"weight": 0.0, "similarity": "infonce"},
+        "vid": {"weight": 1e-6},
+        "mine": {"weight": 2.0},  # a term declared by a module not imported here
+    }
+    assert term_weight("l1_gt", loss) == 0.5 and term_weight("l1_t", loss) == 0.25
+    assert term_weight("vid", loss) == 1e-6 and term_weight("mine", loss) == 2.0
+    assert term_weight("contrast", {}) is None
+    assert pixel_terms() == {"l1_gt", "l1_t"}
+    assert section_switched_off("contrast", loss) and not section_switched_off("vid", loss)
+    assert not section_switched_off("pixel", loss) and not section_switched_off("mine", loss)
+    assert section_switched_off("pixel", {"pixel": {"gt_weight": 0, "teacher_weight": 0}})
+    assert inert_options("contrast", {"similarity": "l1_ratio"}) == ("infonce_form", "temperature")
+    assert inert_options("contrast", loss["contrast"]) == () and inert_options("vid", {}) == ()
