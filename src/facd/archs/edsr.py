@@ -94,6 +94,7 @@ def _legacy_reduction(value: Any, where: str) -> None:
 class EDSRArch(SRFamily):
     name = "edsr"
     title = "EDSR"
+    signature_keys = ("head.0.weight",)
     params_type = EDSRParams
     presets = {
         "edsr-t": dict(n_blocks=32, n_feats=256, res_scale=0.1),

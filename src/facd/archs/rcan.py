@@ -123,6 +123,7 @@ def _legacy_res_scale(value: Any, where: str) -> None:
 class RCANArch(SRFamily):
     name = "rcan"
     title = "RCAN"
+    signature_keys = ("head.0.weight",)
     params_type = RCANParams
     presets = {
         "rcan-t": dict(n_groups=10, n_blocks=20, n_feats=64, reduction=16),

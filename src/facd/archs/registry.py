@@ -93,6 +93,10 @@ class Architecture:
     params_type: ClassVar[type]
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
     scales: ClassVar[tuple[int, ...]] = (2, 3, 4, 8)
+    #: the keys that mark a checkpoint of this family, for messages about one that is none
+    signature_keys: ClassVar[tuple[str, ...]] = ()
+    #: what the parameter count includes beyond the plain weights, for ``facd info`` ("" none)
+    param_count_note: ClassVar[str] = ""
     #: key prefixes of constants that a checkpoint may leave out (filled from the network)
     optional_keys: ClassVar[tuple[str, ...]] = ()
     #: legacy metadata keys accepted and dropped when reading old files: name -> check
@@ -429,6 +433,26 @@ def get_arch(name: str) -> Architecture:
         known = ", ".join(repr(n) for n in _REGISTRY)
         raise ConfigError(f"unknown architecture {short_repr(name)}; expected one of {known}")
     return _REGISTRY[name]
+
+
+def supported_scales() -> tuple[int, ...]:
+    """Every scale that some registered architecture supports, ascending."""
+    return tuple(sorted({s for arch in architectures() for s in arch.scales}))
+
+
+def families() -> str:
+    """The registered architectures' titles, for messages: ``EDSR, RCAN or SwinIR``."""
+    return _either([arch.title for arch in architectures()])
+
+
+def signature_keys() -> str:
+    """The keys that mark a checkpoint of any registered family, for messages."""
+    keys = dict.fromkeys(k for arch in architectures() for k in arch.signature_keys)
+    return _either([f"'{k}'" for k in keys])
+
+
+def _either(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
 
 
 def all_presets() -> dict[str, tuple[str, dict[str, Any]]]:

@@ -15,8 +15,6 @@ from facd.errors import ConfigError
 from facd.messages import UntrainedWeightsWarning, untrained_message, warn
 from facd.typedconfig import short_repr
 
-#: Scales that some architecture supports (each declaration lists its own).
-SUPPORTED_SCALES = (2, 3, 4, 8)
 DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
 
 

@@ -645,6 +645,8 @@ class SwinIRArch(Architecture):
 
     name = "swinir"
     title = "SwinIR"
+    signature_keys = ("conv_first.weight", "layers.0.*")
+    param_count_note = "relative-position bias tables included"
     params_type = SwinIRSpec
     presets = SWINIR_PRESETS
     export_layouts = {

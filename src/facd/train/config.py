@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 import yaml
 
-from facd.archs.spec import SUPPORTED_SCALES
+from facd.archs.registry import supported_scales
 from facd.assets import is_asset, resolve_asset
 from facd.distill.methods import DEFAULT_METHOD, get_method, resolve_loss
 from facd.distill.options import LossOptions
@@ -152,7 +152,7 @@ class TrainSection:
 @dataclass
 class Config:
     method: str = field(DEFAULT_METHOD, "distillation method (see `facd methods`)")
-    scale: int = field(4, f"upscaling factor: {', '.join(map(str, SUPPORTED_SCALES))}")
+    scale: int = field(4, f"upscaling factor: {', '.join(map(str, supported_scales()))}")
     seed: int = field(
         0, "seed of the weights' initialisation and the data sampler", ge=0, le=SEED_MAX
     )
@@ -166,9 +166,10 @@ class Config:
     )
 
     def validate(self, where: str) -> None:
-        if self.scale not in SUPPORTED_SCALES:
+        scales = supported_scales()
+        if self.scale not in scales:
             raise ConfigError(
-                f"'scale' must be one of {', '.join(map(str, SUPPORTED_SCALES))}, got {self.scale}"
+                f"'scale' must be one of {', '.join(map(str, scales))}, got {self.scale}"
             )
         method = get_method(self.method)
         if method.needs_teacher and self.teacher is None:
