@@ -124,3 +124,14 @@ def test_term_weights_sections_and_inert_options_come_from_the_declarations():
     assert section_switched_off("pixel", {"pixel": {"gt_weight": 0, "teacher_weight": 0}})
     assert inert_options("contrast", {"similarity": "l1_ratio"}) == ("infonce_form", "temperature")
     assert inert_options("contrast", loss["contrast"]) == () and inert_options("vid", {}) == ()
+
+
+def test_a_run_folders_weight_files_come_from_the_term_declarations(monkeypatch):
+    import dataclasses
+
+    from facd.train.rundir import weight_files
+
+    assert weight_files() == ("last.safetensors", "best.safetensors", "pisr_encoder.safetensors")
+    mine = dataclasses.replace(TERMS["vid"], name="mine", section="mine", outputs=("m.bin",))
+    monkeypatch.setitem(TERMS, "mine", mine)
+    assert weight_files()[-1] == "m.bin"

@@ -119,6 +119,7 @@ add_term(
         ),
         "facd.distill.pisr:build",
         summary="PISR: the teacher stage (mode teacher) or VID distillation (mode distill)",
+        outputs=("pisr_encoder.safetensors",),  # the HR encoder E, for the distillation stage
     )
 )
 
@@ -512,6 +513,11 @@ def inert_options(section: str, values: Mapping[str, Any]) -> tuple[str, ...]:
     section_type = type(getattr(loss_options_class()(), section, None))
     declared = getattr(section_type, "inert_keys", None)
     return tuple(declared(values)) if declared is not None else ()
+
+
+def term_outputs() -> tuple[str, ...]:
+    """The files that declared terms write beside each checkpoint (PISR's encoder)."""
+    return tuple(dict.fromkeys(name for spec in _terms.TERMS.values() for name in spec.outputs))
 
 
 def pixel_terms() -> set[str]:
