@@ -2,12 +2,14 @@
 
 A declaration says everything facd needs to know about an architecture, in one module:
 
-* ``name``, ``params_type`` (the typed hyperparameter dataclass), ``presets`` and ``scales``;
+* ``name``, ``title`` (how messages and reports name it), ``params_type`` (the typed
+  hyperparameter dataclass), ``presets`` and ``scales``;
 * ``build(spec)``: the untrained network;
 * checkpoint handling: ``claims(shapes)`` (does a state dict look like this family?),
   ``detect(shapes, source)`` (hyperparameters from tensor names and shapes),
   ``to_official(sd)`` (other key layouts, e.g. BasicSR, renamed to the official one),
-  ``optional_keys`` (constants a file may omit) and ``params_from_dict`` (facd's metadata);
+  ``optional_keys`` (constants a file may omit), ``params_from_dict`` (facd's metadata) and
+  ``signature_keys`` (the keys that mark its files, for the message about a file of no family);
 * ``export_layouts`` and ``export_layout(layout, spec, sd)``: what ``facd export --layout``
   writes, the inverse of the reading above (other code's key names and container);
 * ``taps(spec)``: the default distillation taps with their channel counts (no dry run);
