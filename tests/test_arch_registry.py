@@ -138,6 +138,8 @@ class ToyArch(registry.Architecture):
     title = "Toy"
     params_type = ToyParams
     presets = {"toy-s": dict(width=4)}
+    scales = (2, 3, 5)
+    signature_keys = ("head.weight",)
 
     def build(self, spec: ArchSpec) -> nn.Module:
         return Toy(spec)
@@ -178,6 +180,14 @@ def test_an_architecture_is_one_declaration(tmp_path: Path, monkeypatch) -> None
 
     cfg = from_dict(NetConfig, {"arch": "toy", "options": {"width": 6}}, "student")
     assert cfg.spec(3) == ArchSpec("toy", 3, ToyParams(6))
+    # names, scales and messages come from the declarations
+    from facd.archs.formats import detect_spec
+    from facd.reproduce.paper import arch_name
+
+    assert registry.families() == "EDSR, RCAN, SwinIR or Toy"
+    assert registry.supported_scales() == (2, 3, 4, 5, 8) and arch_name("toy") == "Toy"
+    with pytest.raises(CheckpointError, match=r"SwinIR or Toy checkpoint \(no .*'layers.0.\*' or "):
+        detect_spec({"other.weight": (1,)}, "x.pt")
 
 
 # ----------------------------------------------------------------------------- NetConfig

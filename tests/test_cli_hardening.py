@@ -444,3 +444,40 @@ def test_several_values_after_one_set_say_to_repeat_it(capsys) -> None:
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         "facd train: error: unrecognized arguments: stray"
     )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["upscale", "m", "x", "-o", "o", "--batch", "0"], "argument --batch: must be >= 1, got 0"),
+        (["upscale", "m", "x", "-o", "o", "--tile", "ab"], "--tile: expected an integer, got 'ab'"),
+        (["upscale", "m", "x", "-o", "o", "--tile-overlap", "-1"], "must be >= 0, got -1"),
+        (["degrade", "hr", "-o", "lr", "--scale", "17"], "must be between 2 and 16, got 17"),
+        (["eval", "-m", "bicubic", "--scale", "0"], "argument --scale/-s: must be >= 1, got 0"),
+    ],
+)
+def test_integer_options_are_refused_in_one_line(argv, message, capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"facd {argv[0]}: error: ") and err.endswith(message)
+
+
+def test_exit_status_is_the_error_trees_rule(capsys) -> None:
+    """One handler for ``facd`` and the reproduction's job processes: error line and code."""
+    from facd.errors import StorageError, exit_status
+
+    def fail(error: BaseException):
+        def action() -> None:
+            raise error
+
+        return action
+
+    assert exit_status("p", lambda: None) == 0 and exit_status("p", lambda: 1) == 1
+    assert exit_status("p", fail(StorageError("disk  full"))) == 4
+    assert capsys.readouterr().err == "p: error: disk full\n"
+    assert exit_status("p", fail(KeyboardInterrupt())) == 130
+    assert capsys.readouterr().err == "p: interrupted\n"
+    with pytest.raises(ValueError):
+        exit_status("p", fail(ValueError("a bug keeps its traceback")))

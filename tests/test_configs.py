@@ -128,6 +128,18 @@ def test_paper_presets_are_bases_plus_one_short_file_per_row() -> None:
         assert len(lines) <= 6, row.name
 
 
+def test_tiny_presets_are_one_base_plus_their_method() -> None:
+    rows = sorted((REPO / "configs/tiny").glob("*.yaml"))
+    assert len(rows) >= 19
+    sizes = {}
+    for row in rows:
+        lines = [ln for ln in row.read_text().splitlines() if ln.strip() and ln[0] != "#"]
+        assert lines[:2] == ["base: base/tiny.yaml", f"method: {row.stem}"], row.name
+        sizes[row.stem] = len(lines)
+    extra = {k: n for k, n in sizes.items() if n > 2}
+    assert set(extra) == {"csd", "pisr", "pisr-teacher", "scratch"}, extra
+
+
 # ---------------------------------------------------------------------- base: includes
 
 

@@ -18,9 +18,6 @@ from facd.errors import ConfigError
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src" / "facd"
 DECLARATIONS = SRC / "distill" / "methods.py"
-# Files still being rewritten to read the declarations (the reproduction's fingerprint history);
-# their hits are reported (xfail), but do not fail the test until they are done.
-PENDING: tuple[str, ...] = ()  # files allowed to name methods for now: none
 
 
 def test_every_method_declares_label_terms_and_stage():
@@ -100,9 +97,41 @@ def test_no_method_name_in_src_outside_the_declarations():
     for path in sorted(SRC.rglob("*.py")):
         if path != DECLARATIONS:
             hits += _quoted_method_names(path, names, shared)
-    mine = [h for h in hits if not h.startswith(PENDING)]
-    assert not mine, "method names outside the declarations:\n" + "\n".join(hits)
-    if hits:
-        pytest.xfail(
-            "files still naming methods: " + ", ".join(sorted({h.split(":")[0] for h in hits}))
-        )
+    assert not hits, "method names outside the declarations:\n" + "\n".join(hits)
+
+
+def test_term_weights_sections_and_inert_options_come_from_the_declarations():
+    """What the report and the fingerprints read of plain-data loss options."""
+    from facd.distill.methods import (
+        inert_options,
+        pixel_terms,
+        section_switched_off,
+        term_weight,
+    )
+
+    loss = {
+        "pixel": {"gt_weight": 0.5, "teacher_weight": 0.25},
+        "contrast": {"weight": 0.0, "similarity": "infonce"},
+        "vid": {"weight": 1e-6},
+        "mine": {"weight": 2.0},  # a term declared by a module not imported here
+    }
+    assert term_weight("l1_gt", loss) == 0.5 and term_weight("l1_t", loss) == 0.25
+    assert term_weight("vid", loss) == 1e-6 and term_weight("mine", loss) == 2.0
+    assert term_weight("contrast", {}) is None
+    assert pixel_terms() == {"l1_gt", "l1_t"}
+    assert section_switched_off("contrast", loss) and not section_switched_off("vid", loss)
+    assert not section_switched_off("pixel", loss) and not section_switched_off("mine", loss)
+    assert section_switched_off("pixel", {"pixel": {"gt_weight": 0, "teacher_weight": 0}})
+    assert inert_options("contrast", {"similarity": "l1_ratio"}) == ("infonce_form", "temperature")
+    assert inert_options("contrast", loss["contrast"]) == () and inert_options("vid", {}) == ()
+
+
+def test_a_run_folders_weight_files_come_from_the_term_declarations(monkeypatch):
+    import dataclasses
+
+    from facd.train.rundir import weight_files
+
+    assert weight_files() == ("last.safetensors", "best.safetensors", "pisr_encoder.safetensors")
+    mine = dataclasses.replace(TERMS["vid"], name="mine", section="mine", outputs=("m.bin",))
+    monkeypatch.setitem(TERMS, "mine", mine)
+    assert weight_files()[-1] == "m.bin"

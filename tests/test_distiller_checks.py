@@ -165,3 +165,26 @@ def test_good_batches_pass_and_bicubic_overshoot_is_allowed(distiller):
     out = fresh(distiller)(lr * 1.2 - 0.1, hr)  # a bicubic resize overshoots [0, 1] a little
     assert torch.isfinite(out.total)
     assert distiller._batch_checked
+
+
+def test_no_active_term_is_the_distillers_one_error_for_the_trainer_too(tmp_path) -> None:
+    """The trainer asks the Distiller which terms are on before it loads any network."""
+    from pathlib import Path
+
+    from facd.distiller import active_loss
+    from facd.errors import ConfigError
+    from facd.train.config import load_config
+    from facd.train.trainer import Trainer
+
+    off = {"pixel": {"gt_weight": 0.0}}
+    with pytest.raises(ConfigError, match="no loss term has a non-zero weight") as err:
+        facd.Distiller(net("edsr-tiny-s"), None, "scratch", **off)
+    repo = Path(__file__).resolve().parents[1]
+    # a teacher file that does not exist: the error must come before any loading
+    over = ["loss.pixel.gt_weight=0", "loss.pixel.teacher_weight=0", "teacher.weights=absent.pt"]
+    rcfg = load_config(repo / "configs/tiny/ts.yaml", over)
+    with pytest.raises(ConfigError) as in_trainer:
+        Trainer(rcfg, tmp_path / "run", log=lambda *_: None)
+    assert str(in_trainer.value) == str(err.value)
+    used, needs = active_loss(load_config(repo / "configs/tiny/ts.yaml").loss)
+    assert used == {"l1_gt": 0.5, "l1_t": 0.5} and needs.teacher and not needs.teacher_features

@@ -11,7 +11,7 @@ import yaml
 from safetensors.torch import load_file
 
 from facd.cli import main
-from facd.train.config import load_config
+from facd.train.config import load_config, read_config_file
 from facd.train.loop import run_training
 from facd.train.trainer import Trainer
 
@@ -161,9 +161,9 @@ TINY_CONFIGS = sorted((REPO / "configs/tiny").glob("*.yaml"))
 
 @pytest.mark.parametrize("path", TINY_CONFIGS, ids=[p.stem for p in TINY_CONFIGS])
 def test_tiny_preset_two_step_smoke(assets, tmp_path, path):
-    raw = yaml.safe_load(path.read_text())
+    raw = read_config_file(path)  # with its base merged in
     over = tiny_overrides(assets, 2)
-    if "teacher" not in raw:
+    if raw.get("teacher") is None:
         over = [o for o in over if not o.startswith("teacher.")]
     for key in ("pisr", "csd"):
         if key in path.stem:

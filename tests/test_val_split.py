@@ -15,7 +15,7 @@ from PIL import Image
 from facd.archs.io import load_model
 from facd.data.benchmark import SplitSet
 from facd.data.imresize import bicubic_downsample, modcrop
-from facd.errors import DataError
+from facd.errors import ConfigError, DataError
 from facd.evaluate import evaluate
 from facd.train.config import load_config
 from facd.train.loop import run_training
@@ -127,10 +127,30 @@ def test_training_validates_on_the_split_only(split_data, tmp_path: Path, monkey
 def test_a_wrong_split_fails_before_training(split_data, tmp_path: Path) -> None:
     bad = tmp_path / "bad.txt"
     bad.write_text("A/HR/nope.png\n")
-    rcfg = load_config(_config(split_data, tmp_path), [f"val.split={bad}"])
+    rcfg = load_config(_config(split_data, tmp_path), [f"val.split={bad}", f"data.exclude={bad}"])
     with pytest.raises(DataError, match="nope.png"):
         run_training(rcfg, tmp_path / "run", progress=False)
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+def test_a_split_that_training_can_see_is_refused_at_load(split_data, tmp_path: Path) -> None:
+    """val.split must lie inside data.exclude: each split entry ends with an excluded entry."""
+    cfg = _config(split_data, tmp_path)
+    with pytest.raises(ConfigError) as err:
+        load_config(cfg, ["data.exclude=null"])
+    message = str(err.value)
+    assert "\n" not in message and "training would see 2 of its 2 images" in message
+    assert "(e.g. A/HR/img03.png)" in message and "set data.exclude to" in message
+    one = tmp_path / "one.txt"
+    one.write_text("A/HR/img01.png\n")  # img03 of the split is still trained on
+    with pytest.raises(ConfigError, match="training would see 1 of its 2 images"):
+        load_config(cfg, [f"data.exclude={one}"])
+    more = tmp_path / "more.txt"  # the split's entries (one as a shorter suffix) and another
+    more.write_text("img03.png\nA/HR/img01.png\nA/HR/img00.png\n")
+    assert load_config(cfg, [f"data.exclude={more}"]).config.data.exclude == str(more)
+    assert load_config(cfg, ["val.split=null", "data.exclude=null"]).config.val.split is None
+    with pytest.raises(DataError, match="val.split: cannot read the list file"):
+        load_config(cfg, [f"val.split={tmp_path / 'absent.txt'}"])
 
 
 @pytest.mark.data

@@ -1,8 +1,9 @@
 """The ``facd`` command line.
 
-Each subcommand lives in ``facd.commands.<name>`` and exposes ``HELP``, ``add_arguments(parser)``
-and ``run(args) -> int``; it may also define ``parse_args(parser, argv) -> Namespace`` to parse
-its own arguments (``argv`` without the command name), e.g. to allow options in any order.
+Each subcommand lives in ``facd.commands.<name>`` and exposes ``add_arguments(parser)`` and
+``run(args) -> int`` (its one-line help is in :data:`COMMANDS`); it may also define
+``parse_args(parser, argv) -> Namespace`` to parse its own arguments (``argv`` without the
+command name), e.g. to allow options in any order.
 Modules are imported only when their subcommand runs, so ``facd --help`` does not import torch.
 
 Exit codes: 0 success, 1 usage/check failure, 2 a :class:`~facd.errors.FacdError` (its
@@ -26,7 +27,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("facd.commands.train", "train a teacher, or distil a student from a teacher"),
     "eval": ("facd.commands.eval", "measure Y-PSNR/SSIM on benchmark sets"),
     "upscale": ("facd.commands.upscale", "super-resolve images (tiled, any size)"),
-    "export": ("facd.commands.export", "export a model to ONNX"),
+    "export": (
+        "facd.commands.export",
+        "export a model to ONNX or to the weight files of other SR code",
+    ),
     "info": ("facd.commands.info", "architecture, parameter count and MACs of a model"),
     "methods": ("facd.commands.methods", "list the distillation methods and their loss terms"),
     "compare": ("facd.commands.compare", "side-by-side crops of several models on one image"),
@@ -47,10 +51,6 @@ def _load_command(name: str):
 
 #: Exit status after a closed stdout pipe: 128 + SIGPIPE, as for a tool killed by the signal.
 EXIT_BROKEN_PIPE = 141
-
-
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    return _build_parsers(only)[0]
 
 
 def _build_parsers(
@@ -90,7 +90,7 @@ def _silence_closed_pipes() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from facd.errors import FacdError
+    from facd.errors import exit_status
     from facd.messages import cli_wording
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -114,20 +114,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 1
-    try:
+
+    def run() -> int:
         with cli_wording(f"facd {args.command}"):  # messages say --flag, warnings go to stderr
             code = int(_load_command(args.command).run(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at exit
         return code
+
+    try:
+        return exit_status(f"facd {args.command}", run)
     except BrokenPipeError:
         _silence_closed_pipes()
         return EXIT_BROKEN_PIPE
-    except FacdError as err:
-        print(f"facd {args.command}: error: {err}", file=sys.stderr)
-        return err.exit_code
-    except KeyboardInterrupt:
-        print(f"facd {args.command}: interrupted", file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":

@@ -100,8 +100,7 @@ def _load_teacher(ref: str, student: ArchSpec | None) -> nn.Module:
     """A teacher named by a checkpoint file (facd, official or BasicSR) or a preset; a preset
     is built at the student's scale (its weights are random: a warning says so)."""
     from facd.archs.io import load_model
-    from facd.archs.spec import PRESETS
-    from facd.messages import warn_untrained
+    from facd.archs.spec import PRESETS, warn_untrained
 
     if ref in PRESETS:
         if student is None:
@@ -117,6 +116,16 @@ def _load_teacher(ref: str, student: ArchSpec | None) -> nn.Module:
 def _device_of(model: nn.Module) -> torch.device:
     p = next(iter(model.parameters()), None)
     return p.device if p is not None else torch.device("cpu")
+
+
+def active_loss(loss: LossOptions) -> tuple[dict[str, float], Needs]:
+    """What a :class:`Distiller` of ``loss`` computes: its terms with a non-zero weight (name ->
+    weight, in declaration order) and what they need together; a one-line ConfigError when no
+    term is switched on. The trainer asks it before the networks are loaded."""
+    used = active_terms(loss)
+    if not used:
+        raise ConfigError("no loss term has a non-zero weight; check 'method' and 'loss'")
+    return dict(used), needs_of(loss)
 
 
 class Distiller(nn.Module):
@@ -150,10 +159,7 @@ class Distiller(nn.Module):
         if loss is not None and options:
             raise TypeError("pass loss options either as loss= or as keyword sections, not both")
         self.loss = loss if loss is not None else resolve_loss(method, options or None)
-        used = active_terms(self.loss)
-        if not used:
-            raise ConfigError("no loss term has a non-zero weight; check 'method' and 'loss'")
-        self.needs: Needs = needs_of(self.loss)
+        used, self.needs = active_loss(self.loss)
         if self.needs.teacher and teacher is None:
             raise ConfigError(f"method {method!r} needs a teacher network")
         teacher = unwrap_teacher(teacher) if self.needs.teacher else None
@@ -187,8 +193,8 @@ class Distiller(nn.Module):
                 else []
             ),
         )
-        self.terms = nn.ModuleDict({n: _terms.TERMS[n].build(self.loss, env) for n, _ in used})
-        self.weights = dict(used)
+        self.terms = nn.ModuleDict({n: _terms.TERMS[n].build(self.loss, env) for n in used})
+        self.weights = used
         self.taps = FeatureTaps(student, self.student_tap_paths) if self.student_tap_paths else None
         size, rank = crossrank.world()
         rank = run.rank if run.rank is not None else rank

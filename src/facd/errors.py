@@ -21,9 +21,18 @@ StorageError            4      writing a run or an output failed (disk full, rea
 (Ctrl-C)                130    interrupted; a training run saves its state first
 (SIGPIPE)               141    the reader of stdout went away (``facd methods | head -1``)
 ======================  =====  ==========================================================
+
+:func:`exit_status` is that rule for a program's entry point (``facd`` and the reproduction's
+job processes).
 """
 
 from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+#: Exit status after Ctrl-C (128 + SIGINT, as the shell reports it).
+EXIT_INTERRUPTED = 130
 
 
 class FacdError(Exception):
@@ -69,3 +78,17 @@ class TrainingDiverged(FacdError):
 
 class NonFiniteOutputError(FacdError):
     """The network returned NaN or infinite values (broken weights, or fp16 overflow)."""
+
+
+def exit_status(prog: str, action: Callable[[], int | None]) -> int:
+    """Run ``action`` and return its exit status (``None``: 0). A :class:`FacdError` prints
+    ``PROG: error: MESSAGE`` on stderr and gives its ``exit_code``; Ctrl-C prints
+    ``PROG: interrupted`` and gives 130. Anything else propagates (a bug keeps its traceback)."""
+    try:
+        return int(action() or 0)
+    except FacdError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

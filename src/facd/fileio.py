@@ -64,6 +64,7 @@ __all__ = [
     "remove_file",
     "remove_tree",
     "remove_under",
+    "storage_errors",
     "torch_load_weights_only",
     "write_error",
 ]
@@ -119,6 +120,19 @@ def write_error(path: str | os.PathLike[str], err: OSError, verb: str = "write")
 
 
 # ------------------------------------------------------------------------------ names
+
+
+@contextlib.contextmanager
+def storage_errors(path: Path, note: str = "") -> Iterator[None]:
+    """Turn an ``OSError`` while writing ``path`` into a one-line :class:`StorageError`
+    (and add ``note`` to the one :mod:`facd.fileio` raised)."""
+    try:
+        yield
+    except StorageError as err:
+        raise StorageError(f"{err}{note}") from None
+    except OSError as err:
+        reason = err.strerror or str(err) or type(err).__name__
+        raise StorageError(f"cannot write {path}: {reason}{note}") from None
 
 
 def _name_max(folder: Path) -> int:

@@ -28,7 +28,6 @@ __all__ = [
     "option",
     "untrained_message",
     "warn",
-    "warn_untrained",
 ]
 
 _CLI_PROG: ContextVar[str | None] = ContextVar("facd_cli_prog", default=None)
@@ -93,13 +92,3 @@ def untrained_message(name: str) -> str:
         "meaningless; give a trained checkpoint (.safetensors, official .pt or BasicSR .pth) "
         "for real results"
     )
-
-
-def warn_untrained(model: object) -> bool:
-    """Warn if ``model`` names a preset (built untrained); returns whether it did."""
-    from facd.archs.spec import PRESETS
-
-    if not isinstance(model, str) or model not in PRESETS:
-        return False
-    warn(untrained_message(model), UntrainedWeightsWarning)
-    return True

@@ -16,6 +16,7 @@ from torch import nn
 
 from facd.archs.registry import Architecture, Shapes, Tiling
 from facd.errors import ConfigError
+from facd.typedconfig import short_repr
 
 if TYPE_CHECKING:
     from facd.archs.spec import ArchSpec
@@ -110,16 +111,16 @@ def check_sr_params(
     n_feats: int, n_blocks: int, n_colors: int, rgb_range: float, extra: str = ""
 ) -> None:
     """Value checks shared by EDSR and RCAN hyperparameters (one-line ConfigErrors)."""
-    from facd.archs.spec import _short, finite
+    from facd.archs.spec import finite
 
     if n_feats < 1 or n_blocks < 1:
         raise ConfigError(
-            f"n_feats and n_blocks must be >= 1, got {_short(n_feats)}, {_short(n_blocks)}"
+            f"n_feats and n_blocks must be >= 1, got {short_repr(n_feats)}, {short_repr(n_blocks)}"
         )
     if n_colors != 3:
-        raise ConfigError(f"n_colors must be 3 (RGB networks only), got {_short(n_colors)}")
+        raise ConfigError(f"n_colors must be 3 (RGB networks only), got {short_repr(n_colors)}")
     if not (finite(rgb_range) and rgb_range > 0):
-        raise ConfigError(f"rgb_range must be a finite number > 0, got {_short(rgb_range)}")
+        raise ConfigError(f"rgb_range must be a finite number > 0, got {short_repr(rgb_range)}")
 
 
 def conv(cin: int, cout: int, k: int) -> int:

@@ -23,6 +23,7 @@ from facd.archs.common import (
 )
 from facd.archs.registry import TapPoint, Tiling
 from facd.errors import ConfigError
+from facd.typedconfig import short_repr
 
 if TYPE_CHECKING:
     from facd.archs.spec import ArchSpec
@@ -39,11 +40,13 @@ class EDSRParams:
     rgb_range: float = 255.0
 
     def __post_init__(self) -> None:
-        from facd.archs.spec import _short, finite
+        from facd.archs.spec import finite
 
         check_sr_params(self.n_feats, self.n_blocks, self.n_colors, self.rgb_range)
         if not finite(self.res_scale):
-            raise ConfigError(f"res_scale must be a finite number, got {_short(self.res_scale)}")
+            raise ConfigError(
+                f"res_scale must be a finite number, got {short_repr(self.res_scale)}"
+            )
 
 
 class ResBlock(nn.Module):
@@ -91,6 +94,7 @@ def _legacy_reduction(value: Any, where: str) -> None:
 class EDSRArch(SRFamily):
     name = "edsr"
     title = "EDSR"
+    signature_keys = ("head.0.weight",)
     params_type = EDSRParams
     presets = {
         "edsr-t": dict(n_blocks=32, n_feats=256, res_scale=0.1),

@@ -195,15 +195,12 @@ def detect_spec(sd: Mapping[str, torch.Tensor | Shape], source: str = "checkpoin
     hyperparameters from the shapes (``detect``). Absurd shapes and hyperparameters that no
     spec allows are a :class:`CheckpointError` naming ``source``.
     """
-    from facd.archs.registry import architectures
+    from facd.archs.registry import architectures, families, signature_keys
 
     for arch in architectures():
         if arch.claims(sd):
             return arch.detect(sd, source)
-    raise CheckpointError(
-        f"{source}: not an EDSR, RCAN or SwinIR checkpoint (no 'head.0.weight', "
-        "'conv_first.weight' or 'layers.0.*' keys)"
-    )
+    raise CheckpointError(f"{source}: not an {families()} checkpoint (no {signature_keys()} keys)")
 
 
 def detect_sr_family(

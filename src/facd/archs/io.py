@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -278,8 +277,3 @@ def save_model(
         meta[key] = value if isinstance(value, str) else json.dumps(value)
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     atomic_write_bytes(path, save(tensors, metadata=meta))
-
-
-def with_res_scale(spec: ArchSpec, res_scale: float) -> ArchSpec:
-    """An EDSR spec with another ``res_scale`` (which leaves no trace in the weights)."""
-    return ArchSpec(spec.arch, spec.scale, replace(spec.params, res_scale=res_scale))

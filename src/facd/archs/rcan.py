@@ -23,6 +23,7 @@ from facd.archs.common import (
 )
 from facd.archs.registry import TapPoint, Tiling
 from facd.errors import ConfigError
+from facd.typedconfig import short_repr
 
 if TYPE_CHECKING:
     from facd.archs.spec import ArchSpec
@@ -40,13 +41,12 @@ class RCANParams:
     rgb_range: float = 255.0
 
     def __post_init__(self) -> None:
-        from facd.archs.spec import _short
 
         check_sr_params(self.n_feats, self.n_blocks, self.n_colors, self.rgb_range)
         if self.n_groups < 1:
-            raise ConfigError(f"rcan needs n_groups >= 1, got {_short(self.n_groups)}")
+            raise ConfigError(f"rcan needs n_groups >= 1, got {short_repr(self.n_groups)}")
         if self.reduction < 1:
-            raise ConfigError(f"reduction must be >= 1, got {_short(self.reduction)}")
+            raise ConfigError(f"reduction must be >= 1, got {short_repr(self.reduction)}")
         if self.n_feats // self.reduction < 1:
             raise ConfigError(
                 f"rcan n_feats {self.n_feats} is smaller than reduction {self.reduction}"
@@ -114,15 +114,16 @@ class RCAN(SRNetwork):
 
 def _legacy_res_scale(value: Any, where: str) -> None:
     """Metadata written before the registry stored EDSR's ``res_scale`` for RCAN too."""
-    from facd.archs.spec import _short, finite
+    from facd.archs.spec import finite
 
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not finite(value):
-        raise ConfigError(f"res_scale must be a finite number, got {_short(value)}")
+        raise ConfigError(f"res_scale must be a finite number, got {short_repr(value)}")
 
 
 class RCANArch(SRFamily):
     name = "rcan"
     title = "RCAN"
+    signature_keys = ("head.0.weight",)
     params_type = RCANParams
     presets = {
         "rcan-t": dict(n_groups=10, n_blocks=20, n_feats=64, reduction=16),

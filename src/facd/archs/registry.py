@@ -2,12 +2,14 @@
 
 A declaration says everything facd needs to know about an architecture, in one module:
 
-* ``name``, ``params_type`` (the typed hyperparameter dataclass), ``presets`` and ``scales``;
+* ``name``, ``title`` (how messages and reports name it), ``params_type`` (the typed
+  hyperparameter dataclass), ``presets`` and ``scales``;
 * ``build(spec)``: the untrained network;
 * checkpoint handling: ``claims(shapes)`` (does a state dict look like this family?),
   ``detect(shapes, source)`` (hyperparameters from tensor names and shapes),
   ``to_official(sd)`` (other key layouts, e.g. BasicSR, renamed to the official one),
-  ``optional_keys`` (constants a file may omit) and ``params_from_dict`` (facd's metadata);
+  ``optional_keys`` (constants a file may omit), ``params_from_dict`` (facd's metadata) and
+  ``signature_keys`` (the keys that mark its files, for the message about a file of no family);
 * ``export_layouts`` and ``export_layout(layout, spec, sd)``: what ``facd export --layout``
   writes, the inverse of the reading above (other code's key names and container);
 * ``taps(spec)``: the default distillation taps with their channel counts (no dry run);
@@ -17,24 +19,33 @@ A declaration says everything facd needs to know about an architecture, in one m
 Built-in declarations live in the modules of ``facd.archs`` as a module-level ``ARCH``; they
 are found by name (``edsr`` -> ``facd.archs.edsr``) or by scanning the package, so adding an
 architecture means adding one module. Code outside the package may call :func:`register`.
+
+:class:`ArchSpec`, the descriptor every part of facd passes around, lives here too, beside the
+declaration it names (the two refer to each other): the architecture's name, the scale and
+``params``, the declaration's typed hyperparameter dataclass (``EDSRParams``, ``RCANParams``,
+``SwinIRSpec``). Adding an architecture adds no field to it. Compatibility:
+``ArchSpec("edsr", 4, n_feats=8)`` builds the params from keywords, and reading
+``spec.n_feats`` (any hyperparameter) is forwarded to ``spec.params``. facd's checkpoint
+metadata (``facd.arch``) is the flat JSON ``{"arch", "scale", **params}``; files written before
+the registry (EDSR with ``n_groups``/``reduction``, RCAN with ``res_scale``) still read.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
 import pkgutil
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from pathlib import Path
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from facd.errors import CheckpointError, ConfigError
-
-if TYPE_CHECKING:
-    from facd.archs.spec import ArchSpec
+from facd.errors import CheckpointError, ConfigError, FacdError
+from facd.typedconfig import short_repr
 
 Shape = tuple[int, ...]
 Shapes = Mapping[str, "torch.Tensor | Shape"]
@@ -84,6 +95,10 @@ class Architecture:
     params_type: ClassVar[type]
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
     scales: ClassVar[tuple[int, ...]] = (2, 3, 4, 8)
+    #: the keys that mark a checkpoint of this family, for messages about one that is none
+    signature_keys: ClassVar[tuple[str, ...]] = ()
+    #: what the parameter count includes beyond the plain weights, for ``facd info`` ("" none)
+    param_count_note: ClassVar[str] = ""
     #: key prefixes of constants that a checkpoint may leave out (filled from the network)
     optional_keys: ClassVar[tuple[str, ...]] = ()
     #: legacy metadata keys accepted and dropped when reading old files: name -> check
@@ -226,9 +241,119 @@ class Architecture:
         return None
 
 
-def _short(value: object, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+@dataclass(frozen=True, init=False)
+class ArchSpec:
+    """Everything needed to build a network: architecture, scale and typed hyperparameters."""
+
+    arch: str
+    scale: int
+    params: Any
+
+    def __init__(self, arch: str, scale: int, params: Any = None, **options: Any) -> None:
+        decl = get_arch(arch)
+        if isinstance(scale, bool) or not isinstance(scale, int) or scale not in decl.scales:
+            raise ConfigError(
+                f"scale {short_repr(scale)} is not supported; expected one of {decl.scales}"
+            )
+        if params is None:
+            params = decl.params_from_dict(scale, options, arch)
+        elif options:
+            raise TypeError("ArchSpec takes params or keyword options, not both")
+        elif not isinstance(params, decl.params_type):
+            raise TypeError(f"{arch} params must be {decl.params_type.__name__}")
+        if getattr(params, "scale", scale) != scale:
+            raise ConfigError(f"{arch} params are for x{params.scale}, not x{scale}")
+        object.__setattr__(self, "arch", arch)
+        object.__setattr__(self, "scale", scale)
+        object.__setattr__(self, "params", params)
+
+    def __getattr__(self, name: str) -> Any:
+        """Hyperparameters read as attributes (``spec.n_feats``), forwarded to ``params``."""
+        if name.startswith("__") or name in ("arch", "scale", "params"):
+            raise AttributeError(name)
+        try:
+            return getattr(self.params, name)
+        except AttributeError:
+            raise AttributeError(
+                f"{self.arch} spec has no attribute {name!r}; its hyperparameters: "
+                f"{', '.join(self.declaration.option_names())}"
+            ) from None
+
+    @property
+    def declaration(self) -> Architecture:
+        return get_arch(self.arch)
+
+    def with_scale(self, scale: int) -> ArchSpec:
+        params = self.params
+        if hasattr(params, "scale"):
+            from dataclasses import replace
+
+            params = replace(params, scale=scale)
+        return ArchSpec(self.arch, scale, params)
+
+    def options(self) -> dict[str, Any]:
+        """The hyperparameters as plain values (lists for tuples), without the scale."""
+        return self.declaration.params_to_dict(self.params)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"arch": self.arch, "scale": self.scale, **self.options()}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ArchSpec:
+        """Build from untrusted data (a checkpoint's metadata): every field's type is checked.
+
+        ``arch`` and ``scale`` are required; the other keys go to the architecture's declaration,
+        which checks their types (integers must be plain ints, floats ints or floats, never
+        bools) and values. Any defect is a one-line :class:`CheckpointError`.
+        """
+        if not isinstance(data, dict):
+            raise CheckpointError(
+                f"architecture must be a JSON object, got {type(data).__name__} {short_repr(data)}"
+            )
+        missing = [name for name in ("arch", "scale") if name not in data]
+        if missing:
+            raise CheckpointError(f"architecture field(s) {missing} missing")
+        arch, scale = data["arch"], data["scale"]
+        if not isinstance(arch, str):
+            raise CheckpointError(
+                f"architecture field 'arch' must be a string, got {type(arch).__name__} "
+                f"{short_repr(arch)}"
+            )
+        if isinstance(scale, bool) or not isinstance(scale, int):
+            raise CheckpointError(
+                f"architecture field 'scale' must be an integer, got {type(scale).__name__} "
+                f"{short_repr(scale)}"
+            )
+        rest = {str(k): v for k, v in data.items() if k not in ("arch", "scale")}
+        try:
+            decl = get_arch(arch)
+            if scale not in decl.scales:
+                raise ConfigError(
+                    f"scale {short_repr(scale)} is not supported; expected one of {decl.scales}"
+                )
+            return cls(arch, scale, decl.params_from_dict(scale, rest, "architecture"))
+        except FacdError as err:
+            raise CheckpointError(str(err)) from None
+
+    @classmethod
+    def from_json(cls, text: str) -> ArchSpec:
+        """Parse untrusted JSON; any defect is a one-line :class:`CheckpointError`."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise CheckpointError(
+                f"architecture is not valid JSON ({err.msg} at character {err.pos})"
+            ) from None
+        except (ValueError, RecursionError) as err:  # nesting too deep, an int too long
+            reason = "nested too deeply" if isinstance(err, RecursionError) else str(err)[:80]
+            raise CheckpointError(f"architecture is not valid JSON ({reason})") from None
+        return cls.from_dict(data)
+
+    def describe(self) -> str:
+        return self.declaration.describe(self)
 
 
 def _check_type(tp: Any, value: Any, where: str) -> Any:
@@ -238,12 +363,12 @@ def _check_type(tp: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
     if origin is tuple:
         if not isinstance(value, (list, tuple)) or len(value) > 1024:
-            raise ConfigError(f"'{where}' must be a list of integers, got {_short(value)}")
+            raise ConfigError(f"'{where}' must be a list of integers, got {short_repr(value)}")
         return tuple(_check_type(int, v, f"{where}[{i}]") for i, v in enumerate(value))
     if origin is typing.Literal:
         if not isinstance(value, str) or value not in typing.get_args(tp):
             choices = ", ".join(map(repr, typing.get_args(tp)))
-            raise ConfigError(f"'{where}' must be one of {choices}, got {_short(value)}")
+            raise ConfigError(f"'{where}' must be one of {choices}, got {short_repr(value)}")
         return value
     kinds = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
     ok = {
@@ -256,7 +381,7 @@ def _check_type(tp: Any, value: Any, where: str) -> Any:
         raise ConfigError(f"'{where}': unsupported option type {tp!r}")
     if not ok[tp](value):
         raise ConfigError(
-            f"'{where}' must be {kinds[tp]}, got {type(value).__name__} {_short(value)}"
+            f"'{where}' must be {kinds[tp]}, got {type(value).__name__} {short_repr(value)}"
         )
     return value
 
@@ -282,10 +407,8 @@ def _scan() -> None:
     if _SCANNED:
         return
     _SCANNED = True
-    import facd.archs as package
-
-    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
-        if info.name in ("registry", "spec", "io", "formats", "common", "netconfig"):
+    for info in sorted(pkgutil.iter_modules([str(Path(__file__).parent)]), key=lambda m: m.name):
+        if info.name in ("registry", "spec", "io", "formats", "common"):
             continue
         module = importlib.import_module(f"facd.archs.{info.name}")
         arch = getattr(module, "ARCH", None)
@@ -310,8 +433,28 @@ def get_arch(name: str) -> Architecture:
     _scan()
     if not isinstance(name, str) or name not in _REGISTRY:
         known = ", ".join(repr(n) for n in _REGISTRY)
-        raise ConfigError(f"unknown architecture {_short(name)}; expected one of {known}")
+        raise ConfigError(f"unknown architecture {short_repr(name)}; expected one of {known}")
     return _REGISTRY[name]
+
+
+def supported_scales() -> tuple[int, ...]:
+    """Every scale that some registered architecture supports, ascending."""
+    return tuple(sorted({s for arch in architectures() for s in arch.scales}))
+
+
+def families() -> str:
+    """The registered architectures' titles, for messages: ``EDSR, RCAN or SwinIR``."""
+    return _either([arch.title for arch in architectures()])
+
+
+def signature_keys() -> str:
+    """The keys that mark a checkpoint of any registered family, for messages."""
+    keys = dict.fromkeys(k for arch in architectures() for k in arch.signature_keys)
+    return _either([f"'{k}'" for k in keys])
+
+
+def _either(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
 
 
 def all_presets() -> dict[str, tuple[str, dict[str, Any]]]:

@@ -42,7 +42,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from facd.archs.formats import shape_of
 from facd.archs.registry import Architecture, Shapes, TapPoint, Tiling
+from facd.archs.spec import DIV2K_MEAN, finite
 from facd.errors import CheckpointError, ConfigError
 
 if TYPE_CHECKING:
@@ -50,7 +52,6 @@ if TYPE_CHECKING:
 
 Upsampler = Literal["pixelshuffle", "pixelshuffledirect"]
 StateOrShapes = Mapping[str, "torch.Tensor | tuple[int, ...]"]
-DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
 
 
 @dataclass(frozen=True)
@@ -89,11 +90,11 @@ class SwinIRSpec:
             )
         if self.embed_dim < 1 or self.num_feat < 1 or self.img_size < 1:
             raise ConfigError("SwinIR embed_dim, num_feat and img_size must be >= 1")
-        if not (_finite(self.mlp_ratio) and self.mlp_ratio > 0 and self.hidden >= 1):
+        if not (finite(self.mlp_ratio) and self.mlp_ratio > 0 and self.hidden >= 1):
             raise ConfigError(f"SwinIR mlp_ratio must be a number > 0, got {self.mlp_ratio!r}")
-        if not (_finite(self.img_range) and self.img_range > 0):
+        if not (finite(self.img_range) and self.img_range > 0):
             raise ConfigError(f"SwinIR img_range must be a number > 0, got {self.img_range!r}")
-        if not (_finite(self.drop_path_rate) and 0 <= self.drop_path_rate < 1):
+        if not (finite(self.drop_path_rate) and 0 <= self.drop_path_rate < 1):
             raise ConfigError(
                 f"SwinIR drop_path_rate must be in [0, 1), got {self.drop_path_rate!r}"
             )
@@ -122,13 +123,6 @@ class SwinIRSpec:
             f"embed {self.embed_dim}, {self.num_heads[0]} heads, window {self.window_size}, "
             f"{self.upsampler}"
         )
-
-
-def _finite(value: float) -> bool:
-    try:
-        return math.isfinite(value)
-    except OverflowError:
-        return False
 
 
 def param_count(spec: SwinIRSpec, with_bias_tables: bool = True) -> int:
@@ -488,19 +482,13 @@ def _shape(state: StateOrShapes, key: str, source: str, ndim: int = 1) -> tuple[
     """The shape of ``key``, which must have at least ``ndim`` dimensions, all >= 1."""
     if key not in state:
         raise CheckpointError(f"{source}: SwinIR key {key!r} is missing")
-    shape = _shape_of(state[key])
+    shape = shape_of(state[key])
     if len(shape) < ndim or min(shape, default=1) < 1:
         raise CheckpointError(
             f"{source}: SwinIR tensor {key!r} has shape {shape} (the file is damaged or not "
             "a SwinIR checkpoint)"
         )
     return shape
-
-
-def _shape_of(value: torch.Tensor | tuple[int, ...]) -> tuple[int, ...]:
-    if isinstance(value, torch.Tensor):
-        return tuple(int(d) for d in value.shape)
-    return tuple(int(d) for d in value)
 
 
 def detect(state: StateOrShapes, source: str = "checkpoint") -> SwinIRSpec:
@@ -594,9 +582,9 @@ def check_layout(state: StateOrShapes, spec: SwinIRSpec, source: str) -> None:
             f"{source}: unexpected key {extra[0]!r} for {spec.describe()} ({len(extra)} extra)"
         )
     for key, shape in expected.items():
-        if _shape_of(state[key]) != shape:
+        if shape_of(state[key]) != shape:
             raise CheckpointError(
-                f"{source}: {key!r} has shape {_shape_of(state[key])}, expected {shape} for "
+                f"{source}: {key!r} has shape {shape_of(state[key])}, expected {shape} for "
                 f"{spec.describe()}"
             )
 
@@ -657,6 +645,8 @@ class SwinIRArch(Architecture):
 
     name = "swinir"
     title = "SwinIR"
+    signature_keys = ("conv_first.weight", "layers.0.*")
+    param_count_note = "relative-position bias tables included"
     params_type = SwinIRSpec
     presets = SWINIR_PRESETS
     export_layouts = {

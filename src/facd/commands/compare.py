@@ -29,8 +29,6 @@ from facd.infer.device import DEVICES
 if TYPE_CHECKING:
     from facd.infer.api import Upscaler
 
-HELP = "side-by-side crops of several models on one image"
-
 
 def _named_model(text: str) -> tuple[str, str]:
     name, sep, model = text.partition("=")

@@ -15,19 +15,8 @@ import os
 import sys
 from pathlib import Path
 
+from facd.commands._args import int_arg
 from facd.errors import DataError
-
-HELP = "make MATLAB-bicubic LR images from a folder of HR images"
-
-
-def _scale(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"scale must be an integer, got {text!r}") from None
-    if not 2 <= value <= 16:
-        raise argparse.ArgumentTypeError(f"scale must be between 2 and 16, got {value}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scale",
         "-s",
-        type=_scale,
+        type=int_arg(2, 16),
         nargs="+",
         required=True,
         metavar="S",

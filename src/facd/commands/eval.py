@@ -17,20 +17,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-HELP = "measure Y-PSNR/SSIM on benchmark sets"
+from facd.commands._args import int_arg
 
 DEFAULT_SETS = ("Set5", "Set14", "B100", "Urban100")
 DATA_ROOT_ENV = "FACD_DATA_ROOT"
-
-
-def _scale(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"scale must be an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"scale must be positive, got {value}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scale",
         "-s",
-        type=_scale,
+        type=int_arg(1),
         nargs="+",
         metavar="S",
         help="upscaling factor; optional for checkpoints (detected); several only for bicubic",
@@ -152,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
 
         if len(scales) > 1:
             raise FacdError("several scales are only supported for --model bicubic")
-        from facd.messages import warn_untrained
+        from facd.archs.spec import warn_untrained
 
         model, spec = load_model(args.model, scales[0] if scales else None)
         warn_untrained(args.model)  # a preset has random weights: say so before its numbers

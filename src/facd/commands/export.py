@@ -18,8 +18,6 @@ from pathlib import Path
 from facd.errors import FacdError
 from facd.infer.export import DEFAULT_OPSET, LAYOUTS
 
-HELP = "export a model to ONNX or to the weight files of other SR code"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(

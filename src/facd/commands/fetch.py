@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-HELP = "download official weights and data sets (EDSR, RCAN, SwinIR, benchmarks, DIV2K)"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("names", nargs="*", metavar="NAME", help="what to fetch (see --list)")

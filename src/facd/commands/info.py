@@ -10,8 +10,6 @@ import argparse
 import json
 import re
 
-HELP = "architecture, parameter count and MACs of a model"
-
 
 def _size(text: str) -> tuple[int, int]:
     m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
@@ -72,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"parameters:   {c.trainable_params:,} ({c.trainable_params / 1e6:.3f} M) trainable"
         + (f", +{frozen:,} frozen (MeanShift)" if frozen else "")
-        + (", relative-position bias tables included" if spec.arch == "swinir" else "")
+        + (f", {note}" if (note := spec.declaration.param_count_note) else "")
     )
     for label, count in others.items():
         print(f"              {count:,} ({count / 1e6:.3f} M) {label}")

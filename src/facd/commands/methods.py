@@ -19,8 +19,6 @@ import json
 import re
 from collections.abc import Sequence
 
-HELP = "list the distillation methods and their loss terms"
-
 #: Columns of the default text table (``--wide``: no limit).
 WIDTH = 100
 

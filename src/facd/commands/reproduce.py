@@ -7,8 +7,6 @@ import argparse
 import json
 from pathlib import Path
 
-HELP = "run a reproduction protocol and write its results"
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(

@@ -19,8 +19,6 @@ import sys
 import time
 from pathlib import Path
 
-HELP = "train a teacher, or distil a student from a teacher"
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", nargs="?", help="YAML config (see configs/ and docs/config.md)")

@@ -25,34 +25,16 @@ from pathlib import Path
 
 import numpy as np
 
+from facd.commands._args import int_arg
 from facd.errors import DataError, FacdError
 from facd.infer.device import DEVICES, PRECISIONS
 from facd.infer.tiling import DEFAULT_OVERLAP, DEFAULT_TILE_64, default_tile
 
-HELP = "super-resolve images (tiled, any size)"
-
 FORMATS = ("png", "jpg", "webp")
 
 
-def _nonneg(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
 def _overlap(text: str) -> int | str:
-    return "exact" if text.strip().lower() == "exact" else _nonneg(text)
-
-
-def _positive(text: str) -> int:
-    value = _nonneg(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+    return "exact" if text.strip().lower() == "exact" else int_arg(0)(text)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--tile",
-        type=_nonneg,
+        type=int_arg(0),
         default=None,
         metavar="N",
         help=f"tile core size in LR pixels; 0 = whole image at once (default: {DEFAULT_TILE_64} "
@@ -95,7 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--self-ensemble", action="store_true", help="average the 8 flips/transposes (x8 time)"
     )
     parser.add_argument(
-        "--batch", type=_positive, default=1, metavar="B", help="tiles per forward pass"
+        "--batch", type=int_arg(1), default=1, metavar="B", help="tiles per forward pass"
     )
     parser.add_argument("--format", choices=FORMATS, default="png", help="output format")
     parser.add_argument(

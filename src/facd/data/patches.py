@@ -54,32 +54,16 @@ def _build_lr(hr: np.ndarray, scale: int, cached: Path | None) -> np.ndarray:
     return lr
 
 
-def _check_scale(path: Path, img: np.ndarray, scale: int) -> None:
-    h, w = img.shape[:2]
-    if h < scale or w < scale:
-        raise DataError(f"{path}: image is {w}x{h}, smaller than the scale factor {scale}")
-
-
-def load_pair(path: Path, scale: int, use_cache: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """(HR modcropped, LR) uint8 HxWx3 arrays for one image."""
-    raw = path.read_bytes()
-    img = read_image(path)
-    _check_scale(path, img, scale)
-    hr = modcrop(img, scale)
-    cached = _cache_file(raw, scale) if use_cache else None
-    lr = _read_cached(cached, hr, scale) if cached is not None else None
-    return hr, lr if lr is not None else _build_lr(hr, scale, cached)
-
-
-def read_name_list(path: str | Path | None) -> tuple[str, ...]:
-    """Entries of an image list file (``data.exclude``): one path a line, ``#`` comments."""
+def read_name_list(path: str | Path | None, key: str = "data.exclude") -> tuple[str, ...]:
+    """Entries of an image list file (``data.exclude``, ``val.split``): one path a line, ``#``
+    comments; ``key`` names the config key in the error for an unreadable file."""
     if path is None:
         return ()
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError:
         raise DataError(
-            f"data.exclude: cannot read the list file {path}; in a config file the path is "
+            f"{key}: cannot read the list file {path}; in a config file the path is "
             "relative to that file's folder (with --set, to the current directory), or remove "
             "the key"
         ) from None

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from facd.distill import terms as _terms
 from facd.distill.options import LossOptions
@@ -117,6 +119,7 @@ add_term(
         ),
         "facd.distill.pisr:build",
         summary="PISR: the teacher stage (mode teacher) or VID distillation (mode distill)",
+        outputs=("pisr_encoder.safetensors",),  # the HR encoder E, for the distillation stage
     )
 )
 
@@ -171,11 +174,6 @@ class MethodDef:
     @property
     def needs_teacher(self) -> bool:
         return self.needs.teacher
-
-    @property
-    def options_sections(self) -> list[str]:
-        """The ``loss`` sections the method sets."""
-        return list(self.paper_weights)
 
     def loss_options(self) -> LossOptions:
         return from_dict(loss_options_class(), self.resolved_dict(), f"method {self.name}")
@@ -489,6 +487,42 @@ def active_terms(opts: LossOptions) -> list[tuple[str, float]]:
             if weight:
                 out.append((spec.name, weight))
     return out
+
+
+def term_weight(name: str, loss: Mapping[str, Any]) -> float | None:
+    """The weight of term ``name`` in resolved loss options given as plain data (a results
+    file's config): its declaration's section and weight key. A term not declared in this
+    process is read as ``loss.NAME.weight``, :func:`facd.register_term`'s default."""
+    spec = _terms.TERMS.get(name)
+    section, key = (spec.section, spec.weight_key) if spec else (name, "weight")
+    return (loss.get(section) or {}).get(key)
+
+
+def section_switched_off(section: str, loss: Mapping[str, Any]) -> bool:
+    """Whether every term declared on ``loss`` section ``section`` has weight 0 in ``loss``
+    (plain data; a section no term declares in this process is read as one term named after
+    it, with a ``weight``)."""
+    names = [s.name for s in _terms.TERMS.values() if s.section == section] or [section]
+    return not any(term_weight(name, loss) for name in names)
+
+
+def inert_options(section: str, values: Mapping[str, Any]) -> tuple[str, ...]:
+    """Keys of a ``loss`` section (plain data) that have no effect given its other values, as
+    its options dataclass declares them (``inert_keys``; e.g. the InfoNCE options of a contrast
+    term that uses the L1 ratio)."""
+    section_type = type(getattr(loss_options_class()(), section, None))
+    declared = getattr(section_type, "inert_keys", None)
+    return tuple(declared(values)) if declared is not None else ()
+
+
+def term_outputs() -> tuple[str, ...]:
+    """The files that declared terms write beside each checkpoint (PISR's encoder)."""
+    return tuple(dict.fromkeys(name for spec in _terms.TERMS.values() for name in spec.outputs))
+
+
+def pixel_terms() -> set[str]:
+    """The names of the image-domain L1 terms (the ``pixel`` section: L1 to GT and to T)."""
+    return {spec.name for spec in _terms.TERMS.values() if spec.section == "pixel"}
 
 
 def needs_of(opts: LossOptions) -> Needs:

@@ -8,8 +8,9 @@ paper tuned a weight on [0, 255] images, its preset converts it explicitly (see 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from facd.errors import ConfigError
 from facd.typedconfig import field
@@ -77,6 +78,11 @@ class ContrastOptions:
         "(divided by H*W: the mean over positions of the per-position dot product)",
     )
     eps: float = field(1e-7, "added to the denominator")
+
+    @staticmethod
+    def inert_keys(values: Mapping[str, Any]) -> tuple[str, ...]:
+        """Options without effect given the others (plain data): InfoNCE's under the L1 ratio."""
+        return ("infonce_form", "temperature") if values.get("similarity") != "infonce" else ()
 
     def validate(self, where: str) -> None:
         _check(self.weight >= 0, f"{where}.weight", "must be >= 0")

@@ -52,11 +52,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from facd.distill.methods import missing_stage_message
 from facd.distill.options import LossOptions, VIDOptions
-from facd.distill.terms import LossTerm, SetupContext, StepContext, TermEnv
+from facd.distill.terms import TERMS, LossTerm, SetupContext, StepContext, TermEnv
 from facd.errors import CheckpointError, ConfigError
 
-ENCODER_FILE = "pisr_encoder.safetensors"
+ENCODER_FILE = TERMS["vid"].outputs[0]  # declared with the term (facd.distill.methods)
 ENCODER_METADATA_KEY = "facd.pisr_encoder"
 
 
@@ -249,7 +250,6 @@ class VIDTerm(LossTerm):
 
 def missing_teacher_stage_message(path: Path, ctx: SetupContext) -> str:
     """One line: what is missing and the stage-1 command that makes it."""
-    from facd.distill.methods import missing_stage_message
 
     scale = ctx.teacher_spec.scale if ctx.teacher_spec else 4
     note = (

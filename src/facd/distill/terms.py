@@ -208,6 +208,8 @@ class TermSpec:
     weight_key: str = "weight"
     options: type | None = None
     summary: str = ""
+    #: the files the term writes beside each checkpoint (its ``extra_outputs``), by name
+    outputs: tuple[str, ...] = ()
 
     def weight(self, opts: Any) -> float:
         return float(getattr(getattr(opts, self.section), self.weight_key))
@@ -243,24 +245,20 @@ def register_term(
     options: type | None = None,
     weight_key: str = "weight",
     summary: str = "",
+    outputs: tuple[str, ...] = (),
 ) -> Callable[[TermBuilder], TermBuilder]:
     """Decorator declaring a term built by the decorated ``fn(opts, env) -> LossTerm``.
 
     ``section`` (default: ``name``) is the ``loss:`` section holding its options and weight;
     ``options`` its dataclass when the section is new. ``needs`` is a :class:`Needs` or a
-    function of the resolved options returning one.
+    function of the resolved options returning one. ``outputs`` names the files its
+    ``extra_outputs`` writes beside each checkpoint (a run folder counts them as facd's).
     """
 
     def deco(fn: TermBuilder) -> TermBuilder:
         needs_of = needs if callable(needs) else (lambda _o, n=needs: n)
-        add_term(TermSpec(name, section or name, needs_of, fn, weight_key, options, summary))
+        spec = TermSpec(name, section or name, needs_of, fn, weight_key, options, summary, outputs)
+        add_term(spec)
         return fn
 
     return deco
-
-
-def build_term(name: str, opts: LossOptions, env: TermEnv) -> LossTerm:
-    if name not in TERMS:
-        import facd.distill.methods  # noqa: F401 - declares the built-in terms
-
-    return TERMS[name].build(opts, env)

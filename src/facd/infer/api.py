@@ -472,14 +472,14 @@ def load(
 
         spec = spec_of_module(model)
         if spec is None:
-            raise FacdError(
-                "facd.load needs a network built by facd (EDSR, RCAN or SwinIR, with a .spec)"
-            )
+            from facd.archs.registry import families
+
+            raise FacdError(f"facd.load needs a network built by facd ({families()}, with a .spec)")
         if scale is not None and scale != spec.scale:
             raise FacdError(f"model is x{spec.scale}, but x{scale} was asked for")
         return Upscaler(model, spec, device, **options)
     from facd.archs.io import load_model
-    from facd.messages import warn_untrained
+    from facd.archs.spec import warn_untrained
 
     net, spec = load_model(model, scale)
     up = Upscaler(net, spec, device, **options)

@@ -32,7 +32,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from facd.errors import ConfigError, FacdError
+from facd.errors import ConfigError, exit_status
 from facd.fileio import atomic_write_text
 
 __all__ = ["main", "run_job"]
@@ -108,15 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print(f"usage: {PROG} JOB.json", file=sys.stderr)
         return 2
-    try:
-        run_job(_read_job(Path(args[0])))
-    except FacdError as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return err.exit_code
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
-    return 0
+    return exit_status(PROG, lambda: run_job(_read_job(Path(args[0]))))
 
 
 if __name__ == "__main__":

@@ -27,12 +27,16 @@ from facd.reproduce.stats import mean
 
 SETS = ("Set5", "Set14", "B100", "Urban100")
 
-#: How the reports name the paper's architectures.
-ARCH_NAMES = {"edsr": "EDSR", "rcan": "RCAN", "swinir": "SwinIR"}
-
 
 def arch_name(arch: str) -> str:
-    return ARCH_NAMES.get(arch, arch.upper())
+    """How the reports name an architecture: its declaration's title (``EDSR``)."""
+    from facd.archs.registry import get_arch
+    from facd.errors import ConfigError
+
+    try:
+        return get_arch(arch).title
+    except ConfigError:  # not registered in this process
+        return arch.upper()
 
 
 @dataclass(frozen=True)

@@ -48,14 +48,15 @@ def canonical_config(resolved: dict) -> dict:
             return {k: drop_none(v) for k, v in x.items() if v is not None}
         return x
 
+    from facd.distill.methods import inert_options, section_switched_off
+
     out = drop_none(copy.deepcopy(resolved))
     loss = out.get("loss") or {}
-    for section in [s for s, o in loss.items() if s != "pixel" and not o.get("weight")]:
+    for section in [s for s in loss if s != "pixel" and section_switched_off(s, loss)]:
         del loss[section]
-    contrast = loss.get("contrast")
-    if contrast and contrast.get("similarity") != "infonce":
-        for key in ("infonce_form", "temperature"):
-            contrast.pop(key, None)
+    for section, values in loss.items():
+        for key in inert_options(section, values):
+            values.pop(key, None)
     return out
 
 

@@ -1279,6 +1279,8 @@ class Report:
         return [d["alpha0"]["mean"] for d in runs.values() if d.get("alpha0")]
 
     def observations(self) -> list[str]:
+        from facd.distill.methods import pixel_terms
+
         out = []
         r = self.r
 
@@ -1304,7 +1306,7 @@ class Report:
             if row.skip or not runs or row.name == self.ref:
                 continue
             doc = runs[min(runs)]
-            extra = [k for k in weighted_terms(doc) if k not in ("l1_gt", "l1_t")]
+            extra = [k for k in weighted_terms(doc) if k not in pixel_terms()]
             share = distill_share(doc)
             gain = d(row.name, self.ref)
             if not extra or share is None or gain is None:
@@ -1329,6 +1331,7 @@ class Report:
     ) -> str | None:
         """``text`` with its placeholders filled in; None when a number is missing or the
         alpha = 0 condition does not hold."""
+
         missing = False
 
         def value(m: re.Match[str]) -> str:
@@ -1396,17 +1399,12 @@ class Report:
 
 def weighted_terms(doc: dict) -> dict[str, float]:
     """``weight * value`` of each logged term, weights from the run's resolved loss options."""
+    from facd.distill.methods import term_weight
+
     loss = (doc.get("config") or {}).get("loss") or {}
     out = {}
     for name, value in (doc.get("final_terms") or {}).items():
-        if name == "loss":
-            continue
-        if name == "l1_gt":
-            w = loss.get("pixel", {}).get("gt_weight")
-        elif name == "l1_t":
-            w = loss.get("pixel", {}).get("teacher_weight")
-        else:
-            w = (loss.get(name) or {}).get("weight")
+        w = None if name == "loss" else term_weight(name, loss)
         if w is not None:
             out[name] = w * value
     return out
@@ -1428,11 +1426,13 @@ def gradient_distill_share(results_dir: str, run: str) -> float | None:
 
 def distill_share(doc: dict) -> float | None:
     """Share of the weighted total that is not a pixel L1 term (None if not logged)."""
+    from facd.distill.methods import pixel_terms
+
     terms = weighted_terms(doc)
     total = sum(terms.values())
     if not terms or total <= 0:
         return None
-    return sum(v for k, v in terms.items() if k not in ("l1_gt", "l1_t")) / total
+    return sum(v for k, v in terms.items() if k not in pixel_terms()) / total
 
 
 def _alpha_claims(n: int) -> str:

@@ -1053,10 +1053,9 @@ def _stage_extras(stage: str) -> list[tuple[str, str]]:
     """(file in the run folder, published name) of the extra networks a stage saves beside its
     weights (the names :mod:`facd.train.rundir` knows, e.g. PISR's encoder ``pisr_encoder``,
     published as ``<stage>_encoder.safetensors``)."""
-    from facd.train.rundir import WEIGHTS
+    from facd.distill.methods import term_outputs
 
-    extras = [n for n in WEIGHTS if n not in ("last.safetensors", "best.safetensors")]
-    return [(n, f"{stage}_{n.split('_', 1)[-1]}") for n in extras]
+    return [(n, f"{stage}_{n.split('_', 1)[-1]}") for n in term_outputs()]
 
 
 def _loss_curve(records: list[dict]) -> list[list[float]]:

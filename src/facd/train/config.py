@@ -28,14 +28,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
-from facd.archs.spec import SUPPORTED_SCALES
+from facd.archs.registry import supported_scales
 from facd.assets import is_asset, resolve_asset
 from facd.distill.methods import DEFAULT_METHOD, get_method, resolve_loss
 from facd.distill.options import LossOptions
@@ -101,7 +100,8 @@ class ValConfig:
         None,
         "list file of held-out training images to validate on instead of the benchmark sets "
         "(e.g. configs/splits/val291.txt; images read from data.train_dirs, LR by MATLAB "
-        "bicubic); when set, 'sets' and 'data_root' are not used",
+        "bicubic); when set, 'sets' and 'data_root' are not used; data.exclude must leave out "
+        "every image it names",
         path=True,
     )
 
@@ -152,7 +152,7 @@ class TrainSection:
 @dataclass
 class Config:
     method: str = field(DEFAULT_METHOD, "distillation method (see `facd methods`)")
-    scale: int = field(4, f"upscaling factor: {', '.join(map(str, SUPPORTED_SCALES))}")
+    scale: int = field(4, f"upscaling factor: {', '.join(map(str, supported_scales()))}")
     seed: int = field(
         0, "seed of the weights' initialisation and the data sampler", ge=0, le=SEED_MAX
     )
@@ -166,13 +166,35 @@ class Config:
     )
 
     def validate(self, where: str) -> None:
-        if self.scale not in SUPPORTED_SCALES:
+        scales = supported_scales()
+        if self.scale not in scales:
             raise ConfigError(
-                f"'scale' must be one of {', '.join(map(str, SUPPORTED_SCALES))}, got {self.scale}"
+                f"'scale' must be one of {', '.join(map(str, scales))}, got {self.scale}"
             )
         method = get_method(self.method)
         if method.needs_teacher and self.teacher is None:
             raise ConfigError(f"method {self.method!r} needs a 'teacher' section")
+        self._check_split_left_out()
+
+    def _check_split_left_out(self) -> None:
+        """Validation never sees images that training can see: every entry of ``val.split``
+        must be left out by ``data.exclude``, i.e. end with one of its entries (whole path
+        components), so that each image the split names is excluded from training. The exclude
+        list may name more (images left out for other reasons stay training-only)."""
+        if self.val.split is None:
+            return
+        from facd.data.patches import listed_in, read_name_list
+
+        entries = read_name_list(self.val.split, "val.split")
+        left_out = read_name_list(self.data.exclude)
+        seen = [e for e in entries if not listed_in(Path(e), left_out)]
+        if seen:
+            raise ConfigError(
+                f"val.split {self.val.split}: training would see {len(seen)} of its "
+                f"{len(entries)} images (e.g. {short_str(seen[0])}), since data.exclude does not "
+                f"list them; set data.exclude to {self.val.split} or to a list that contains its "
+                "entries"
+            )
 
 
 @dataclass
@@ -284,11 +306,6 @@ def _shortest(target: str) -> str:
 def _asset_path(value: str, key: str) -> str:
     """``facd-asset:NAME`` -> the shipped file; anything else unchanged."""
     return _shortest(os.path.abspath(resolve_asset(value, key))) if is_asset(value) else value
-
-
-def map_config_paths(data: dict, fn: Callable[[str, str], str]) -> dict:
-    """A copy of a raw config dict with ``fn(value, dotted key)`` applied to every path value."""
-    return map_paths(Config, data, fn)
 
 
 def absolute_paths(data: dict) -> dict:

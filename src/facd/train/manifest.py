@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from facd.errors import ConfigError
-from facd.fileio import atomic_write_text
+from facd.fileio import atomic_write_text, storage_errors
 
 MANIFEST_NAME = ".facd-run.json"
 FORMAT = 1
@@ -74,8 +74,6 @@ def _safe_name(name: object) -> bool:
 
 def write_manifest(run_dir: Path, doc: dict[str, Any]) -> None:
     """Write ``doc`` atomically as the manifest (a failed write is a one-line StorageError)."""
-    from facd.train.state import storage_errors
-
     path = manifest_path(run_dir)
     with storage_errors(path):
         atomic_write_text(path, json.dumps(doc, indent=1, sort_keys=True) + "\n")

@@ -11,7 +11,8 @@ or a FIFO at its name is refused with one line (:class:`facd.fileio.LockFile`).
 
 **What a run folder may hold.** facd writes these names in a run folder (:func:`facd_entries`)::
 
-    config.yaml  metrics.jsonl  last.safetensors  best.safetensors  pisr_encoder.safetensors
+    config.yaml  metrics.jsonl  last.safetensors  best.safetensors  (and the files loss terms
+    declare, e.g. PISR's pisr_encoder.safetensors: weight_files())
     checkpoints/state-NNNNNNNN.pt[.unreadable]  checkpoints/latest.json  tb/events.out.tfevents.*
     .facd.lock  .<name>.facd-XXXXXXXX.tmp (an atomic write cut short by a crash)
     .facd-run.json (the manifest: facd's mark on the folder, see facd.train.manifest)
@@ -77,7 +78,7 @@ LOCK_NAME = ".facd.lock"
 LAUNCHER_ENV = "FACD_LAUNCHER"
 
 TOP_FILES = ("config.yaml", "metrics.jsonl")  # leftovers of a run that never saved
-WEIGHTS = ("last.safetensors", "best.safetensors", "pisr_encoder.safetensors")
+STUDENT_WEIGHTS = ("last.safetensors", "best.safetensors")
 STATE_DIR = "checkpoints"
 TB_DIR = "tb"
 _STATE_RE = re.compile(r"state-\d+\.pt(\.unreadable)?|latest\.json")
@@ -87,6 +88,14 @@ _LEGACY_TEMP_RE = re.compile(
     r"\.(config\.yaml|metrics\.jsonl|last\.safetensors|best\.safetensors|"
     r"pisr_encoder\.safetensors|latest\.json|state-\d+\.pt)\.[a-z0-9_]{8}\.tmp"
 )
+
+
+def weight_files() -> tuple[str, ...]:
+    """The weights files of a run folder: the student's, and those the declared loss terms
+    write beside each checkpoint (:attr:`facd.distill.terms.TermSpec.outputs`)."""
+    from facd.distill.methods import term_outputs
+
+    return (*STUDENT_WEIGHTS, *term_outputs())
 
 
 def is_run_temp(name: str) -> bool:
@@ -266,7 +275,7 @@ def facd_entries(run_dir: Path) -> tuple[list[str], list[str], list[str]]:
             continue  # facd's mark on the folder (facd.train.manifest)
         if (name in (LOCK_NAME, *TOP_FILES) or is_run_temp(name)) and p.is_file():
             leftovers.append(name)
-        elif name in WEIGHTS and p.is_file():
+        elif name in weight_files() and p.is_file():
             outputs.append(name)
         elif name in (STATE_DIR, TB_DIR) and p.is_dir():
             pattern = _STATE_RE if name == STATE_DIR else _TB_RE
@@ -329,7 +338,7 @@ def check_run_dir(run_dir: Path, resume: bool, overwrite: bool, has_state: bool)
     if overwrite:
         return
     if resume:
-        weights = [n for n in outputs if n in WEIGHTS]
+        weights = [n for n in outputs if n in weight_files()]
         if not has_state and weights:
             raise ConfigError(
                 f"--resume: {run_dir} holds {_names(weights)} but no training state to continue "
@@ -454,7 +463,7 @@ def begin_run(
     line. Returns the deleted files.
     """
     removed = clear_earlier_run(run_dir) if overwrite else []
-    claims = [*TOP_FILES, *WEIGHTS, *claims]
+    claims = [*TOP_FILES, *weight_files(), *claims]
     manifest = None if overwrite else read_manifest(run_dir)
     inputs = training_inputs(rcfg)
     if manifest is None:
@@ -495,7 +504,7 @@ def clear_earlier_run(run_dir: Path) -> list[str]:
     """
     check_replaceable(
         run_dir,
-        files=(*TOP_FILES, *WEIGHTS),
+        files=(*TOP_FILES, *weight_files()),
         folders=(STATE_DIR, TB_DIR),
         advice="--overwrite deleted nothing; move it away, or choose another --out",
     )

@@ -24,19 +24,21 @@ import io
 import json
 import random
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from facd.errors import CheckpointError, FacdError, StorageError
+from facd.errors import CheckpointError, FacdError
+from facd.errors import StorageError as StorageError  # the old import path still works
 from facd.fileio import (
     atomic_write_bytes,
     atomic_write_text,
     move,
     remove_file,
+    storage_errors,
     torch_load_weights_only,
 )
 from facd.train.manifest import claim_files
@@ -84,19 +86,6 @@ def restore_rng(rng: dict[str, Any]) -> None:
 
 STATE_RE = re.compile(r"state-(\d+)\.pt")
 REQUIRED_KEYS = ("iteration", "model", "optimizer", "scheduler", "scaler", "rng")
-
-
-@contextlib.contextmanager
-def storage_errors(path: Path, note: str = "") -> Iterator[None]:
-    """Turn an ``OSError`` while writing ``path`` into a one-line :class:`StorageError`
-    (and add ``note`` to the one :mod:`facd.fileio` raised)."""
-    try:
-        yield
-    except StorageError as err:
-        raise StorageError(f"{err}{note}") from None
-    except OSError as err:
-        reason = err.strerror or str(err) or type(err).__name__
-        raise StorageError(f"cannot write {path}: {reason}{note}") from None
 
 
 def save_state(run_dir: Path, iteration: int, state: dict[str, Any], keep: int) -> Path:
@@ -207,17 +196,3 @@ def load_state(path: Path) -> dict[str, Any]:
     if missing:
         raise CheckpointError(f"{path}: not a facd training state (missing {', '.join(missing)})")
     return state
-
-
-def _first(err: Exception) -> str:
-    """The first sentence of an error message, e.g. of torch's long zip-reader errors."""
-    text = " ".join(str(err).split()) or type(err).__name__
-    return text.split(". ")[0][:160]
-
-
-def remove_stale_temps(run_dir: Path) -> int:
-    """Delete the temporary files that crashed writes left (only facd's: see
-    :func:`facd.train.rundir.remove_stale_temps`); returns their count."""
-    from facd.train.rundir import remove_stale_temps as remove
-
-    return remove(run_dir)

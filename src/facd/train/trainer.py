@@ -34,7 +34,6 @@ import contextlib
 import math
 import os
 import signal
-import time
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +43,12 @@ from torch import nn
 from facd.archs import build_model
 from facd.archs.io import load_model, save_model
 from facd.archs.spec import ArchSpec
-from facd.distill.methods import active_terms, get_method, missing_stage_message, needs_of
+from facd.distill.methods import get_method, missing_stage_message
 from facd.distill.taps import FeatureTaps
-from facd.distill.terms import StepRandom, derive_seed
-from facd.distiller import Distiller, RunInfo
+from facd.distill.terms import Needs, StepRandom, derive_seed
+from facd.distiller import Distiller, RunInfo, active_loss
 from facd.errors import CheckpointError, ConfigError, FacdError, TrainingDiverged
+from facd.fileio import storage_errors
 from facd.train.config import ResolvedConfig
 from facd.train.distributed import DistContext, any_rank
 from facd.train.state import (
@@ -57,7 +57,6 @@ from facd.train.state import (
     latest_state_path,
     restore_rng,
     save_state,
-    storage_errors,
 )
 from facd.typedconfig import short_repr
 
@@ -112,10 +111,8 @@ class Trainer:
         if cfg.student.weights:
             loaded, _ = self._load_checkpoint(cfg.student.weights, self.student_spec, "student")
             student.load_state_dict(loaded.state_dict())
-        self.terms_used = active_terms(self.loss_opts)
-        if not self.terms_used:
-            raise ConfigError("no loss term has a non-zero weight; check 'method' and 'loss'")
-        teacher = self._build_teacher()
+        _, needs = active_loss(self.loss_opts)  # the Distiller's view of the loss
+        teacher = self._build_teacher(needs)
         self.model = Distiller(
             student,
             teacher,
@@ -203,10 +200,9 @@ class Trainer:
     def student_tap_paths(self) -> list[str] | None:
         return self.model.student_tap_paths
 
-    def _build_teacher(self) -> nn.Module | None:
+    def _build_teacher(self, needs: Needs) -> nn.Module | None:
         """The frozen teacher, when the method's active terms need one (their declared needs)."""
         cfg = self.cfg
-        needs = needs_of(self.loss_opts)
         if not needs.teacher:
             return None
         if cfg.teacher is None:
@@ -455,10 +451,6 @@ class Trainer:
 
     def epoch_of(self, iteration: int) -> float:
         return iteration / self.cfg.train.iters_per_epoch
-
-    def throughput_note(self, started: float, steps: int) -> str:
-        dt = time.perf_counter() - started
-        return f"{steps / dt:.2f} it/s" if dt > 0 else ""
 
 
 def _write_safetensors(path: Path, tensors: dict[str, torch.Tensor], meta: dict) -> None:
