@@ -137,7 +137,7 @@ def test_tiny_presets_are_one_base_plus_their_method() -> None:
         assert lines[:2] == ["base: base/tiny.yaml", f"method: {row.stem}"], row.name
         sizes[row.stem] = len(lines)
     extra = {k: n for k, n in sizes.items() if n > 2}
-    assert set(extra) == {"csd", "pisr", "pisr-teacher", "scratch"}, extra
+    assert set(extra) == {"csd", "fcd-infonce", "pisr", "pisr-teacher", "scratch"}, extra
 
 
 # ---------------------------------------------------------------------- base: includes

@@ -71,10 +71,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
 #: Upward imports known today, each with the change that removes it. The quickstart runs a
 #: training job and plots through the reproduction's helpers; issue 21 moves the job runner to
 #: ``facd.train.run`` and ``write_comparison`` out of the reproduction package.
-KNOWN_UPWARD: set[tuple[str, str]] = {
-    ("facd.quickstart", "facd.reproduce.job"),  # issue 21: facd.train.run
-    ("facd.quickstart", "facd.reproduce.plots"),  # issue 21: write_comparison moves
-}
+KNOWN_UPWARD: set[tuple[str, str]] = set()
 
 
 def module_name(path: Path, src: Path = SRC) -> str:

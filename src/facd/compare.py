@@ -415,10 +415,10 @@ def write_comparison(
     :func:`build_comparison`, written to ``out``; returns the Y-PSNR table as ``facd compare``
     prints it: on the whole image (shave = scale) or, with ``psnr_region="crop"``, on the
     crop. Whole images, no tiling."""
-    import facd
     from facd.data.image_io import read_image_raw, write_image
+    from facd.infer.api import load
 
-    loaded = [(label, facd.load(str(ref), device=device, tile=0)) for label, ref in models]
+    loaded = [(label, load(str(ref), device=device, tile=0)) for label, ref in models]
     hr = [(Path(p).stem, read_image_raw(p)) for p in images]
     fig = build_comparison(
         hr, list(crops), loaded, scale, panel_width=panel_width, psnr_region=psnr_region
