@@ -126,3 +126,14 @@ def test_the_runner_makes_an_edited_result_again(tmp_path: Path) -> None:
     run.write_text(json.dumps(doc))
     assert not rep.is_cached(row, 0)
     assert any("facd-s0.json is damaged (Set14 psnr_y" in line for line in logs)
+
+
+@pytest.mark.parametrize("jobs", ["0", "100000", "two"])
+def test_jobs_is_bounded_in_one_line(jobs: str, capsys) -> None:
+    with pytest.raises(SystemExit) as err:
+        main(["reproduce", "configs/repro/mini-x4.yaml", "--jobs", jobs])
+    assert err.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert "argument --jobs" in lines[-1] and (
+        "between 1 and 256" in lines[-1] or "integer" in lines[-1]
+    )

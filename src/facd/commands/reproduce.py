@@ -7,6 +7,10 @@ import argparse
 import json
 from pathlib import Path
 
+from facd.commands._args import int_arg
+
+MAX_JOBS = 256  # as data.num_workers: more processes than that is a typo, not a plan
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
@@ -15,7 +19,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--out", type=Path, help="folder of the training runs (default: runs/repro-<name>)"
     )
-    p.add_argument("--jobs", type=int, default=2, help="parallel processes (one thread each)")
+    p.add_argument(
+        "--jobs",
+        type=int_arg(1, MAX_JOBS),
+        default=2,
+        help=f"parallel processes, one thread each (1 to {MAX_JOBS})",
+    )
     p.add_argument(
         "--only",
         nargs="+",
@@ -69,8 +78,6 @@ def run(args: argparse.Namespace) -> int:
 
         require_matplotlib()  # before any run: the report at the end draws its figures
     proto = load_protocol(args.protocol)
-    if args.jobs < 1:
-        raise ConfigError(f"--jobs must be >= 1, got {args.jobs}")
     check_owner(proto.results_dir, proto.report.path, proto.name)
     code = 0
     if not args.report_only:
