@@ -148,6 +148,18 @@ def _uint8_writer(view: np.ndarray, gray: bool) -> Callable[[int, int, Tensor], 
     return write
 
 
+UNIT_RANGE_LIMIT = 1.5  # above this, float pixels are 0..255 values, not [0, 1] (no rounding slack)
+
+
+def _check_unit_range(peak: float, what: str) -> None:
+    """Refuse float pixels on the 0..255 scale: they would be clipped to 1.0, silently white."""
+    if peak > UNIT_RANGE_LIMIT:
+        raise DataError(
+            f"{what} values go up to {peak:g}, but float input must lie in [0, 1]: divide it by "
+            "255, or pass uint8 pixels"
+        )
+
+
 def _float_writer(view: np.ndarray, gray: bool) -> Callable[[int, int, Tensor], None]:
     def write(y: int, x: int, block: Tensor) -> None:
         b = block.float().clamp(0.0, 1.0)
@@ -403,6 +415,7 @@ class Upscaler:
             writer = _uint8_writer(view, gray)
             lr = torch.from_numpy(np.require(rgb, requirements=("C", "W"))).permute(2, 0, 1)
         else:
+            _check_unit_range(float(np.nanmax(rgb)), f"float image ({img.dtype})")
             writer = _float_writer(view, gray)
             rgb = np.require(rgb, dtype=np.float32, requirements=("C", "W"))
             lr = torch.from_numpy(rgb).permute(2, 0, 1)
@@ -422,6 +435,8 @@ class Upscaler:
         if not batched and x.dim() != 3:
             raise DataError(f"expected a (3, H, W) or (N, 3, H, W) tensor, got {tuple(x.shape)}")
         xb = x if batched else x.unsqueeze(0)
+        if xb.numel():
+            _check_unit_range(float(xb.detach().amax()), f"float tensor ({x.dtype})")
         s = self.scale
         n, c, h, w = xb.shape
         out = torch.empty((n, c, h * s, w * s), dtype=x.dtype, device=x.device)
