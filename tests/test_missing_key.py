@@ -1,4 +1,5 @@
-"""A checkpoint missing a tensor is refused with the tensor's name (not only a count)."""
+"""Refusals that name the file: a checkpoint missing a tensor (its name, not only a count), and a
+benchmark image too small to score (its path, not only the shave)."""
 
 from __future__ import annotations
 
@@ -26,3 +27,17 @@ def test_the_missing_tensor_is_named(tmp_path: Path, capsys) -> None:
         assert main(["info", str(tmp_path / name)]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and "missing ['body.0.body.0.weight']" in err
+
+
+def test_an_image_too_small_to_score_is_named(tmp_path: Path, capsys) -> None:
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path / "Tiny" / "HR"
+    folder.mkdir(parents=True)
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(folder / "ok.png")
+    Image.fromarray(np.zeros((8, 12, 3), np.uint8)).save(folder / "small.png")
+    argv = ["eval", "--model", "bicubic", "--scale", "4", "--data-root", str(tmp_path)]
+    assert main([*argv, "--sets", "Tiny"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert str(folder / "small.png") in err and "12x8, too small to score at x4" in err

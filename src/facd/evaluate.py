@@ -98,6 +98,13 @@ def _score(
     """
     if use_torch is None:
         use_torch = sr.device.type != "cpu"
+    for item in items:  # the metrics' own check names no file: name the image here
+        h, w = item.hr.shape[:2]
+        if 2 * scale >= min(h, w):
+            raise FacdError(
+                f"{item.path or item.name}: the HR image is {w}x{h}, too small to score at x{scale} (the "
+                f"benchmark protocol shaves {scale} pixels from each border); remove it from the set"
+            )
     if not use_torch:
         out = []
         for img, item in zip(sr.cpu().permute(0, 2, 3, 1).numpy(), items, strict=True):

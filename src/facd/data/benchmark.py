@@ -38,6 +38,7 @@ class BenchmarkItem:
     hr: np.ndarray
     lr: np.ndarray
     hr_is_gray: bool
+    path: str = ""  # the HR file, for messages
 
 
 def available_sets(root: str | Path) -> list[str]:
@@ -127,6 +128,7 @@ class BenchmarkSet:
             hr=np.ascontiguousarray(hr),
             lr=np.ascontiguousarray(_replicate(lr)),
             hr_is_gray=hr.ndim == 2,
+            path=str(path),
         )
 
     def __iter__(self) -> Iterator[BenchmarkItem]:
