@@ -119,6 +119,15 @@ def write_error(path: str | os.PathLike[str], err: OSError, verb: str = "write")
     return StorageError(f"cannot {verb} {os.fspath(path)}: {_reason(err)}")
 
 
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """The SHA-256 of a file's bytes, as hex, read 1 MiB at a time."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 # ------------------------------------------------------------------------------ names
 
 

@@ -13,7 +13,6 @@ file is never changed.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import sys
 from pathlib import Path
@@ -23,7 +22,7 @@ from facd.fetch.archive import extract, read_member
 from facd.fetch.catalogue import CATALOGUE, Source, archive_kind
 from facd.fetch.download import download
 from facd.fetch.store import MIRROR_ENV, fetch_home, read_records, record_checksum
-from facd.fileio import copy_file, remove_file, remove_tree
+from facd.fileio import copy_file, remove_file, remove_tree, sha256_file
 from facd.fileio import move as move_file
 
 __all__ = [
@@ -94,18 +93,10 @@ def _note(text: str) -> None:
     print(text, file=sys.stderr)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _verify(src: Source, file: Path, home: Path, what: str) -> str | None:
     """Check ``file`` against the published or recorded SHA-256; return the digest to record
     after installing (trust on first use), or None when there was one to check against."""
-    digest = _sha256(file)
+    digest = sha256_file(file)
     expected, origin = src.sha256, src.sha256_from
     if expected is None:
         expected = read_records(home).get(src.name)

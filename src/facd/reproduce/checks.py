@@ -17,11 +17,12 @@ reproduce`` at a time writes a results folder (:func:`lock_results`).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from pathlib import Path
 from typing import Any
+
+from facd.fileio import sha256_file
 
 PER_IMAGE_TOL = 1e-9
 
@@ -42,14 +43,6 @@ def read_result(path: Path) -> tuple[dict[str, Any] | None, str | None]:
     if not isinstance(doc, dict):
         return None, f"not a JSON object (a {type(doc).__name__})"
     return doc, None
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def run_problems(doc: dict[str, Any], protocol: str, weights: Path | None) -> list[str]:
@@ -75,7 +68,7 @@ def run_problems(doc: dict[str, Any], protocol: str, weights: Path | None) -> li
                     f"({mean:.4f})"
                 )
     claimed = doc.get("weights_sha256")
-    if weights is not None and claimed and weights.is_file() and _sha256(weights) != claimed:
+    if weights is not None and claimed and weights.is_file() and sha256_file(weights) != claimed:
         problems.append(f"weights_sha256 is not the SHA-256 of {weights.name}")
     return problems
 

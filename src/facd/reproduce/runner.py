@@ -64,6 +64,7 @@ from facd.fileio import (
     copy_file,
     move,
     open_append,
+    sha256_file,
 )
 from facd.reproduce.checks import read_result, run_problems
 from facd.reproduce.evaljob import DONE_MARKER
@@ -85,14 +86,6 @@ from facd.reproduce.scheduler import Outcome, Task, run_tasks
 from facd.train.rundir import config_differences
 
 RESULT_VERSION = 1
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def fingerprint(obj: Any) -> str:

@@ -25,14 +25,13 @@ here, not in the resolved config, so no config fingerprint changes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from facd.errors import ConfigError
-from facd.fileio import atomic_write_text, storage_errors
+from facd.fileio import atomic_write_text, sha256_file, storage_errors
 
 MANIFEST_NAME = ".facd-run.json"
 FORMAT = 1
@@ -123,16 +122,8 @@ def training_inputs(rcfg: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"images": images}
     teacher = cfg.teacher.weights if cfg.teacher is not None else None
     if teacher and needs_of(rcfg.loss).teacher and Path(teacher).is_file():
-        out["teacher"] = {"path": str(teacher), "sha256": file_sha256(Path(teacher))}
+        out["teacher"] = {"path": str(teacher), "sha256": sha256_file(Path(teacher))}
     return out
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def input_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
