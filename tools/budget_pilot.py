@@ -19,11 +19,17 @@ passes, B is the largest and the regime claims read "conditions not met". The sc
 stands in for the distilled rows here (they need weights that the sweeps at B/2 choose); the
 report's gate measures the same two statistics on the rows themselves.
 
+``precision``: trains the scratch row at the chosen learning rate for its schedule (B/4) once
+per autocast precision of ``--precisions`` (``train.precision``; fp32 and bf16 by default) on
+the pilot's seed, and gives each one's Y-PSNR on the split and its median training speed. bf16
+is an option for CPUs with native bf16 (AVX-512 BF16, AMX), never a default.
+
 Runs go to ``runs/repro-<name>/pilot/`` (resumed when interrupted, reused when finished); the
 table is printed and written to ``<results_dir>/pilot-lr.json`` / ``pilot-budget.json``.
 
     python tools/budget_pilot.py configs/repro/budget-rcan-x4.yaml lr --lrs 5e-4 1e-3 2e-3
     python tools/budget_pilot.py configs/repro/budget-rcan-x4.yaml budget --lr 1e-3
+    python tools/budget_pilot.py configs/repro/budget-rcan-x4.yaml precision --lr 2e-3
 """
 
 from __future__ import annotations
@@ -120,12 +126,36 @@ def choose_budget(run: Any, lr: float, factors: list[int]) -> dict:
     }
 
 
+def compare_precisions(run: Any, lr: float, precisions: list[str]) -> dict:
+    from facd.reproduce.runner import read_jsonl
+
+    rows = []
+    for precision in precisions:
+        cfg = _scratch_config(run, lr, 1)
+        cfg["train"]["precision"] = precision
+        name = f"lr{lr:g}-x1" if precision == "fp32" else f"lr{lr:g}-x1-{precision}"
+        weights, psnr = _train_and_split(run, name, cfg)
+        speeds = sorted(
+            r["it_per_s"] for r in read_jsonl(weights.parent / "metrics.jsonl") if "it_per_s" in r
+        )
+        rows.append(
+            {
+                "precision": precision,
+                "iterations": cfg["train"]["iterations"],
+                "psnr_y": psnr,
+                "median_it_per_s": speeds[len(speeds) // 2] if speeds else None,
+            }
+        )
+    return {"seed": PILOT_SEED, "lr": lr, "rows": rows}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("protocol")
-    ap.add_argument("stage", choices=["lr", "budget"])
+    ap.add_argument("stage", choices=["lr", "budget", "precision"])
     ap.add_argument("--lrs", type=float, nargs="+", default=[5e-4, 1e-3, 2e-3])
-    ap.add_argument("--lr", type=float, help="budget: the learning rate chosen by 'lr'")
+    ap.add_argument("--lr", type=float, help="budget, precision: the learning rate chosen by 'lr'")
+    ap.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], help="precision")
     ap.add_argument("--factor", type=int, default=1, help="lr: schedule factor (B/4 = 1)")
     ap.add_argument("--factors", type=int, nargs="+", default=[1, 2, 4], help="budget")
     ap.add_argument("--out", type=Path, help="protocol output folder (default runs/repro-<name>)")
@@ -153,10 +183,21 @@ def main(argv: list[str] | None = None) -> int:
         for r in doc["rows"]:
             print(f"| {r['lr']:g} | {r['iterations']} | {r['psnr_y']:.4f} |")
         print(f"chosen lr: {doc['chosen_lr']:g}")
+    elif args.lr is None:
+        print(
+            f"{args.stage}: pass --lr (the learning rate chosen by the lr stage)", file=sys.stderr
+        )
+        return 2
+    elif args.stage == "precision":
+        doc = compare_precisions(run, args.lr, args.precisions)
+        print("| precision | iterations | Y-PSNR on the split (dB) | it/s (median) |")
+        print("|---|---:|---:|---:|")
+        for r in doc["rows"]:
+            print(
+                f"| {r['precision']} | {r['iterations']} | {r['psnr_y']:.4f} | "
+                f"{r['median_it_per_s'] or 0:.2f} |"
+            )
     else:
-        if args.lr is None:
-            print("budget: pass --lr (the learning rate chosen by the lr stage)", file=sys.stderr)
-            return 2
         doc = choose_budget(run, args.lr, args.factors)
         print("| iterations | student (dB) | teacher (dB) | gap (dB) | alpha = 0 | holds |")
         print("|---:|---:|---:|---:|---:|---|")
