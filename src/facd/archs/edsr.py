@@ -21,7 +21,7 @@ from facd.archs.common import (
     conv,
     default_conv,
 )
-from facd.archs.registry import TapPoint, Tiling
+from facd.archs.registry import TapPoint, Tiling, register
 from facd.errors import ConfigError
 from facd.typedconfig import short_repr
 
@@ -137,4 +137,4 @@ class EDSRArch(SRFamily):
         return self.sr_tiling(spec, exact=True)
 
 
-ARCH = EDSRArch()
+ARCH = register(EDSRArch())

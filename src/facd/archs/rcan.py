@@ -21,7 +21,7 @@ from facd.archs.common import (
     conv,
     default_conv,
 )
-from facd.archs.registry import TapPoint, Tiling
+from facd.archs.registry import TapPoint, Tiling, register
 from facd.errors import ConfigError
 from facd.typedconfig import short_repr
 
@@ -179,4 +179,4 @@ class RCANArch(SRFamily):
         return self.sr_tiling(spec, exact=False, reason="global channel attention")
 
 
-ARCH = RCANArch()
+ARCH = register(RCANArch())
