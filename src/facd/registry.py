@@ -95,14 +95,6 @@ class Registry(Generic[T]):
         self._load()
         return iter(list(self._items))
 
-    def __len__(self) -> int:
-        self._load()
-        return len(self._items)
-
     def values(self) -> list[T]:
         self._load()
         return list(self._items.values())
-
-    def items(self) -> list[tuple[str, T]]:
-        self._load()
-        return list(self._items.items())
