@@ -144,3 +144,14 @@ def write_student_runs(
                 "final_terms": {"l1_gt": 0.1},
             }
             (results / f"{name}-s{seed}.json").write_text(json.dumps(doc))
+
+
+def isolate_registries(monkeypatch) -> None:
+    """Declarations registered during a test (archs, terms, methods) are undone afterwards."""
+    from facd.archs.registry import ARCHS
+    from facd.distill.methods import METHODS
+    from facd.distill.terms import TERMS
+
+    for registry in (ARCHS, TERMS, METHODS):
+        list(registry)  # its built-in modules are imported first
+        monkeypatch.setattr(registry, "_items", dict(registry._items))

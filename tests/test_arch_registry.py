@@ -28,6 +28,8 @@ from facd.distill.taps import FeatureTaps, default_taps, tap_channels
 from facd.errors import CheckpointError, ConfigError
 from facd.typedconfig import from_dict
 
+from .helpers import isolate_registries
+
 
 def test_registry_lists_the_builtin_architectures() -> None:
     assert registry.names()[:3] == ["edsr", "rcan", "swinir"]
@@ -165,7 +167,7 @@ class ToyArch(registry.Architecture):
 
 def test_an_architecture_is_one_declaration(tmp_path: Path, monkeypatch) -> None:
     """A user's module registers its declaration; presets, files, taps and configs follow."""
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    isolate_registries(monkeypatch)
     registry.register(ToyArch())
     spec = preset_spec("toy-s", 2)
     torch.manual_seed(0)

@@ -8,8 +8,8 @@ import re
 import pytest
 import torch
 
-from facd.archs import PRESETS, build_model, preset_spec
-from facd.archs.formats import basicsr_to_official, detect_spec, official_to_basicsr
+from facd.archs import PRESETS, build_model, get_arch, preset_spec
+from facd.archs.formats import detect_spec
 from facd.archs.io import load_model, read_checkpoint, save_model
 from facd.errors import CheckpointError
 
@@ -122,7 +122,7 @@ def test_basicsr_layout_round_trip(tmp_path, name, container):
     spec = preset_spec(name, 4)
     model = build_model(spec)
     _randomise(model)
-    bsr = official_to_basicsr(model.state_dict(), spec)
+    bsr = get_arch(spec.arch).export_layout("basicsr", spec, model.state_dict())["params"]
     assert (
         "conv_first.weight" in bsr and "conv_after_body.weight" in bsr and "conv_last.weight" in bsr
     )
@@ -132,7 +132,7 @@ def test_basicsr_layout_round_trip(tmp_path, name, container):
         assert "body.0.conv.weight" in bsr
     else:
         assert "body.0.conv1.weight" in bsr
-    assert basicsr_to_official(bsr).keys() == {
+    assert get_arch(spec.arch).to_official(bsr).keys() == {
         k for k in model.state_dict() if not k.startswith(("sub_mean", "add_mean"))
     }
     if container == "both":

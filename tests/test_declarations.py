@@ -15,6 +15,8 @@ from facd.distill.methods import METHODS, get_method, needs_of, resolve_loss
 from facd.distill.terms import TERMS
 from facd.errors import ConfigError
 
+from .helpers import isolate_registries
+
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src" / "facd"
 DECLARATIONS = SRC / "distill" / "methods.py"
@@ -133,5 +135,6 @@ def test_a_run_folders_weight_files_come_from_the_term_declarations(monkeypatch)
 
     assert weight_files() == ("last.safetensors", "best.safetensors", "pisr_encoder.safetensors")
     mine = dataclasses.replace(TERMS["vid"], name="mine", section="mine", outputs=("m.bin",))
-    monkeypatch.setitem(TERMS, "mine", mine)
+    isolate_registries(monkeypatch)
+    TERMS.register("mine", mine)
     assert weight_files()[-1] == "m.bin"

@@ -168,11 +168,11 @@ def test_indicator_flips_with_teacher_quality():
 
 
 def test_methods_table_is_consistent():
-    for name, m in METHODS.items():
+    for m in METHODS.values():
         terms = dict(active_terms(m.loss_options()))
-        assert terms, name
+        assert terms, m.name
         if not m.needs_teacher:  # no term may read a teacher (pisr-teacher trains its encoder)
-            assert not set(terms) & {"l1_t", "contrast", "fakd", "lfd", "csd"}, name
+            assert not set(terms) & {"l1_t", "contrast", "fakd", "lfd", "csd"}, m.name
     facd = resolve_loss("facd", None)
     assert facd.pixel.adaptive and facd.contrast.adaptive
     assert facd.contrast.tap_weights == [0.5, 0.3, 0.2]

@@ -12,10 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from facd.distill import methods as methods_mod
-from facd.distill import terms as terms_mod
-
-from .helpers import make_checkpoint, make_image_folder
+from .helpers import isolate_registries, make_checkpoint, make_image_folder
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
@@ -25,8 +22,7 @@ DOC = REPO / "docs" / "extending.md"
 @pytest.fixture
 def registries(monkeypatch):
     """Registrations made by the test are undone afterwards (other tests list every method)."""
-    monkeypatch.setattr(methods_mod, "METHODS", dict(methods_mod.METHODS))
-    monkeypatch.setattr(terms_mod, "TERMS", dict(terms_mod.TERMS))
+    isolate_registries(monkeypatch)
     monkeypatch.setattr(sys, "path", [str(EXAMPLES), *sys.path])
     sys.modules.pop("my_method", None)
     yield

@@ -203,14 +203,16 @@ def test_fingerprint_follows_the_methods_definition(mini, monkeypatch):
     fcd = methods.METHODS["fcd"]
     # an option the L1 ratio does not read leaves it alone ...
     inert = {**fcd.paper_weights, "contrast": {**fcd.paper_weights["contrast"], "temperature": 9}}
-    monkeypatch.setitem(methods.METHODS, "fcd", dataclasses.replace(fcd, paper_weights=inert))
+    monkeypatch.setitem(
+        methods.METHODS._items, "fcd", dataclasses.replace(fcd, paper_weights=inert)
+    )
     assert rep.row_fingerprint(row, 0) == before
     # ... redefining the method's default changes it (the row config is unchanged)
     tap = {
         **fcd.paper_weights,
         "contrast": {**fcd.paper_weights["contrast"], "tap_weights": [1, 0, 0]},
     }
-    monkeypatch.setitem(methods.METHODS, "fcd", dataclasses.replace(fcd, paper_weights=tap))
+    monkeypatch.setitem(methods.METHODS._items, "fcd", dataclasses.replace(fcd, paper_weights=tap))
     assert rep.row_fingerprint(row, 0) != before
 
 
@@ -258,7 +260,7 @@ def test_migration_restamps_only_unchanged_definitions(mini, monkeypatch, tmp_pa
         **fcd.paper_weights,
         "contrast": {**fcd.paper_weights["contrast"], "tap_weights": [1, 0, 0]},
     }
-    monkeypatch.setitem(methods.METHODS, "fcd", dataclasses.replace(fcd, paper_weights=tap))
+    monkeypatch.setitem(methods.METHODS._items, "fcd", dataclasses.replace(fcd, paper_weights=tap))
     notes: list[str] = []
     assert migrate(proto, log=notes.append)["stale"] == ["fcd-s0"]
     assert "loss.contrast.tap_weights" in notes[0]

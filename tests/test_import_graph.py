@@ -12,14 +12,15 @@ import of module A by module B:
   Python runs first (otherwise every package whose ``__init__`` re-exports its submodules
   would form a loop with them); a module importing its own package's names is counted;
 - names computed at run time are not seen: ``importlib.import_module`` in the CLI (one module
-  per command), the architecture registry's scan of ``facd.archs`` and ``facd.__getattr__``;
+  per command), the registries' lists of built-in modules (``facd.registry.Registry``: the
+  architectures and the loss terms, which register themselves) and ``facd.__getattr__``;
 - only ``facd`` modules count (the standard library and third-party packages are leaves).
 
 The layers, lowest first. A module may import modules of its own layer (without a cycle) and
 of any layer below; never one above.
 
-0. **base**: the error tree, safe file writes, typed configs, messages and shipped assets;
-   metrics and complexity counting (no torch model code).
+0. **base**: the error tree, safe file writes, typed configs, the registry type, messages and
+   shipped assets; metrics and complexity counting (no torch model code).
 1. **archs**: the architecture declarations, ``ArchSpec``, checkpoint formats and I/O.
 2. **data**: image files, bicubic resizing, training patches, benchmark sets, and downloads
    (``facd.fetch``).
@@ -51,6 +52,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "facd.errors",
             "facd.fileio",
             "facd.typedconfig",
+            "facd.registry",
             "facd.messages",
             "facd.assets",
             "facd.metrics",

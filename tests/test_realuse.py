@@ -17,12 +17,10 @@ import facd
 from facd.archs import ArchSpec, build_model, preset_spec
 from facd.archs.io import load_model, save_model
 from facd.cli import main
-from facd.distill import methods as methods_mod
-from facd.distill import terms as terms_mod
 from facd.distill.methods import get_method
 from facd.errors import CheckpointError, DataError
 
-from .helpers import make_image_folder
+from .helpers import isolate_registries, make_image_folder
 
 REPO = Path(__file__).resolve().parents[1]
 TEACHER = "facd-asset:teacher-edsr-tiny-t-x4.safetensors"
@@ -34,8 +32,7 @@ def _isolated(tmp_path, monkeypatch):
     are undone afterwards (other tests list every method)."""
     monkeypatch.setenv("FACD_CACHE", str(tmp_path / "lr-cache"))
     monkeypatch.delenv("RANK", raising=False)
-    monkeypatch.setattr(methods_mod, "METHODS", dict(methods_mod.METHODS))
-    monkeypatch.setattr(terms_mod, "TERMS", dict(terms_mod.TERMS))
+    isolate_registries(monkeypatch)
     sys.modules.pop("my_method", None)
     yield
     sys.modules.pop("my_method", None)
@@ -148,11 +145,11 @@ def test_builtin_methods_declare_their_range() -> None:
     """Every built-in method tuned on [0, 255] says so (the default is 1)."""
     import dataclasses
 
-    from facd.distill.methods import _BUILT_IN, METHODS
+    from facd.distill.methods import METHODS
 
     default = next(f.default for f in dataclasses.fields(facd.MethodDef) if f.name == "paper_range")
     assert default == 1
-    ranges = {name: METHODS[name].paper_range for name in _BUILT_IN}
+    ranges = {m.name: m.paper_range for m in METHODS.values()}  # the built-in ones (isolated)
     assert {n for n, r in ranges.items() if r == 1} == {"pisr", "pisr-teacher"}
 
 

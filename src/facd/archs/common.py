@@ -1,25 +1,51 @@
 """Layers and declaration parts shared by EDSR and RCAN (the official EDSR-PyTorch names).
 
 :class:`SRFamily` holds what the two declarations have in common: the ``sub_mean -> head ->
-body -> tail -> add_mean`` skeleton, the official/BasicSR key layouts and their detection, the
-frozen MeanShift constants a file may omit, and the tiling margin of their 3x3 convolutions.
+body -> tail -> add_mean`` skeleton, the skeleton's part of the official and BasicSR key
+layouts and of their detection, the frozen MeanShift constants a file may omit, and the tiling
+margin of their 3x3 convolutions. Each family's body (its key names, the marks that tell it
+apart, the hyperparameters counted from it) is in its own module, ``edsr.py`` or ``rcan.py``.
+
+Detection reads only tensor names and shapes:
+
+- a file is the skeleton's when it has ``head.0.weight`` (official) or ``conv_first.weight``
+  (BasicSR) and no other architecture (SwinIR, which has ``conv_first`` too) claims it;
+- it is the family whose body marks it (RCAN: the channel-attention keys), else the plain one
+  (EDSR's ResBlocks);
+- ``n_feats`` and ``n_colors`` from ``head.0.weight``; the scale from the upsampler convs
+  (``4*n_feats`` outputs per x2 stage, ``9*n_feats`` for x3); the body's hyperparameters from
+  the family's own keys.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from facd.archs.registry import Architecture, Shapes, Tiling
-from facd.errors import ConfigError
+from facd.archs.formats import shape_of
+from facd.archs.registry import Architecture, ArchSpec, Shapes, Tiling, architectures
+from facd.errors import CheckpointError, ConfigError, FacdError
 from facd.typedconfig import short_repr
 
-if TYPE_CHECKING:
-    from facd.archs.spec import ArchSpec
+#: BasicSR -> official names of the skeleton's keys (``conv_after_body`` is the body-end conv,
+#: numbered after the body's blocks)
+_BASICSR_SKELETON: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"^conv_first\."), "head.0."),
+    (re.compile(r"^upsample\."), "tail.0."),
+    (re.compile(r"^conv_last\."), "tail.1."),
+)
+_BODY_INDEX = r"^body\.(\d+)\."
+#: official -> BasicSR names of the same keys (the inverse)
+_OFFICIAL_SKELETON = (
+    ("head.0.", "conv_first."),
+    ("tail.0.", "upsample."),
+    ("tail.1.", "conv_last."),
+)
 
 
 def default_conv(
@@ -178,31 +204,94 @@ class SRFamily(Architecture):
         params = conv(c, f, 3) + conv(f, f, 3) + conv(f, c, 3) + stages * conv(f, up, 3)
         return 2 * convs, params + body_params
 
-    def claims(self, shapes: Shapes) -> bool:
-        from facd.archs.formats import sr_family_of
+    # -- the body: what each family declares
 
-        return sr_family_of(shapes) == self.name
+    #: a skeleton file that no family's body marks is read as this family's (EDSR: plain blocks)
+    plain: ClassVar[bool] = False
+
+    def body_marked(self, shapes: Shapes) -> bool:
+        """Whether the keys (official or BasicSR names) carry this family's own blocks."""
+        return False
+
+    def basicsr_body_key(self, key: str, sd: Mapping[str, Any]) -> str:
+        """The official name of a BasicSR key of the body (other keys come back unchanged)."""
+        return key
+
+    def official_body_key(self, key: str, spec: ArchSpec) -> str:
+        """The BasicSR name of an official key of the body (the inverse)."""
+        return key
+
+    def detect_body(self, sd: Shapes, n_feats: int, source: str) -> dict[str, Any] | None:
+        """The body's hyperparameters from an official-layout state dict (None: no blocks)."""
+        raise NotImplementedError
+
+    # -- checkpoints
+
+    def claims(self, shapes: Shapes) -> bool:
+        return _skeleton_family(shapes) is self
 
     def to_official(self, sd: Mapping[str, Any]) -> dict[str, Any]:
-        from facd.archs.formats import basicsr_to_official, is_basicsr_layout
-
-        return basicsr_to_official(sd) if is_basicsr_layout(sd) else dict(sd)
+        """BasicSR names to official ones. ``conv_after_body`` becomes the last body index, so
+        the body's indices are counted first."""
+        if not is_basicsr_layout(sd):
+            return dict(sd)
+        n_top = count_indices(sd, _BODY_INDEX)
+        out = {}
+        for key, value in sd.items():
+            new = self.basicsr_body_key(key, sd)
+            if key.startswith("conv_after_body."):
+                new = f"body.{n_top}." + key[len("conv_after_body.") :]
+            for pattern, repl in _BASICSR_SKELETON:
+                new = pattern.sub(repl, new)
+            out[new] = value
+        return out
 
     def export_layout(self, layout: str, spec: ArchSpec, sd: Mapping[str, torch.Tensor]) -> Any:
         """``official``: ``sd`` itself (facd's EDSR/RCAN use the official names); ``basicsr``:
-        ``{"params": official_to_basicsr(sd)}``."""
-        from facd.archs.formats import official_to_basicsr
-
+        ``{"params": ...}`` with BasicSR's names, the inverse of :meth:`to_official`, and
+        without the MeanShift keys (BasicSR keeps the mean as a constant)."""
         if layout == "official":
             return dict(sd)
-        if layout == "basicsr":
-            return {"params": official_to_basicsr(sd, spec)}
-        return super().export_layout(layout, spec, sd)
+        if layout != "basicsr":
+            return super().export_layout(layout, spec, sd)
+        body_end = f"body.{count_indices(sd, _BODY_INDEX) - 1}."  # the body-end conv
+        out = {}
+        for key, value in sd.items():
+            if key.startswith(("sub_mean.", "add_mean.")):
+                continue
+            new = self.official_body_key(key, spec)
+            if key.startswith(body_end):
+                new = "conv_after_body." + key[len(body_end) :]
+            for official, basicsr in _OFFICIAL_SKELETON:
+                if key.startswith(official):
+                    new = basicsr + key[len(official) :]
+            out[new] = value
+        return {"params": out}
 
     def detect(self, shapes: Shapes, source: str) -> ArchSpec:
-        from facd.archs.formats import detect_sr_family
-
-        return detect_sr_family(shapes, source)
+        """The skeleton's hyperparameters here, the body's from :meth:`detect_body`. Absurd
+        shapes and hyperparameters that no spec allows are a :class:`CheckpointError`."""
+        sd = self.to_official(shapes)
+        if "head.0.weight" not in sd:
+            raise CheckpointError(
+                f"{source}: not an {self.title} checkpoint (no 'head.0.weight' or "
+                "'conv_first.weight')"
+            )
+        n_feats, n_colors = conv_shape(sd, "head.0.weight", source)[:2]
+        scale = _detect_scale(sd, n_feats, source)
+        try:
+            body = self.detect_body(sd, n_feats, source)
+            if body is None:
+                raise CheckpointError(
+                    f"{source}: found a head conv but no EDSR ResBlocks or RCAN groups"
+                )
+            return ArchSpec(self.name, scale, n_feats=n_feats, n_colors=n_colors, **body)
+        except CheckpointError:
+            raise
+        except FacdError as err:  # e.g. a scale or colour count that no network supports
+            raise CheckpointError(
+                f"{source}: unsupported architecture in the tensors: {err}"
+            ) from None
 
     def conv_layers(self, spec: ArchSpec) -> tuple[int, list[int]]:
         """(3x3 convs at LR resolution, pixel-shuffle factors): head + body + the first
@@ -221,3 +310,61 @@ class SRFamily(Architecture):
             reason=reason,
             tail_margin=conv_margin(1, stages),
         )
+
+
+def is_basicsr_layout(sd: Mapping[str, object]) -> bool:
+    return "conv_first.weight" in sd
+
+
+def _skeleton_family(shapes: Shapes) -> SRFamily | None:
+    """The family of a skeleton file (see the module docstring), or None."""
+    declarations = list(architectures())
+    if any(a.claims(shapes) for a in declarations if not isinstance(a, SRFamily)):
+        return None
+    if not is_basicsr_layout(shapes) and "head.0.weight" not in shapes:
+        return None
+    families = [a for a in declarations if isinstance(a, SRFamily)]
+    marked = [f for f in families if f.body_marked(shapes)] or [f for f in families if f.plain]
+    return marked[0] if marked else None
+
+
+def count_indices(sd: Mapping[str, object], pattern: str) -> int:
+    """One more than the largest index the pattern's group captures (indices over 9 digits are
+    ignored: such keys are reported as unexpected by the strict load)."""
+    regex = re.compile(pattern)
+    found = {int(m.group(1)) for k in sd if (m := regex.match(k)) and len(m.group(1)) <= 9}
+    return max(found) + 1 if found else 0
+
+
+def conv_shape(sd: Shapes, key: str, source: str) -> tuple[int, int, int, int]:
+    """The shape of conv weight ``key``: it must be 4-D with every dimension at least 1."""
+    shape = shape_of(sd[key])
+    if len(shape) != 4 or min(shape) < 1:
+        raise CheckpointError(
+            f"{source}: tensor {key!r} has shape {shape}; a conv weight needs 4 dimensions >= 1 "
+            "(the file is damaged or not an EDSR/RCAN checkpoint)"
+        )
+    return shape  # type: ignore[return-value]
+
+
+def _detect_scale(sd: Shapes, n_feats: int, source: str) -> int:
+    stages = sorted(
+        (int(m.group(1)), k) for k in sd if (m := re.match(r"^tail\.0\.(\d{1,9})\.weight$", k))
+    )
+    if not stages:
+        raise CheckpointError(f"{source}: no upsampler weights ('tail.0.*' or 'upsample.*')")
+    scale = 1
+    for _, key in stages:
+        outputs = conv_shape(sd, key, source)[0]
+        if outputs == 4 * n_feats:
+            scale *= 2
+        elif outputs == 9 * n_feats:
+            scale *= 3
+        else:
+            raise CheckpointError(
+                f"{source}: upsampler conv {key!r} has {outputs} outputs for {n_feats} features; "
+                "expected 4x (x2 stage) or 9x (x3 stage)"
+            )
+        if scale > 64:
+            break  # already unsupported; ArchSpec reports it
+    return scale

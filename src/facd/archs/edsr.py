@@ -3,10 +3,16 @@
 Declaration (see :mod:`facd.archs.registry`): presets of the paper's Table 1 and tiny CPU ones;
 official, BasicSR and facd-metadata layouts; taps after the first and second third of the
 ResBlocks and at ``body_out``; tiling exact from the convolutions' receptive margin.
+
+Its body in files: the official ResBlock ``body.{i}.body.0|2`` is BasicSR's
+``body.{i}.conv1|conv2``; EDSR is the plain family of the skeleton (:mod:`facd.archs.common`),
+so a skeleton file that no other family's blocks mark is read as EDSR.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,9 +25,10 @@ from facd.archs.common import (
     Upsampler,
     check_sr_params,
     conv,
+    count_indices,
     default_conv,
 )
-from facd.archs.registry import TapPoint, Tiling
+from facd.archs.registry import Shapes, TapPoint, Tiling, register
 from facd.errors import ConfigError
 from facd.typedconfig import short_repr
 
@@ -105,6 +112,25 @@ class EDSRArch(SRFamily):
         "edsr-tiny-s": dict(n_blocks=4, n_feats=16, res_scale=1.0),
     }
     legacy_keys = {"n_groups": _legacy_n_groups, "reduction": _legacy_reduction}
+    plain = True
+
+    def basicsr_body_key(self, key: str, sd: Mapping[str, Any]) -> str:
+        """BasicSR's ResidualBlockNoBN ``body.{i}.conv1|conv2`` is ``body.{i}.body.0|2``."""
+        key = re.sub(r"^body\.(\d+)\.conv1\.", r"body.\1.body.0.", key)
+        return re.sub(r"^body\.(\d+)\.conv2\.", r"body.\1.body.2.", key)
+
+    def official_body_key(self, key: str, spec: ArchSpec) -> str:
+        key = re.sub(r"^body\.(\d+)\.body\.0\.", r"body.\1.conv1.", key)
+        return re.sub(r"^body\.(\d+)\.body\.2\.", r"body.\1.conv2.", key)
+
+    def detect_body(self, sd: Shapes, n_feats: int, source: str) -> dict[str, Any] | None:
+        """``n_blocks`` by counting the ResBlocks. ``res_scale`` leaves no trace in the weights:
+        facd's files store it in their metadata, and for other files it is 0.1 for 256-channel
+        EDSR (the official EDSR) and 1 otherwise."""
+        n_blocks = count_indices(sd, r"^body\.(\d+)\.body\.0\.weight$")
+        if n_blocks == 0:
+            return None
+        return {"n_blocks": n_blocks, "res_scale": 0.1 if n_feats >= 256 else 1.0}
 
     def build(self, spec: ArchSpec) -> nn.Module:
         return EDSR(spec)
@@ -137,4 +163,4 @@ class EDSRArch(SRFamily):
         return self.sr_tiling(spec, exact=True)
 
 
-ARCH = EDSRArch()
+ARCH = register(EDSRArch())

@@ -3,10 +3,18 @@
 Declaration (see :mod:`facd.archs.registry`): presets; official, BasicSR and facd-metadata
 layouts; taps after residual groups 3 and 7 (or the thirds of fewer groups) and at
 ``body_out``; tiling approximate at any overlap (global channel attention).
+
+Its body in files: RCAB ``b`` of group ``g`` is ``body.{g}.body.{b}`` (official) or
+``body.{g}.residual_group.{b}.rcab`` (BasicSR), its channel attention ``body.3.conv_du.0|2``
+or ``rcab.3.attention.1|3``; a group's last conv is ``body.{g}.body.{n_blocks}`` or
+``body.{g}.conv``. The channel-attention keys mark a file as RCAN's; ``n_groups`` and
+``n_blocks`` are counted, and ``reduction`` is read from the attention's squeezed width.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,10 +27,13 @@ from facd.archs.common import (
     Upsampler,
     check_sr_params,
     conv,
+    conv_shape,
+    count_indices,
     default_conv,
+    is_basicsr_layout,
 )
-from facd.archs.registry import TapPoint, Tiling
-from facd.errors import ConfigError
+from facd.archs.registry import Shapes, TapPoint, Tiling, register
+from facd.errors import CheckpointError, ConfigError
 from facd.typedconfig import short_repr
 
 if TYPE_CHECKING:
@@ -112,6 +123,25 @@ class RCAN(SRNetwork):
         self.tail = nn.Sequential(Upsampler(spec.scale, nf), default_conv(nf, spec.n_colors, 3))
 
 
+#: the official name of a channel attention's first conv: it marks an RCAN file
+_CA_WEIGHT = re.compile(r"^body\.(\d+)\.body\.(\d+)\.body\.3\.conv_du\.0\.weight$")
+#: BasicSR -> official names in a residual group, first match wins
+_BASICSR_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (
+        re.compile(r"^body\.(\d+)\.residual_group\.(\d+)\.rcab\.3\.attention\.1\."),
+        r"body.\1.body.\2.body.3.conv_du.0.",
+    ),
+    (
+        re.compile(r"^body\.(\d+)\.residual_group\.(\d+)\.rcab\.3\.attention\.3\."),
+        r"body.\1.body.\2.body.3.conv_du.2.",
+    ),
+    (
+        re.compile(r"^body\.(\d+)\.residual_group\.(\d+)\.rcab\.(\d+)\."),
+        r"body.\1.body.\2.body.\3.",
+    ),
+)
+
+
 def _legacy_res_scale(value: Any, where: str) -> None:
     """Metadata written before the registry stored EDSR's ``res_scale`` for RCAN too."""
     from facd.archs.spec import finite
@@ -132,6 +162,53 @@ class RCANArch(SRFamily):
         "rcan-tiny-s": dict(n_groups=3, n_blocks=1, n_feats=16, reduction=8),
     }
     legacy_keys = {"res_scale": _legacy_res_scale}
+
+    def body_marked(self, shapes: Shapes) -> bool:
+        """BasicSR's ``residual_group`` keys, or the official channel-attention ones."""
+        if is_basicsr_layout(shapes):
+            return any(".residual_group." in k for k in shapes)
+        return any(_CA_WEIGHT.match(k) for k in shapes)
+
+    def basicsr_body_key(self, key: str, sd: Mapping[str, Any]) -> str:
+        """A group's ``conv`` is the group's last index, so its RCABs are counted first."""
+        if m := re.match(r"^body\.(\d+)\.conv\.(weight|bias)$", key):
+            g = m.group(1)
+            n_blocks = count_indices(sd, rf"^body\.{g}\.residual_group\.(\d+)\.")
+            return f"body.{g}.body.{n_blocks}.{m.group(2)}"
+        for pattern, repl in _BASICSR_RULES:
+            if pattern.search(key):
+                return pattern.sub(repl, key)
+        return key
+
+    def official_body_key(self, key: str, spec: ArchSpec) -> str:
+        m = re.match(r"^body\.(\d+)\.body\.(\d+)\.(.*)$", key)
+        if not m:
+            return key
+        g, b, rest = m.groups()
+        if int(b) == spec.n_blocks:
+            return f"body.{g}.conv.{rest}"
+        rest = rest.replace("body.3.conv_du.0.", "rcab.3.attention.1.")
+        rest = rest.replace("body.3.conv_du.2.", "rcab.3.attention.3.")
+        rest = re.sub(r"^body\.(\d)\.", r"rcab.\1.", rest)
+        return f"body.{g}.residual_group.{b}.{rest}"
+
+    def detect_body(self, sd: Shapes, n_feats: int, source: str) -> dict[str, Any] | None:
+        """Groups and RCABs by counting; ``reduction`` from the attention's squeezed width."""
+        ca_keys = sorted(k for k in sd if _CA_WEIGHT.match(k))
+        if not ca_keys:
+            return None
+        squeeze = conv_shape(sd, ca_keys[0], source)[0]
+        reduction = max(1, n_feats // squeeze)
+        if n_feats // reduction != squeeze:
+            raise CheckpointError(
+                f"{source}: channel attention {ca_keys[0]!r} squeezes {n_feats} channels "
+                f"to {squeeze}, which no reduction factor gives"
+            )
+        return {
+            "n_blocks": count_indices(sd, r"^body\.0\.body\.(\d+)\.body\."),
+            "n_groups": count_indices(sd, r"^body\.(\d+)\.body\.\d+\.body\."),
+            "reduction": reduction,
+        }
 
     def build(self, spec: ArchSpec) -> nn.Module:
         return RCAN(spec)
@@ -179,4 +256,4 @@ class RCANArch(SRFamily):
         return self.sr_tiling(spec, exact=False, reason="global channel attention")
 
 
-ARCH = RCANArch()
+ARCH = register(RCANArch())

@@ -16,9 +16,11 @@ A declaration says everything facd needs to know about an architecture, in one m
 * ``tiling(spec)``: the tile margin and whether tiling is exact (or its tolerance);
 * ``layout_size(spec)``: tensors and parameters from the spec alone (the memory guard).
 
-Built-in declarations live in the modules of ``facd.archs`` as a module-level ``ARCH``; they
-are found by name (``edsr`` -> ``facd.archs.edsr``) or by scanning the package, so adding an
-architecture means adding one module. Code outside the package may call :func:`register`.
+Built-in declarations live in the modules of ``facd.archs``, each registering its own
+(``ARCH = register(EDSRArch())``), as code outside the package does with :func:`register`. The
+registry (:data:`ARCHS`, a :class:`facd.registry.Registry`) names those modules in its
+``builtin`` list and imports them on first use: adding an architecture means adding one module
+and its name there.
 
 :class:`ArchSpec`, the descriptor every part of facd passes around, lives here too, beside the
 declaration it names (the two refer to each other): the architecture's name, the scale and
@@ -33,18 +35,16 @@ the registry (EDSR with ``n_groups``/``reduction``, RCAN with ``res_scale``) sti
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
-import pkgutil
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from facd.errors import CheckpointError, ConfigError, FacdError
+from facd.registry import Registry
 from facd.typedconfig import short_repr
 
 Shape = tuple[int, ...]
@@ -388,53 +388,34 @@ def _check_type(tp: Any, value: Any, where: str) -> Any:
 
 # ----------------------------------------------------------------------------- registry
 
-_REGISTRY: dict[str, Architecture] = {}
-_SCANNED = False
+#: The declarations by name. Each built-in module registers its own (``ARCH = register(...)``).
+ARCHS: Registry[Architecture] = Registry(
+    "architecture", builtin=("facd.archs.edsr", "facd.archs.rcan", "facd.archs.swinir")
+)
 
 
 def register(arch: Architecture) -> Architecture:
-    """Add a declaration (built-ins register themselves; user code may add its own)."""
-    clash = [p for p in arch.presets if p in all_presets() and all_presets()[p][0] != arch.name]
+    """Add a declaration (built-ins register themselves; user code may add its own). A taken
+    name or preset name is a one-line :class:`ConfigError`."""
+    presets = all_presets()
+    clash = [p for p in arch.presets if p in presets and presets[p][0] != arch.name]
     if clash:
         raise ConfigError(f"preset name(s) {clash} of {arch.name!r} are taken")
-    _REGISTRY[arch.name] = arch
-    return arch
-
-
-def _scan() -> None:
-    """Import every module of ``facd.archs`` that declares an ``ARCH`` (once)."""
-    global _SCANNED
-    if _SCANNED:
-        return
-    _SCANNED = True
-    for info in sorted(pkgutil.iter_modules([str(Path(__file__).parent)]), key=lambda m: m.name):
-        if info.name in ("registry", "spec", "io", "formats", "common"):
-            continue
-        module = importlib.import_module(f"facd.archs.{info.name}")
-        arch = getattr(module, "ARCH", None)
-        if isinstance(arch, Architecture) and arch.name not in _REGISTRY:
-            _REGISTRY[arch.name] = arch
+    return ARCHS.register(arch.name, arch, type(arch).__module__)
 
 
 def architectures() -> Iterator[Architecture]:
     """Every registered declaration, built-ins first (edsr, rcan, swinir)."""
-    _scan()
-    return iter(list(_REGISTRY.values()))
+    return iter(ARCHS.values())
 
 
 def names() -> list[str]:
-    return [a.name for a in architectures()]
+    return list(ARCHS)
 
 
 def get_arch(name: str) -> Architecture:
     """The declaration of architecture ``name``; a one-line ConfigError lists the known ones."""
-    if isinstance(name, str) and name in _REGISTRY:
-        return _REGISTRY[name]
-    _scan()
-    if not isinstance(name, str) or name not in _REGISTRY:
-        known = ", ".join(repr(n) for n in _REGISTRY)
-        raise ConfigError(f"unknown architecture {short_repr(name)}; expected one of {known}")
-    return _REGISTRY[name]
+    return ARCHS.get(name)
 
 
 def supported_scales() -> tuple[int, ...]:

@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from facd.archs.formats import shape_of
-from facd.archs.registry import Architecture, Shapes, TapPoint, Tiling
+from facd.archs.registry import Architecture, Shapes, TapPoint, Tiling, register
 from facd.archs.spec import DIV2K_MEAN, finite
 from facd.errors import CheckpointError, ConfigError
 
@@ -780,4 +780,4 @@ class SwinIRArch(Architecture):
 TILE_MARGIN_WINDOWS = 2
 TILE_TOLERANCE = 1e-4
 
-ARCH = SwinIRArch()
+ARCH = register(SwinIRArch())

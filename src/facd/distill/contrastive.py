@@ -42,7 +42,7 @@ from torch import nn
 from facd.distill import crossrank
 from facd.distill.options import ContrastOptions, LossOptions
 from facd.distill.regressor import DeepRegressor
-from facd.distill.terms import LossTerm, StepContext, TermEnv
+from facd.distill.terms import LossTerm, Needs, StepContext, TermEnv, register_term
 from facd.errors import ConfigError
 
 
@@ -232,5 +232,14 @@ class ContrastTerm(LossTerm):
         return f"contrast[{o.domain}, {sim}, adaptive={o.adaptive}, w={o.tap_weights}]"
 
 
+@register_term(
+    "contrast",
+    needs=lambda o: Needs(
+        teacher_output=True,
+        teacher_features=o.contrast.domain != "image",
+        student_features=o.contrast.domain != "image",
+    ),
+    summary="FACD's contrastive ratio (Eq. 4, 6, 7) and its ablations",
+)
 def build(opts: LossOptions, env: TermEnv) -> LossTerm:
     return ContrastTerm(opts.contrast, env)

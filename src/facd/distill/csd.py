@@ -33,7 +33,15 @@ import torch
 import torch.nn.functional as F
 
 from facd.distill.options import CSDOptions, LossOptions
-from facd.distill.terms import LossTerm, SetupContext, StepContext, StepRandom, TermEnv
+from facd.distill.terms import (
+    LossTerm,
+    Needs,
+    SetupContext,
+    StepContext,
+    StepRandom,
+    TermEnv,
+    register_term,
+)
 from facd.distill.vgg import VGG19Features, load_vgg19
 from facd.errors import ConfigError
 
@@ -127,5 +135,10 @@ class CSDTerm(LossTerm):
         return f"csd[VGG19 relu1_1..5_1, K={self.opts.negatives}]"
 
 
+@register_term(
+    "csd",
+    needs=Needs(teacher_output=True, extra_network="VGG19 (ImageNet, frozen)"),
+    summary="CSD's VGG19 contrastive loss, teacher -> student",
+)
 def build(opts: LossOptions, env: TermEnv) -> LossTerm:
     return CSDTerm(opts.csd, load_vgg19(opts.csd.vgg_weights))

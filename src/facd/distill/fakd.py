@@ -25,7 +25,14 @@ import torch.nn.functional as F
 
 from facd.distill.contrastive import spatial_affinity
 from facd.distill.options import FAKDOptions, LossOptions
-from facd.distill.terms import LossTerm, SetupContext, StepContext, TermEnv
+from facd.distill.terms import (
+    LossTerm,
+    Needs,
+    SetupContext,
+    StepContext,
+    TermEnv,
+    register_term,
+)
 from facd.errors import ConfigError
 
 BYTES_PER_ENTRY = 4  # float32
@@ -95,5 +102,10 @@ class FAKDTerm(LossTerm):
         return f"fakd[{self.n_taps} taps{pool}]"
 
 
+@register_term(
+    "fakd",
+    needs=Needs(teacher_features=True, student_features=True),
+    summary="FAKD spatial-affinity L1 at every tap",
+)
 def build(opts: LossOptions, env: TermEnv) -> LossTerm:
     return FAKDTerm(opts.fakd, env)

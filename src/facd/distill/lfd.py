@@ -28,7 +28,7 @@ from torch import nn
 
 from facd.distill.options import LFDOptions, LossOptions
 from facd.distill.regressor import DeepRegressor
-from facd.distill.terms import LossTerm, StepContext, TermEnv
+from facd.distill.terms import LossTerm, Needs, StepContext, TermEnv, register_term
 from facd.errors import ConfigError
 
 _EPS = 1e-12
@@ -106,5 +106,14 @@ class LFDTerm(LossTerm):
         return f"lfd[{kind}, {len(self.regressors)} taps, {o.distance}{att}]"
 
 
+@register_term(
+    "lfd",
+    needs=lambda o: Needs(
+        teacher_output=o.lfd.attention == "teacher_student",
+        teacher_features=True,
+        student_features=True,
+    ),
+    summary="LFD / LSFD local feature distillation",
+)
 def build(opts: LossOptions, env: TermEnv) -> LossTerm:
     return LFDTerm(opts.lfd, env)

@@ -1,4 +1,4 @@
-"""The method declarations: the one place that names methods and declares the built-in terms.
+"""The method declarations: the one place that names methods.
 
 A method (:class:`MethodDef`) declares its options per ``loss`` section (``paper_weights``), from
 which its terms and their weights follow (:attr:`MethodDef.terms`), its display ``label``, and
@@ -29,99 +29,14 @@ from typing import Any
 
 from facd.distill import terms as _terms
 from facd.distill.options import LossOptions
-from facd.distill.terms import Needs, TermSpec, add_term
+from facd.distill.terms import Needs
 from facd.errors import ConfigError
+from facd.registry import Registry
 from facd.typedconfig import from_dict, merge, to_dict
 
 PIXEL_WEIGHT_KEYS = {("pixel", "gt_weight"), ("pixel", "teacher_weight")}
 DEFAULT_METHOD = "scratch"
 """The method of a config that names none."""
-
-# -- the built-in terms, in the order their values are summed ----------------------------------
-_PIX = "facd.distill.pixel"
-add_term(
-    TermSpec(
-        "l1_gt",
-        "pixel",
-        lambda o: Needs(teacher_output=o.pixel.adaptive),  # Eq. 2 weighs it by the indicator
-        f"{_PIX}:build_gt",
-        "gt_weight",
-        summary="mean|S - GT| (Eq. 2 with the indicator when pixel.adaptive)",
-    )
-)
-add_term(
-    TermSpec(
-        "l1_t",
-        "pixel",
-        lambda o: Needs(teacher_output=True),
-        f"{_PIX}:build_t",
-        "teacher_weight",
-        summary="mean|S - T|, teacher supervision",
-    )
-)
-add_term(
-    TermSpec(
-        "contrast",
-        "contrast",
-        lambda o: Needs(
-            teacher_output=True,
-            teacher_features=o.contrast.domain != "image",
-            student_features=o.contrast.domain != "image",
-        ),
-        "facd.distill.contrastive:build",
-        summary="FACD's contrastive ratio (Eq. 4, 6, 7) and its ablations",
-    )
-)
-add_term(
-    TermSpec(
-        "fakd",
-        "fakd",
-        lambda o: Needs(teacher_features=True, student_features=True),
-        "facd.distill.fakd:build",
-        summary="FAKD spatial-affinity L1 at every tap",
-    )
-)
-add_term(
-    TermSpec(
-        "lfd",
-        "lfd",
-        lambda o: Needs(
-            teacher_output=o.lfd.attention == "teacher_student",
-            teacher_features=True,
-            student_features=True,
-        ),
-        "facd.distill.lfd:build",
-        summary="LFD / LSFD local feature distillation",
-    )
-)
-add_term(
-    TermSpec(
-        "csd",
-        "csd",
-        lambda o: Needs(teacher_output=True, extra_network="VGG19 (ImageNet, frozen)"),
-        "facd.distill.csd:build",
-        summary="CSD's VGG19 contrastive loss, teacher -> student",
-    )
-)
-add_term(
-    TermSpec(
-        "vid",
-        "vid",
-        lambda o: (
-            Needs(extra_network="HR encoder (trained)")
-            if o.vid.mode == "teacher"
-            else Needs(
-                teacher_features=True,
-                student_features=True,
-                teacher_stage=True,
-                extra_network="HR encoder (frozen, from the teacher stage)",
-            )
-        ),
-        "facd.distill.pisr:build",
-        summary="PISR: the teacher stage (mode teacher) or VID distillation (mode distill)",
-        outputs=("pisr_encoder.safetensors",),  # the HR encoder E, for the distillation stage
-    )
-)
 
 
 def loss_options_class() -> type[LossOptions]:
@@ -195,11 +110,12 @@ class MethodDef:
 _HALF = {"gt_weight": 0.5, "teacher_weight": 0.5}
 _FCD = {"weight": 4.0, "adaptive": False}
 
-METHODS: dict[str, MethodDef] = {}
+#: The method declarations, built-in ones first (declared below).
+METHODS: Registry[MethodDef] = Registry("method")
 
 
 def _add(m: MethodDef) -> None:
-    METHODS[m.name] = m
+    METHODS.register(m.name, m)
 
 
 _add(
@@ -431,27 +347,18 @@ _add(
 
 def register_method(method: MethodDef) -> MethodDef:
     """Declare a method (public as ``facd.register_method``). Its sections must exist: built-in
-    ones or those of terms declared with ``facd.register_term``. A built-in method cannot be
-    replaced; one added from outside may be declared again (a module imported twice)."""
-    old = METHODS.get(method.name)
-    if old is not None and old.name in _BUILT_IN and old != method:
-        raise ConfigError(f"method {method.name!r} is built in; choose another name")
+    ones or those of terms declared with ``facd.register_term``. A taken name is a one-line
+    :class:`ConfigError` (declaring the equal method again is a no-op)."""
     if not method.label:
         method = dataclasses.replace(method, label=method.name)
-    METHODS[method.name] = method
-    try:
-        if not method.terms:
-            raise ConfigError(f"method {method.name!r} switches on no loss term")
-    except ConfigError:
-        del METHODS[method.name]
-        raise
-    return method
+    if not method.terms:
+        raise ConfigError(f"method {method.name!r} switches on no loss term")
+    return METHODS.register(method.name, method)
 
 
 def get_method(name: str) -> MethodDef:
-    if name not in METHODS:
-        raise ConfigError(f"unknown method {name!r}; known methods: {', '.join(METHODS)}")
-    return METHODS[name]
+    """The declaration of ``name``; an unknown name is a one-line :class:`ConfigError`."""
+    return METHODS.get(name)
 
 
 def resolve_loss(method: str, overrides: dict | None) -> LossOptions:
@@ -493,7 +400,7 @@ def term_weight(name: str, loss: Mapping[str, Any]) -> float | None:
     """The weight of term ``name`` in resolved loss options given as plain data (a results
     file's config): its declaration's section and weight key. A term not declared in this
     process is read as ``loss.NAME.weight``, :func:`facd.register_term`'s default."""
-    spec = _terms.TERMS.get(name)
+    spec = _terms.TERMS.get(name, None)
     section, key = (spec.section, spec.weight_key) if spec else (name, "weight")
     return (loss.get(section) or {}).get(key)
 
@@ -553,6 +460,3 @@ def missing_stage_message(
         f"(facd train {stage_config_hint(stage, teacher_preset, scale)} --out {path.parent}) and "
         f"set teacher.weights to its last.safetensors{note}"
     )
-
-
-_BUILT_IN = frozenset(METHODS)

@@ -54,10 +54,17 @@ from torch import nn
 
 from facd.distill.methods import missing_stage_message
 from facd.distill.options import LossOptions, VIDOptions
-from facd.distill.terms import TERMS, LossTerm, SetupContext, StepContext, TermEnv
+from facd.distill.terms import (
+    LossTerm,
+    Needs,
+    SetupContext,
+    StepContext,
+    TermEnv,
+    register_term,
+)
 from facd.errors import CheckpointError, ConfigError
 
-ENCODER_FILE = TERMS["vid"].outputs[0]  # declared with the term (facd.distill.methods)
+ENCODER_FILE = "pisr_encoder.safetensors"  # the HR encoder E, declared with the term below
 ENCODER_METADATA_KEY = "facd.pisr_encoder"
 
 
@@ -286,6 +293,23 @@ def init_from_teacher(ctx: SetupContext) -> bool:
     return True
 
 
+def _needs(opts: LossOptions) -> Needs:
+    if opts.vid.mode == "teacher":
+        return Needs(extra_network="HR encoder (trained)")
+    return Needs(
+        teacher_features=True,
+        student_features=True,
+        teacher_stage=True,
+        extra_network="HR encoder (frozen, from the teacher stage)",
+    )
+
+
+@register_term(
+    "vid",
+    needs=_needs,
+    summary="PISR: the teacher stage (mode teacher) or VID distillation (mode distill)",
+    outputs=(ENCODER_FILE,),  # the HR encoder E, for the distillation stage
+)
 def build(opts: LossOptions, env: TermEnv) -> LossTerm:
     if opts.vid.mode == "teacher":
         return PISRTeacherStage(opts.vid, env)

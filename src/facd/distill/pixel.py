@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from facd.distill.options import LossOptions
-from facd.distill.terms import LossTerm, StepContext, TermEnv
+from facd.distill.terms import LossTerm, Needs, StepContext, TermEnv, register_term
 
 
 @torch.no_grad()
@@ -52,9 +52,23 @@ class L1ToTeacher(LossTerm):
         return err.mean()
 
 
+@register_term(
+    "l1_gt",
+    section="pixel",
+    needs=lambda o: Needs(teacher_output=o.pixel.adaptive),  # Eq. 2 weighs it by the indicator
+    weight_key="gt_weight",
+    summary="mean|S - GT| (Eq. 2 with the indicator when pixel.adaptive)",
+)
 def build_gt(opts: LossOptions, env: TermEnv) -> LossTerm:
     return L1ToGT(opts.pixel.adaptive)
 
 
+@register_term(
+    "l1_t",
+    section="pixel",
+    needs=Needs(teacher_output=True),
+    weight_key="teacher_weight",
+    summary="mean|S - T|, teacher supervision",
+)
 def build_t(opts: LossOptions, env: TermEnv) -> LossTerm:
     return L1ToTeacher(opts.pixel.adaptive)

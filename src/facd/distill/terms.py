@@ -6,6 +6,10 @@ features, an extra network, a teacher stage) as a function of the options, and i
 The needs are readable before anything is built, so whoever runs the terms (the
 :class:`facd.Distiller`) decides from them whether to run a teacher and where to tap features.
 
+Every term, built-in or a plugin's, is declared with :func:`register_term` on its builder, in
+the module that defines it. :data:`TERMS` lists the built-in modules by name and imports them on
+first use; their order is the order in which term values are summed.
+
 A method (``facd.distill.methods``) switches terms on by giving them a non-zero weight. The
 distiller runs the teacher and the student once per step, fills a :class:`StepContext`, and sums
 ``weight * term(ctx)`` over the active terms. Terms with parameters (regressors, VID heads) are
@@ -20,7 +24,6 @@ each checkpoint) and ``stage_products`` (what a teacher stage hands to the metho
 
 from __future__ import annotations
 
-import importlib
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,7 +35,7 @@ import torch
 from torch import nn
 
 from facd.archs.spec import ArchSpec
-from facd.errors import ConfigError
+from facd.registry import Registry
 
 if TYPE_CHECKING:
     from facd.distill.options import LossOptions
@@ -197,14 +200,13 @@ NeedsOf = Callable[["LossOptions"], Needs]
 
 @dataclass(frozen=True)
 class TermSpec:
-    """The declaration of a term. ``builder`` is a callable or ``"module:function"`` (imported
-    on first use, so an unused term costs nothing). ``options`` is the dataclass of a section
-    that :class:`facd.distill.options.LossOptions` does not have (a term added from outside)."""
+    """The declaration of a term. ``options`` is the dataclass of a section that
+    :class:`facd.distill.options.LossOptions` does not have (a term added from outside)."""
 
     name: str
     section: str
     needs: NeedsOf
-    builder: TermBuilder | str
+    builder: TermBuilder
     weight_key: str = "weight"
     options: type | None = None
     summary: str = ""
@@ -215,26 +217,24 @@ class TermSpec:
         return float(getattr(getattr(opts, self.section), self.weight_key))
 
     def build(self, opts: LossOptions, env: TermEnv) -> LossTerm:
-        fn = self.builder
-        if isinstance(fn, str):
-            module, _, attr = fn.partition(":")
-            fn = getattr(importlib.import_module(module), attr)
-        term = fn(opts, env)
+        term = self.builder(opts, env)
         term.name = self.name
         return term
 
 
-TERMS: dict[str, TermSpec] = {}
-
-
-def add_term(spec: TermSpec) -> TermSpec:
-    """Register a term declaration. A built-in term cannot be replaced; a term added from
-    outside may be declared again (a module imported twice)."""
-    old = TERMS.get(spec.name)
-    if old is not None and isinstance(old.builder, str) and old != spec:
-        raise ConfigError(f"loss term {spec.name!r} is built in; choose another name")
-    TERMS[spec.name] = spec
-    return spec
+#: The term declarations, in the order their values are summed. Each built-in module declares
+#: its terms with :func:`register_term`, as a plugin does.
+TERMS: Registry[TermSpec] = Registry(
+    "loss term",
+    builtin=(
+        "facd.distill.pixel",  # l1_gt, l1_t
+        "facd.distill.contrastive",  # contrast
+        "facd.distill.fakd",
+        "facd.distill.lfd",
+        "facd.distill.csd",
+        "facd.distill.pisr",  # vid
+    ),
+)
 
 
 def register_term(
@@ -253,12 +253,13 @@ def register_term(
     ``options`` its dataclass when the section is new. ``needs`` is a :class:`Needs` or a
     function of the resolved options returning one. ``outputs`` names the files its
     ``extra_outputs`` writes beside each checkpoint (a run folder counts them as facd's).
+    A taken name is a one-line :class:`ConfigError`.
     """
 
     def deco(fn: TermBuilder) -> TermBuilder:
         needs_of = needs if callable(needs) else (lambda _o, n=needs: n)
         spec = TermSpec(name, section or name, needs_of, fn, weight_key, options, summary, outputs)
-        add_term(spec)
+        TERMS.register(name, spec, fn.__module__)
         return fn
 
     return deco

@@ -784,7 +784,7 @@ class Protocol:
         row = next((r for r in self.rows if r.name == name), None)
         if row is not None and row.label:
             return row.label
-        method = METHODS.get(row.method if row is not None else name)
+        method = METHODS.get(row.method if row is not None else name, None)
         return (method.label if method is not None else "") or name
 
     # ------------------------------------------------------------------ derived
