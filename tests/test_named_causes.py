@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
+import facd
 from facd.cli import main
 
-from .helpers import make_image_folder
+from .helpers import make_checkpoint, make_image_folder
 
 CONFIG = """\
 method: {method}
@@ -87,3 +89,77 @@ def test_eval_is_quiet_when_every_lr_image_has_its_hr(tmp_path, capsys):
     argv = ["eval", "-m", "bicubic", "-s", "2", "--data-root", str(tmp_path / "bench")]
     assert main([*argv, "--sets", "Tiny", "-q"]) == 0
     assert lines(capsys, "warning", "eval") == []
+
+
+# ------------------------------------------------ 2. upscale: colour profiles and animations
+
+
+def icc_header(space: bytes) -> bytes:
+    """A minimal ICC profile header (128 bytes and an empty tag table) of colour space
+    ``space``; the bytes are copied as they are, which is all the test needs."""
+    head = bytearray(132)
+    head[0:4] = (132).to_bytes(4, "big")
+    head[12:16], head[16:20], head[20:24], head[36:40] = b"mntr", space, b"XYZ ", b"acsp"
+    return bytes(head)
+
+
+@pytest.fixture()
+def model(tmp_path) -> Path:
+    return make_checkpoint(tmp_path / "m.safetensors", preset="edsr-tiny-s", scale=2)
+
+
+def upscale(model: Path, src: Path, out: Path) -> int:
+    return main(["upscale", str(model), str(src), "-o", str(out), "-q"])
+
+
+def rgb(seed: int = 0) -> Image.Image:
+    pixels = np.random.default_rng(seed).integers(0, 256, (12, 10, 3), dtype=np.uint8)
+    return Image.fromarray(pixels)
+
+
+@pytest.mark.parametrize("fmt", ["png", "webp", "jpg"])
+def test_upscale_keeps_an_rgb_colour_profile(model, tmp_path, capsys, fmt):
+    profile = icc_header(b"RGB ")
+    rgb().save(tmp_path / "in.png", icc_profile=profile)
+    out = tmp_path / "out"
+    argv = ["upscale", str(model), str(tmp_path / "in.png"), "-o", str(out), "--format", fmt]
+    assert main([*argv, "-q"]) == 0
+    with Image.open(out / f"in_x2.{fmt}") as img:
+        assert img.info.get("icc_profile") == profile
+        assert img.size == (20, 24)
+    assert lines(capsys, "warning", "upscale") == []
+
+
+def test_upscale_keeps_a_grey_profile_on_a_grey_output(model, tmp_path, capsys):
+    profile = icc_header(b"GRAY")
+    rgb().convert("L").save(tmp_path / "g.png", icc_profile=profile)
+    assert upscale(model, tmp_path / "g.png", tmp_path / "o") == 0
+    with Image.open(tmp_path / "o" / "g_x2.png") as img:
+        assert img.mode == "L" and img.info.get("icc_profile") == profile
+    assert lines(capsys, "warning", "upscale") == []
+
+
+def test_upscale_warns_about_a_profile_it_cannot_keep(model, tmp_path, capsys):
+    rgb().save(tmp_path / "in.png", icc_profile=icc_header(b"GRAY"))
+    assert upscale(model, tmp_path / "in.png", tmp_path / "o") == 0
+    (line,) = lines(capsys, "warning", "upscale")
+    assert f"{tmp_path / 'in.png'}: its ICC colour profile (GRAY) does not describe" in line
+    assert "not copied to in_x2.png" in line
+    with Image.open(tmp_path / "o" / "in_x2.png") as img:
+        assert "icc_profile" not in img.info
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP"])
+def test_upscale_names_an_animation_whose_frames_it_drops(model, tmp_path, capsys, fmt):
+    src = tmp_path / f"anim.{fmt.lower()}"
+    frames = [rgb(seed) for seed in range(3)]
+    frames[0].save(src, format=fmt, save_all=True, append_images=frames[1:], lossless=True)
+    assert main(["upscale", str(model), str(src), "-o", str(tmp_path / "o"), "-q"]) == 0
+    (line,) = lines(capsys, "warning", "upscale")
+    assert line == (
+        f"facd upscale: warning: {src}: animated image with 3 frames; only the first frame is "
+        f"upscaled (anim_x2.png is a still image)"
+    )
+    first = facd.load(str(model), device="cpu")(np.asarray(frames[0]))
+    with Image.open(tmp_path / "o" / "anim_x2.png") as img:
+        assert np.array_equal(np.asarray(img), first)
