@@ -9,10 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import facd
+from facd import Distiller
+from facd.archs import build_model, preset_spec
+from facd.archs.io import save_model
 from facd.cli import main
+from facd.errors import DataError, DistillerError
 
 from .helpers import make_checkpoint, make_image_folder
 
@@ -163,3 +168,87 @@ def test_upscale_names_an_animation_whose_frames_it_drops(model, tmp_path, capsy
     first = facd.load(str(model), device="cpu")(np.asarray(frames[0]))
     with Image.open(tmp_path / "o" / "anim_x2.png") as img:
         assert np.array_equal(np.asarray(img), first)
+
+
+# ------------------------------------------- 3. a broken teacher or input is named as such
+
+
+def broken_teacher(path: Path, how: str) -> Path:
+    """An edsr-tiny-t x2 teacher whose first convolution holds a NaN (``nan``), or whose
+    weights are all finite but 1e30 times too large, so its output overflows (``overflow``)."""
+    torch.manual_seed(4)
+    spec = preset_spec("edsr-tiny-t", 2)
+    net = build_model(spec)
+    with torch.no_grad():
+        if how == "nan":
+            net.head[0].weight[0, 0, 0, 0] = float("nan")
+        else:
+            for p in net.parameters():
+                p.mul_(1e30)
+    save_model(path, net, spec)
+    return path
+
+
+@pytest.fixture()
+def ts_work(work) -> Path:
+    (work / "cfg.yaml").write_text(TS)
+    return work
+
+
+def test_a_nan_teacher_file_is_named_not_a_loss_term(ts_work, capsys):
+    broken_teacher(ts_work / "teacher.safetensors", "nan")
+    assert train() == 2
+    line = error_line(capsys)
+    assert line == (
+        "facd train: error: teacher weights teacher.safetensors hold NaN or infinite values in "
+        "1 tensor(s) (first: 'head.0.weight'); the teacher is broken (e.g. saved from a "
+        "diverged training run): use an intact teacher checkpoint"
+    )
+    assert not (ts_work / "run").exists()
+
+
+def test_a_teacher_whose_output_overflows_is_named(ts_work, capsys):
+    broken_teacher(ts_work / "teacher.safetensors", "overflow")
+    assert train() == 3
+    line = error_line(capsys)
+    assert line.startswith(
+        "facd train: error: non-finite loss at iteration 1: the teacher teacher.safetensors "
+        "returned NaN or infinite values on this batch (its weights overflow in fp32, or are "
+        "broken): check teacher.weights (term 'l1_t' is "
+    )
+
+
+def test_the_distiller_names_a_nan_teacher_module_and_a_nan_input():
+    torch.manual_seed(0)
+    student = build_model(preset_spec("edsr-tiny-s", 2))
+    teacher = build_model(preset_spec("edsr-tiny-t", 2))
+    with torch.no_grad():
+        teacher.tail[-1].bias[0] = float("inf")
+    with pytest.raises(DistillerError, match=r"^the teacher's weights hold NaN or infinite"):
+        Distiller(student, teacher, "ts")
+    good = build_model(preset_spec("edsr-tiny-t", 2))
+    distiller = Distiller(student, good, "ts")
+    lr, hr = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 16, 16)
+    lr[1, 0, 3, 3] = float("nan")
+    with pytest.raises(DistillerError) as err:
+        distiller(lr, hr)
+    assert str(err.value) == (
+        "lr holds 1 NaN or infinite value(s); the input is broken, not the networks: check the "
+        "data that made this batch"
+    )
+
+
+def test_a_nan_in_upscale_input_is_blamed_on_the_input_not_the_weights(model):
+    up = facd.load(str(model), device="cpu")
+    img = np.random.default_rng(0).random((8, 9, 3)).astype(np.float32)
+    img[2, 3, 1] = np.nan
+    with pytest.raises(DataError) as err:
+        up(img)
+    assert str(err.value) == (
+        "float image (float32) holds 1 NaN or infinite value(s), which the network cannot "
+        "upscale; replace them first (numpy.nan_to_num or torch.nan_to_num)"
+    )
+    x = torch.rand(3, 8, 9)
+    x[0, 0, 0] = float("inf")
+    with pytest.raises(DataError, match=r"^float tensor \(torch.float32\) holds 1 NaN"):
+        up(x)

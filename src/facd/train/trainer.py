@@ -262,7 +262,8 @@ class Trainer:
         total, values, alpha = step.total, step.terms, step.alpha
         finite = bool(torch.isfinite(total).item())
         if any_rank(not finite, self.dist, self.device):
-            self._non_finite(values, local=not finite)  # raises, or skips the batch
+            cause = self._blame(lr, hr) if not finite else ""
+            self._non_finite(values, local=not finite, cause=cause)  # raises, or skips
             return None
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
@@ -294,12 +295,34 @@ class Trainer:
             raise ConfigError(_compile_message(backend, err)) from None
         self._compile_checked = True
 
-    def _non_finite(self, values: dict[str, torch.Tensor], local: bool = True) -> None:
-        """Skip the batch (``nan_policy: skip``) or stop, naming the iteration and the term."""
+    def _blame(self, lr: torch.Tensor, hr: torch.Tensor) -> str:
+        """What made this batch's loss non-finite when it is not the student: the batch itself,
+        or the teacher's output on it (run again, only on this failure path); "" otherwise."""
+        if not (bool(torch.isfinite(lr).all()) and bool(torch.isfinite(hr).all())):
+            return "the input batch holds NaN or infinite values (the data, not the weights)"
+        if self.teacher is None or self.cfg.teacher is None:
+            return ""
+        with torch.no_grad(), self.autocast():
+            sr_t, _ = self.model.teacher_forward(lr, hr)
+        if sr_t is None or bool(torch.isfinite(sr_t).all()):
+            return ""
+        return (
+            f"the teacher {self.cfg.teacher.weights} returned NaN or infinite values on this "
+            f"batch (its weights overflow in {self.cfg.train.precision}, or are broken): check "
+            "teacher.weights"
+        )
+
+    def _non_finite(
+        self, values: dict[str, torch.Tensor], local: bool = True, cause: str = ""
+    ) -> None:
+        """Skip the batch (``nan_policy: skip``) or stop, naming the iteration and the term, or
+        the cause when it is the batch or the teacher (:meth:`_blame`)."""
         bad = [n for n, v in values.items() if not torch.isfinite(v).all()]
         step = self.iteration + 1
-        if bad:
-            shown = ", ".join(f"'{n}' is {float(values[n].detach().float())}" for n in bad)
+        shown = ", ".join(f"'{n}' is {float(values[n].detach().float())}" for n in bad)
+        if cause:
+            msg = f"non-finite loss at iteration {step}: {cause} (term {shown or 'total'})"
+        elif bad:
             msg = f"non-finite loss at iteration {step}: term {shown}"
         elif local:
             msg = f"non-finite loss at iteration {step}: the weighted total is not finite"
