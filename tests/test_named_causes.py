@@ -5,6 +5,8 @@ or ``tb/``, and a resume under another thread count."""
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,7 @@ from facd.archs.io import save_model
 from facd.cli import main
 from facd.errors import DataError, DistillerError
 
-from .helpers import make_checkpoint, make_image_folder
+from .helpers import make_checkpoint, make_finished_run, make_image_folder
 
 CONFIG = """\
 method: {method}
@@ -252,3 +254,75 @@ def test_a_nan_in_upscale_input_is_blamed_on_the_input_not_the_weights(model):
     x[0, 0, 0] = float("inf")
     with pytest.raises(DataError, match=r"^float tensor \(torch.float32\) holds 1 NaN"):
         up(x)
+
+
+# ------------------------------------------------------------- 4., 5. --out itself
+
+
+def test_a_dangling_out_symlink_is_named(work, capsys):
+    (work / "run").symlink_to(work / "gone" / "run", target_is_directory=True)
+    assert train() == 2
+    assert error_line(capsys) == (
+        f"facd train: error: --out run is a dangling symbolic link (to {work / 'gone' / 'run'}, "
+        "which does not exist); create the folder it points to, or give another --out"
+    )
+    assert not (work / "gone").exists()
+
+
+def test_out_home_is_refused_with_a_sub_folder_to_use(work, monkeypatch, capsys):
+    home = work / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for mode in ((), ("--resume",)):
+        assert train(*mode, out=str(home)) == 2
+        assert error_line(capsys) == (
+            f"facd train: error: --out {home} is your home folder; a run writes config.yaml, "
+            "checkpoints/, tb/ and its weights directly into --out: give it a fresh "
+            f"sub-folder, e.g. --out {home}/runs/my-run"
+        )
+    assert files_under(home) == []
+
+
+def test_out_root_is_refused_before_anything_is_written(work, capsys):
+    had_lock = Path("/.facd.lock").exists()
+    assert train(out="/") == 2
+    assert error_line(capsys) == (
+        "facd train: error: --out / is the root folder; a run writes config.yaml, "
+        "checkpoints/, tb/ and its weights directly into --out: give it a fresh sub-folder, "
+        "e.g. --out /runs/my-run"
+    )
+    assert Path("/.facd.lock").exists() == had_lock
+
+
+# ------------------------------------ 7. a symlinked checkpoints/ or tb/ in the run folder
+
+
+@pytest.mark.parametrize("folder", ["checkpoints", "tb"])
+def test_a_fresh_run_never_writes_through_a_symlinked_folder(work, capsys, folder):
+    elsewhere = work / "elsewhere"
+    elsewhere.mkdir()
+    (work / "run").mkdir()
+    (work / "run" / folder).symlink_to(elsewhere, target_is_directory=True)
+    assert train() == 2
+    assert error_line(capsys) == (
+        f"facd train: error: run/{folder} is a symbolic link (to {elsewhere}); facd does not "
+        "write or delete through links out of run; nothing was written; replace the link by a "
+        "real folder (move its files in), or choose another --out"
+    )
+    assert files_under(elsewhere) == [] and files_under(work / "run") == []
+
+
+@pytest.mark.parametrize("folder", ["checkpoints", "tb"])
+def test_resume_never_writes_through_a_symlinked_folder(tmp_path, monkeypatch, capsys, folder):
+    root = make_finished_run(tmp_path, SCRATCH)
+    monkeypatch.chdir(root)
+    elsewhere = root / "elsewhere"
+    shutil.move(root / "run" / folder, elsewhere)
+    (root / "run" / folder).symlink_to(elsewhere, target_is_directory=True)
+    before = {p: os.stat(elsewhere / p).st_mtime_ns for p in files_under(elsewhere)}
+    capsys.readouterr()
+    assert train("--resume", "--set", "train.iterations=3") == 2
+    assert f"facd train: error: run/{folder} is a symbolic link (to {elsewhere})" in (
+        error_line(capsys)
+    )
+    assert {p: os.stat(elsewhere / p).st_mtime_ns for p in files_under(elsewhere)} == before
