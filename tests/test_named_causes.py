@@ -294,6 +294,28 @@ def test_out_root_is_refused_before_anything_is_written(work, capsys):
     assert Path("/.facd.lock").exists() == had_lock
 
 
+# ------------------------------------------------ 6. resuming under another thread count
+
+
+def test_resume_with_another_thread_count_warns_in_one_line(tmp_path, monkeypatch, capsys):
+    root = make_finished_run(tmp_path, SCRATCH)  # trained with 1 thread (conftest)
+    monkeypatch.chdir(root)
+    state = torch.load(root / "run/checkpoints/state-00000002.pt", weights_only=True)
+    assert state["threads"] == 1
+    assert "thread" not in (root / "run/config.yaml").read_text()  # fingerprints unchanged
+    capsys.readouterr()
+    torch.set_num_threads(2)  # conftest restores the count
+    assert train("--resume", "--set", "train.iterations=3") == 0
+    warned = [ln for ln in capsys.readouterr().err.splitlines() if "CPU threads" in ln]
+    assert warned == [
+        "warning: run/checkpoints/state-00000002.pt was saved by a process with 1 CPU threads, "
+        "this one has 2; float sums group differently, so the resumed run is not bit-identical "
+        "to an uninterrupted one (last digits): set OMP_NUM_THREADS=1 for an exact resume"
+    ]
+    assert train("--resume", "--set", "train.iterations=4") == 0  # state 3: saved with 2
+    assert "CPU threads" not in capsys.readouterr().err
+
+
 # ------------------------------------ 7. a symlinked checkpoints/ or tb/ in the run folder
 
 

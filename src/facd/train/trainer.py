@@ -26,6 +26,11 @@ one drew, whatever happens between a save and the resume:
 A new random consumer takes a generator from the distiller's ``step_random`` (it needs no saved
 state). The global states are still saved and restored as a safety net, but only rank 0's
 are saved, so under DDP a global draw would not resume exactly on the other ranks.
+
+Bit-exactness also needs the same CPU thread count, torch build and CPU kind, which decide how
+float sums are grouped. A state records the thread count of the process that saved it (not in
+the resolved config: fingerprints stay), and a CPU run resumed with another count warns in one
+line (:meth:`Trainer._warn_other_threads`); it is not refused.
 """
 
 from __future__ import annotations
@@ -356,6 +361,7 @@ class Trainer:
             "best_psnr": self.best_psnr,
             "alpha_counts": list(self.alpha_counts),
             "skipped": self.skipped,
+            "threads": torch.get_num_threads(),  # not in the config: fingerprints stay
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -385,7 +391,23 @@ class Trainer:
                 f"{path}: training state does not fit this config ({first[:200]})"
             ) from None
         self.resumed_from = path
+        self._warn_other_threads(path, state.get("threads"))
         return True
+
+    def _warn_other_threads(self, path: Path, saved: object) -> None:
+        """One line when a CPU run resumes with another thread count than the state was saved
+        with: the float sums group differently, so the run is not bit-identical to an
+        uninterrupted one (last digits). Not a refusal; states from before the record pass."""
+        now = torch.get_num_threads()
+        if self.device.type != "cpu" or not isinstance(saved, int) or saved == now:
+            return
+        if self.dist.is_main:
+            self.log(
+                f"warning: {path} was saved by a process with {saved} CPU threads, this one has "
+                f"{now}; float sums group differently, so the resumed run is not bit-identical "
+                f"to an uninterrupted one (last digits): set OMP_NUM_THREADS={saved} for an "
+                "exact resume"
+            )
 
     def save(self) -> None:
         if not self.dist.is_main:
