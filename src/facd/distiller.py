@@ -47,7 +47,13 @@ from torch import nn
 from facd.archs.spec import ArchSpec
 from facd.distill import crossrank
 from facd.distill import terms as _terms
-from facd.distill.inputs import check_batch, check_networks, check_outputs, unwrap_teacher
+from facd.distill.inputs import (
+    check_batch,
+    check_networks,
+    check_outputs,
+    check_teacher_finite,
+    unwrap_teacher,
+)
 from facd.distill.methods import active_terms, get_method, needs_of, resolve_loss
 from facd.distill.options import LossOptions
 from facd.distill.pixel import adaptive_indicator
@@ -163,9 +169,13 @@ class Distiller(nn.Module):
         if self.needs.teacher and teacher is None:
             raise ConfigError(f"method {method!r} needs a teacher network")
         teacher = unwrap_teacher(teacher) if self.needs.teacher else None
+        teacher_file = run.teacher_weights
         if isinstance(teacher, str | Path):  # a checkpoint: facd, official or BasicSR
-            teacher = _load_teacher(str(teacher), _spec_of(student))
+            teacher_file = str(teacher)
+            teacher = _load_teacher(teacher_file, _spec_of(student))
         check_networks(student, teacher)
+        if teacher is not None:
+            check_teacher_finite(teacher, teacher_file)
         self._batch_checked = False  # the first call also checks values and output sizes
         if teacher is not None:
             teacher.eval().requires_grad_(False)

@@ -7,7 +7,13 @@ Inputs are files, folders (their images, not recursive) or glob patterns. Each o
 * grey images give grey outputs (RGB network output -> MATLAB ``rgb2gray``);
 * transparency is kept: RGB goes through the network, alpha through MATLAB bicubic
   (PNG/WebP only; JPEG cannot store alpha); fully opaque alpha is dropped;
-* 16-bit images are refused (convert them to 8 bits per channel first).
+* 16-bit images are refused (convert them to 8 bits per channel first);
+* an ICC colour profile is embedded in the output as it was, when it describes the output's
+  colour model (RGB for colour, GRAY for grey outputs): the network maps pixel values of the
+  input's colour space to the same space. Any other profile (CMYK, or GRAY on a colour output)
+  is dropped, with a one-line warning naming the file;
+* of an animated image (APNG, animated WebP) only the first frame is upscaled, with a one-line
+  warning naming the file and its frame count.
 
 Before any image is written, the whole batch is checked: ``-o`` must be a writable folder (or
 creatable), and no output may be one of the inputs (``a.png`` -> ``a_x4.png`` while
@@ -180,12 +186,44 @@ def read_input(path: Path) -> np.ndarray:
     return image_io.to_array(img, src, keep_gray=True)
 
 
-def write_output(path: Path, img: np.ndarray, quality: int | None) -> None:
-    """Write uint8 grey/RGB with ``image_io.write_image``; grey/RGB + alpha as PNG or WebP."""
+def kept_profile(src: Path, grey: bool, dst: Path) -> bytes | None:
+    """The ICC profile of ``src`` to embed in ``dst``, or None; warns in one line about what is
+    dropped: frames after the first of an animation, and a profile of another colour model
+    than the output's (bytes 16-19 of an ICC header name its colour space)."""
+    from PIL import Image
+
+    from facd.messages import warn
+
+    with Image.open(src) as img:
+        frames = int(getattr(img, "n_frames", 1))
+        icc = img.info.get("icc_profile") or None
+    if frames > 1:
+        warn(
+            f"{src}: animated image with {frames} frames; only the first frame is upscaled "
+            f"({dst.name} is a still image)"
+        )
+    if icc is None:
+        return None
+    space = icc[16:20].decode("latin-1").strip() or "unknown"
+    if space == ("GRAY" if grey else "RGB"):
+        return icc
+    warn(
+        f"{src}: its ICC colour profile ({space}) does not describe the "
+        f"{'grey' if grey else 'RGB'} output and is not copied to {dst.name}; colours may "
+        "look different in colour-managed viewers"
+    )
+    return None
+
+
+def write_output(
+    path: Path, img: np.ndarray, quality: int | None, icc_profile: bytes | None = None
+) -> None:
+    """Write uint8 grey/RGB with ``image_io.write_image``; grey/RGB + alpha as PNG or WebP;
+    ``icc_profile`` is embedded as given."""
     from facd.data.image_io import write_image
 
     if img.ndim == 2 or img.shape[2] == 3:
-        write_image(path, img, quality=quality)
+        write_image(path, img, quality=quality, icc_profile=icc_profile)
         return
     import io
 
@@ -199,6 +237,8 @@ def write_output(path: Path, img: np.ndarray, quality: int | None) -> None:
     options: dict[str, object] = {}
     if fmt == "WEBP":
         options = {"lossless": True} if quality is None else {"quality": int(quality)}
+    if icc_profile is not None:
+        options["icc_profile"] = icc_profile
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(img)).save(buf, format=fmt, **options)
     atomic_write_bytes(path, buf.getvalue())
@@ -280,7 +320,8 @@ def run(args: argparse.Namespace) -> int:
             tile_grid(lr.shape[0], lr.shape[1], up.options["tile"], overlap, desc.tiling.align)
         )
         approx |= n_tiles > 1 and not (desc.exact_tiling and overlap >= desc.receptive_margin)
-        write_output(dst, _upscale_one(up, lr, src, args), args.quality)
+        icc = kept_profile(src, lr.ndim == 2 or lr.shape[2] == 2, dst)
+        write_output(dst, _upscale_one(up, lr, src, args), args.quality, icc)
     if not args.quiet:
         took = time.perf_counter() - t0
         print(

@@ -7,6 +7,8 @@ Layout under a data root::
 
 When an LR file is missing it is rebuilt from HR with MATLAB-exact
 ``imresize(modcrop(HR, s), 1/s, 'bicubic')`` and cached in memory (never written to disk).
+A set is scored on its HR files: stored LR files without an HR file are left out, with one
+warning that counts them and names the first three.
 HR images keep their stored channel count (Set14 ``bridge.png`` is single-channel) and are
 modcropped to the scale; LR images are always HxWx3 (grey replicated) for the network.
 
@@ -23,9 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from facd.data.image_io import list_images, read_image_raw
+from facd.data.image_io import IMAGE_EXTENSIONS, list_images, read_image_raw
 from facd.data.imresize import bicubic_downsample, modcrop
 from facd.errors import DataError
+from facd.messages import warn
 
 __all__ = ["BenchmarkItem", "BenchmarkSet", "SplitSet", "available_sets"]
 
@@ -82,6 +85,31 @@ class BenchmarkSet:
         self.hr_paths = list_images(hr_dir)
         self.lr_dir = self.folder / "LR_bicubic" / f"X{self.scale}"
         self._lr_cache: dict[str, np.ndarray] = {}
+        self.unscored_lr = self._lr_without_hr()
+        if self.unscored_lr:
+            shown = ", ".join(p.name for p in self.unscored_lr[:3])
+            more = ", ..." if len(self.unscored_lr) > 3 else ""
+            warn(
+                f"{self.lr_dir}: {len(self.unscored_lr)} LR image(s) have no HR image in "
+                f"{hr_dir} and are not scored ({shown}{more}); {name} is scored on its "
+                f"{len(self)} HR image(s): restore the missing HR files for comparable numbers"
+            )
+
+    def _lr_without_hr(self) -> list[Path]:
+        """Stored LR images (``<name>x<s>.*``) whose HR image is missing: the set is scored on
+        its HR files, so these are left out, and a warning says so (not an error: the numbers
+        of the images present are right, and a user may have trimmed a set on purpose)."""
+        if not self.lr_dir.is_dir():
+            return []
+        expected = {f"{stem}x{self.scale}" for stem in self.names}
+        return sorted(
+            p
+            for p in self.lr_dir.iterdir()
+            if p.suffix.lower() in IMAGE_EXTENSIONS
+            and not p.name.startswith(".")
+            and p.stem not in expected
+            and p.is_file()
+        )
 
     def __len__(self) -> int:
         return len(self.hr_paths)

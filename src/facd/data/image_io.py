@@ -133,10 +133,16 @@ def read_image_raw(path: str | os.PathLike[str]) -> np.ndarray:
     return to_array(img, p, keep_gray=True)
 
 
-def write_image(path: str | os.PathLike[str], img: np.ndarray, quality: int | None = None) -> None:
+def write_image(
+    path: str | os.PathLike[str],
+    img: np.ndarray,
+    quality: int | None = None,
+    icc_profile: bytes | None = None,
+) -> None:
     """Write uint8 HxW or HxWx3 (HxWx1 is squeezed) atomically; format from the extension.
 
-    ``quality`` applies to JPEG (default 95) and WebP (default: lossless). Parent folders are
+    ``quality`` applies to JPEG (default 95) and WebP (default: lossless). ``icc_profile`` is
+    embedded as given (PNG, JPEG, WebP; BMP cannot hold one and refuses it). Parent folders are
     created. The file is written to a temporary name in the same folder and then renamed, so a
     crash never leaves a half-written image under ``path`` (:mod:`facd.fileio`: a failed write
     is a one-line ``StorageError``).
@@ -152,6 +158,10 @@ def write_image(path: str | os.PathLike[str], img: np.ndarray, quality: int | No
     if arr.dtype != np.uint8 or not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 3)):
         raise DataError(f"{path}: expected a uint8 HxW or HxWx3 array, got {arr.dtype} {arr.shape}")
     options: dict[str, object] = {}
+    if icc_profile is not None:
+        if fmt == "BMP":
+            raise DataError(f"{path}: BMP cannot hold an ICC colour profile; use png, jpg or webp")
+        options["icc_profile"] = icc_profile
     if fmt == "JPEG":
         options["quality"] = 95 if quality is None else int(quality)
     elif fmt == "WEBP":

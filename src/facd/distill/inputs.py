@@ -14,12 +14,16 @@ At construction (:func:`check_networks`):
   freeze the student);
 - the teacher's floating-point dtype is the student's (a bf16 or fp64 teacher beside a float32
   student fails at its first convolution; mixed precision is ``torch.autocast``'s job);
-- when both networks carry an architecture spec, their scales agree.
+- when both networks carry an architecture spec, their scales agree;
+- the teacher's weights are finite (:func:`check_teacher_finite`): a teacher saved from a
+  diverged run makes every term that reads it NaN, which would be reported as a loss-term
+  problem; the message names the teacher's file when it is known.
 
 At every call (:func:`check_batch`), shapes only (no device synchronisation): ``lr`` and ``hr``
 are 4-D float tensors (N, C, H, W) with the same batch size, and ``hr`` is ``lr`` times the
 student's scale when the student's spec is known. At the first call also the values (one
-reduction): inputs above 1.5 are taken for 0..255 images (facd's networks take [0, 1]; 1.5
+reduction each): NaN or infinite inputs are refused (they would be blamed on the weights), and
+inputs above 1.5 are taken for 0..255 images (facd's networks take [0, 1]; 1.5
 leaves room for the overshoot of a bicubic resize). At the first call the outputs are checked
 too (:func:`check_outputs`): the student's and the teacher's outputs have the size of ``hr``,
 which catches a scale mismatch between networks without a spec.
@@ -115,12 +119,34 @@ def check_batch(lr: Any, hr: Any, scale: int | None, first: bool) -> None:
         )
     if first:
         for name, t in (("lr", lr), ("hr", hr)):
+            bad = int((~torch.isfinite(t.detach())).sum())
+            if bad:
+                raise DistillerError(
+                    f"{name} holds {bad} NaN or infinite value(s); the input is broken, not the "
+                    "networks: check the data that made this batch"
+                )
             top = float(t.detach().amax()) if t.numel() else 0.0
             if top > RANGE_LIMIT:
                 raise DistillerError(
                     f"{name} holds values up to {top:.4g}; facd's networks take images in "
                     f"[0, 1]: divide 0..255 images by 255"
                 )
+
+
+def check_teacher_finite(teacher: nn.Module, source: str | None) -> None:
+    """Refuse a teacher whose weights or buffers hold NaN or infinity; ``source`` is its file."""
+    bad = [
+        name
+        for name, t in teacher.state_dict().items()
+        if t.is_floating_point() and not bool(torch.isfinite(t).all())
+    ]
+    if bad:
+        where = f"teacher weights {source}" if source else "the teacher's weights"
+        raise DistillerError(
+            f"{where} hold NaN or infinite values in {len(bad)} tensor(s) (first: {bad[0]!r}); "
+            "the teacher is broken (e.g. saved from a diverged training run): use an intact "
+            "teacher checkpoint"
+        )
 
 
 def check_outputs(hr: torch.Tensor, sr_s: torch.Tensor, sr_t: torch.Tensor | None) -> None:

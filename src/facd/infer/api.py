@@ -151,8 +151,15 @@ def _uint8_writer(view: np.ndarray, gray: bool) -> Callable[[int, int, Tensor], 
 UNIT_RANGE_LIMIT = 1.5  # above this, float pixels are 0..255 values, not [0, 1] (no rounding slack)
 
 
-def _check_unit_range(peak: float, what: str) -> None:
-    """Refuse float pixels on the 0..255 scale: they would be clipped to 1.0, silently white."""
+def _check_float_pixels(bad: int, peak: float, what: str) -> None:
+    """Refuse ``bad`` NaN or infinite float pixels (the network would return NaN, which would
+    be blamed on its weights), and float pixels on the 0..255 scale (``peak`` above 1.5):
+    they would be clipped to 1.0, silently white."""
+    if bad:
+        raise DataError(
+            f"{what} holds {bad} NaN or infinite value(s), which the network cannot upscale; "
+            "replace them first (numpy.nan_to_num or torch.nan_to_num)"
+        )
     if peak > UNIT_RANGE_LIMIT:
         raise DataError(
             f"{what} values go up to {peak:g}, but float input must lie in [0, 1]: divide it by "
@@ -415,7 +422,9 @@ class Upscaler:
             writer = _uint8_writer(view, gray)
             lr = torch.from_numpy(np.require(rgb, requirements=("C", "W"))).permute(2, 0, 1)
         else:
-            _check_unit_range(float(np.nanmax(rgb)), f"float image ({img.dtype})")
+            bad = int(rgb.size - np.count_nonzero(np.isfinite(rgb)))
+            peak = float(rgb.max()) if rgb.size and not bad else 0.0
+            _check_float_pixels(bad, peak, f"float image ({img.dtype})")
             writer = _float_writer(view, gray)
             rgb = np.require(rgb, dtype=np.float32, requirements=("C", "W"))
             lr = torch.from_numpy(rgb).permute(2, 0, 1)
@@ -436,7 +445,9 @@ class Upscaler:
             raise DataError(f"expected a (3, H, W) or (N, 3, H, W) tensor, got {tuple(x.shape)}")
         xb = x if batched else x.unsqueeze(0)
         if xb.numel():
-            _check_unit_range(float(xb.detach().amax()), f"float tensor ({x.dtype})")
+            bad = int((~torch.isfinite(xb.detach())).sum())
+            peak = float(xb.detach().amax()) if not bad else 0.0
+            _check_float_pixels(bad, peak, f"float tensor ({x.dtype})")
         s = self.scale
         n, c, h, w = xb.shape
         out = torch.empty((n, c, h * s, w * s), dtype=x.dtype, device=x.device)

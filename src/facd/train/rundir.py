@@ -23,7 +23,10 @@ its ``config.yaml`` to match; the manifest is then written, :func:`begin_run`). 
 not empty and is neither is refused in every mode, naming what it holds: nothing of a user's is
 continued, replaced or deleted. An empty or missing folder takes any mode (``--resume`` starts
 afresh there, as job scripts rely on). The CONFIG given may not be the folder's own
-``config.yaml`` (:func:`check_config_not_in_run`).
+``config.yaml`` (:func:`check_config_not_in_run`). In every mode ``--out`` may not be a dangling
+symbolic link, the root folder or the home folder (:func:`check_out_folder`), and
+``checkpoints/`` and ``tb/`` may not be symbolic links (:func:`check_no_linked_folders`):
+nothing is written through them.
 
 A new run (neither ``--resume`` nor ``--overwrite``) starts only in a missing or empty folder, or
 in the leftovers of a run of facd's that stopped before its first checkpoint (``config.yaml``,
@@ -120,6 +123,7 @@ class RunLock:
         self._created_dir = False
 
     def acquire(self) -> RunLock:
+        check_out_folder(self.run_dir)
         if self.run_dir.exists() and not self.run_dir.is_dir():
             raise ConfigError(f"--out {self.run_dir} exists and is not a folder")
         if not self.run_dir.exists():
@@ -261,6 +265,44 @@ def watch_launcher(
 # ------------------------------------------------------------------------- folder contents
 
 
+def check_out_folder(run_dir: Path) -> None:
+    """Refuse an ``--out`` no run may be written into, whatever the mode: a dangling symbolic
+    link (nothing could be created through it), the root folder or the home folder (a run
+    writes ``config.yaml``, ``checkpoints/``, ``tb/`` and its weights directly into ``--out``)."""
+    run_dir = Path(run_dir)
+    if run_dir.is_symlink() and not run_dir.exists():
+        raise ConfigError(
+            f"--out {run_dir} is a dangling symbolic link (to {os.readlink(run_dir)}, which does "
+            "not exist); create the folder it points to, or give another --out"
+        )
+    resolved = run_dir.resolve()
+    if resolved == Path(resolved.anchor):
+        _refuse_top_folder(run_dir, "the root folder")
+    with contextlib.suppress(RuntimeError, KeyError):  # no home folder: nothing to compare
+        if resolved == Path.home().resolve():
+            _refuse_top_folder(run_dir, "your home folder")
+
+
+def _refuse_top_folder(run_dir: Path, what: str) -> None:
+    sub = f"{run_dir.as_posix().rstrip('/')}/runs/my-run"
+    raise ConfigError(
+        f"--out {run_dir} is {what}; a run writes config.yaml, checkpoints/, tb/ and its weights "
+        f"directly into --out: give it a fresh sub-folder, e.g. --out {sub}"
+    )
+
+
+def check_no_linked_folders(run_dir: Path, overwrite: bool) -> None:
+    """Refuse a ``checkpoints/`` or ``tb/`` that is a symbolic link (or a file) in every mode:
+    a run would write its states and logs through the link, out of the run folder."""
+    advice = (
+        "--overwrite deleted nothing; move it away, or choose another --out"
+        if overwrite
+        else "nothing was written; replace the link by a real folder (move its files in), "
+        "or choose another --out"
+    )
+    check_replaceable(run_dir, files=(), folders=(STATE_DIR, TB_DIR), advice=advice)
+
+
 def facd_entries(run_dir: Path) -> tuple[list[str], list[str], list[str]]:
     """Classify what ``run_dir`` holds: (outputs of an earlier run, leftovers of a run that
     never saved, entries facd does not write), as paths relative to ``run_dir``."""
@@ -307,10 +349,12 @@ def check_run_dir(run_dir: Path, resume: bool, overwrite: bool, has_state: bool)
     """
     if resume and overwrite:
         raise ConfigError("--resume and --overwrite exclude each other; pass one of them")
+    check_out_folder(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"--out {run_dir} exists and is not a folder")
     if not run_dir.is_dir():
         return
+    check_no_linked_folders(run_dir, overwrite)
     outputs, leftovers, foreign = facd_entries(run_dir)
     present = [n for n in outputs + leftovers + foreign if _user_visible(n)]
     if not present:

@@ -26,6 +26,11 @@ one drew, whatever happens between a save and the resume:
 A new random consumer takes a generator from the distiller's ``step_random`` (it needs no saved
 state). The global states are still saved and restored as a safety net, but only rank 0's
 are saved, so under DDP a global draw would not resume exactly on the other ranks.
+
+Bit-exactness also needs the same CPU thread count, torch build and CPU kind, which decide how
+float sums are grouped. A state records the thread count of the process that saved it (not in
+the resolved config: fingerprints stay), and a CPU run resumed with another count warns in one
+line (:meth:`Trainer._warn_other_threads`); it is not refused.
 """
 
 from __future__ import annotations
@@ -262,7 +267,8 @@ class Trainer:
         total, values, alpha = step.total, step.terms, step.alpha
         finite = bool(torch.isfinite(total).item())
         if any_rank(not finite, self.dist, self.device):
-            self._non_finite(values, local=not finite)  # raises, or skips the batch
+            cause = self._blame(lr, hr) if not finite else ""
+            self._non_finite(values, local=not finite, cause=cause)  # raises, or skips
             return None
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
@@ -294,12 +300,34 @@ class Trainer:
             raise ConfigError(_compile_message(backend, err)) from None
         self._compile_checked = True
 
-    def _non_finite(self, values: dict[str, torch.Tensor], local: bool = True) -> None:
-        """Skip the batch (``nan_policy: skip``) or stop, naming the iteration and the term."""
+    def _blame(self, lr: torch.Tensor, hr: torch.Tensor) -> str:
+        """What made this batch's loss non-finite when it is not the student: the batch itself,
+        or the teacher's output on it (run again, only on this failure path); "" otherwise."""
+        if not (bool(torch.isfinite(lr).all()) and bool(torch.isfinite(hr).all())):
+            return "the input batch holds NaN or infinite values (the data, not the weights)"
+        if self.teacher is None or self.cfg.teacher is None:
+            return ""
+        with torch.no_grad(), self.autocast():
+            sr_t, _ = self.model.teacher_forward(lr, hr)
+        if sr_t is None or bool(torch.isfinite(sr_t).all()):
+            return ""
+        return (
+            f"the teacher {self.cfg.teacher.weights} returned NaN or infinite values on this "
+            f"batch (its weights overflow in {self.cfg.train.precision}, or are broken): check "
+            "teacher.weights"
+        )
+
+    def _non_finite(
+        self, values: dict[str, torch.Tensor], local: bool = True, cause: str = ""
+    ) -> None:
+        """Skip the batch (``nan_policy: skip``) or stop, naming the iteration and the term, or
+        the cause when it is the batch or the teacher (:meth:`_blame`)."""
         bad = [n for n, v in values.items() if not torch.isfinite(v).all()]
         step = self.iteration + 1
-        if bad:
-            shown = ", ".join(f"'{n}' is {float(values[n].detach().float())}" for n in bad)
+        shown = ", ".join(f"'{n}' is {float(values[n].detach().float())}" for n in bad)
+        if cause:
+            msg = f"non-finite loss at iteration {step}: {cause} (term {shown or 'total'})"
+        elif bad:
             msg = f"non-finite loss at iteration {step}: term {shown}"
         elif local:
             msg = f"non-finite loss at iteration {step}: the weighted total is not finite"
@@ -333,6 +361,7 @@ class Trainer:
             "best_psnr": self.best_psnr,
             "alpha_counts": list(self.alpha_counts),
             "skipped": self.skipped,
+            "threads": torch.get_num_threads(),  # not in the config: fingerprints stay
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -362,7 +391,23 @@ class Trainer:
                 f"{path}: training state does not fit this config ({first[:200]})"
             ) from None
         self.resumed_from = path
+        self._warn_other_threads(path, state.get("threads"))
         return True
+
+    def _warn_other_threads(self, path: Path, saved: object) -> None:
+        """One line when a CPU run resumes with another thread count than the state was saved
+        with: the float sums group differently, so the run is not bit-identical to an
+        uninterrupted one (last digits). Not a refusal; states from before the record pass."""
+        now = torch.get_num_threads()
+        if self.device.type != "cpu" or not isinstance(saved, int) or saved == now:
+            return
+        if self.dist.is_main:
+            self.log(
+                f"warning: {path} was saved by a process with {saved} CPU threads, this one has "
+                f"{now}; float sums group differently, so the resumed run is not bit-identical "
+                f"to an uninterrupted one (last digits): set OMP_NUM_THREADS={saved} for an "
+                "exact resume"
+            )
 
     def save(self) -> None:
         if not self.dist.is_main:
