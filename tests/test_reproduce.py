@@ -12,7 +12,8 @@ import yaml
 from facd.cli import main
 from facd.errors import ConfigError
 from facd.reproduce.protocol import load_protocol
-from facd.reproduce.runner import Reproduction, alpha0_summary, finished_iteration
+from facd.reproduce.records import alpha0_summary, finished_iteration
+from facd.reproduce.runner import Reproduction
 from facd.reproduce.stats import ONE_SEED, Diff, paired, std
 
 from .helpers import make_checkpoint, make_image_folder
@@ -212,8 +213,8 @@ def test_published_rows_reproduce_on_set5(rid: str, data_root: Path, tmp_path: P
 
 
 def test_final_terms_and_distillation_share() -> None:
+    from facd.reproduce.records import final_terms
     from facd.reproduce.report import distill_share
-    from facd.reproduce.runner import final_terms
 
     recs = [{"iteration": i, "l1_gt": 0.04, "contrast": 0.1 * i, "loss": 1.0} for i in (1, 2, 3, 4)]
     terms = final_terms(recs)

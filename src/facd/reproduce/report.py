@@ -43,17 +43,16 @@ from facd.errors import ConfigError
 from facd.fileio import atomic_write_text
 from facd.reproduce.paper import PaperDiff, arch_name, paper_diff
 from facd.reproduce.protocol import (
-    PLACEHOLDER,
     SATURATION_RULE,
     SWEEP_RULE,
     Protocol,
-    ReportClaim,
     format_weight,
     run_id,
     sweep_run_id,
     teacher_stage,
     weight_key,
 )
+from facd.reproduce.reportspec import PLACEHOLDER, ReportClaim
 from facd.reproduce.results import Results
 from facd.reproduce.stats import (
     CANNOT_RESOLVE,
@@ -663,7 +662,7 @@ class Report:
 
     def _sizes(self) -> dict:
         """Parameter counts from the protocol itself (before a run has recorded them)."""
-        from facd.reproduce.runner import count_params
+        from facd.reproduce.records import count_params
 
         t = count_params(self.p.teacher_net(), self.p.scale)
         s = count_params(self.p.student, self.p.scale)
