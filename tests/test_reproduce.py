@@ -214,7 +214,7 @@ def test_published_rows_reproduce_on_set5(rid: str, data_root: Path, tmp_path: P
 
 def test_final_terms_and_distillation_share() -> None:
     from facd.reproduce.records import final_terms
-    from facd.reproduce.report import distill_share
+    from facd.reproduce.runstats import distill_share
 
     recs = [{"iteration": i, "l1_gt": 0.04, "contrast": 0.1 * i, "loss": 1.0} for i in (1, 2, 3, 4)]
     terms = final_terms(recs)

@@ -80,7 +80,8 @@ def test_pilot_published_results_are_current(pilot) -> None:
 def test_main_report_includes_the_pilot_table(monkeypatch) -> None:
     """docs/results.md shows the pilot's main table, generated from the pilot's own results."""
     from facd.reproduce.protocol import load_protocol
-    from facd.reproduce.report import Report, included_tables
+    from facd.reproduce.report import included_tables
+    from facd.reproduce.reportdoc import Report
     from facd.reproduce.results import Results
 
     monkeypatch.chdir(REPO)
