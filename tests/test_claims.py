@@ -304,7 +304,7 @@ def test_an_equal_budget_study_labels_every_verdict(tmp_path: Path) -> None:
 def test_the_summary_states_the_caveats_before_the_verdicts(tmp_path: Path) -> None:
     """Reconstructed baselines, untuned weights and a benchmark image in training are named
     before the table of verdicts."""
-    from facd.reproduce.report import trains_on
+    from facd.reproduce.runstats import trains_on
 
     rows = [*ROWS, {"method": "lsfd", "seeds": [0, 1, 2]}]
     path = _protocol_with(tmp_path, {"reference": "scratch", "claims": CLAIMS}, rows=rows)
@@ -380,13 +380,13 @@ def test_included_protocols_bring_their_claims_and_state(tmp_path: Path) -> None
 def test_shipped_protocols_quote_the_paper_with_their_settings(monkeypatch) -> None:
     """Every claim of the shipped protocols that the paper has rows for quotes them; the EDSR x2
     protocol labels Table 8 (RCAN x4) and Table 11 (EDSR x4) as mismatches."""
-    from facd.reproduce.report import Report
+    from facd.reproduce.reportdoc import Report
     from facd.reproduce.results import Results
 
     monkeypatch.chdir(REPO)
     edsr = load_protocol("configs/repro/regime-edsr-x2.yaml")
     rep = Report(Results(edsr), "test", "configs/repro/regime-edsr-x2.yaml")
-    by_text = {r.claim.text: r for r in rep.claim_results()}
+    by_text = {r.claim.text: r for r in rep.claims.results()}
     assert by_text["Teacher supervision alone helps"].mismatch == (
         "Table 8 is RCAN x4, this protocol EDSR x2"
     )
@@ -395,19 +395,19 @@ def test_shipped_protocols_quote_the_paper_with_their_settings(monkeypatch) -> N
     assert by_text["FACD beats FAKD"].paper.text() == "+0.083"
     rcan = load_protocol("configs/repro/regime-rcan-x4.yaml")
     rep = Report(Results(rcan), "test", "configs/repro/regime-rcan-x4.yaml")
-    by_text = {r.claim.text: r for r in rep.claim_results()}
+    by_text = {r.claim.text: r for r in rep.claims.results()}
     assert by_text["FACD beats FAKD"].paper.text() == "+0.088"
     assert by_text["FACD follows the teacher more closely than FAKD (Table 13)"].paper.text() == (
         "+0.878"
     )
-    assert all(r.verdict == "not measured" for r in rep.claim_results()) or rep.r.runs
+    assert all(r.verdict == "not measured" for r in rep.claims.results()) or rep.r.runs
     pilot = load_protocol("configs/repro/swinir-pilot.yaml")
     rep = Report(Results(pilot), "test", "configs/repro/swinir-pilot.yaml")
-    assert rep.claim_results()[0].mismatch == "Table 2 is EDSR x4, this protocol SwinIR x4"
+    assert rep.claims.results()[0].mismatch == "Table 2 is EDSR x4, this protocol SwinIR x4"
 
 
 def _published_report(monkeypatch: pytest.MonkeyPatch):
-    from facd.reproduce.report import Report
+    from facd.reproduce.reportdoc import Report
     from facd.reproduce.results import Results
 
     monkeypatch.chdir(REPO)
@@ -420,8 +420,10 @@ def test_published_summary_gates_the_adaptive_claims_and_is_current(monkeypatch)
     """In docs/results.md the claims that depend on the adaptive indicator read "conditions not
     met" with the measured numbers (mini-x4: alpha = 0 on 0.4 % of patches, needs 2 %), and are
     not counted as reproduced or not; the published Summary is the one the results give."""
+    from facd.reproduce.summary import summary as write_summary
+
     rep = _published_report(monkeypatch)
-    rep.summary()
+    write_summary(rep)
     summary = "\n".join(rep.lines)
     text = (REPO / "docs" / "results.md").read_text(encoding="utf-8")
     assert summary in text
@@ -438,7 +440,7 @@ def test_published_summary_gates_the_adaptive_claims_and_is_current(monkeypatch)
 
 
 def test_readme_what_we_found_is_generated_from_the_published_claims(monkeypatch) -> None:
-    from facd.reproduce.report import README_MARKERS, what_we_found
+    from facd.reproduce.summary import README_MARKERS, what_we_found
 
     rep = _published_report(monkeypatch)
     lines = what_we_found(rep, Path("README.md"))
@@ -453,7 +455,7 @@ def test_readme_what_we_found_is_generated_from_the_published_claims(monkeypatch
 
 
 def test_update_readme_needs_its_markers(tmp_path: Path) -> None:
-    from facd.reproduce.report import update_readme
+    from facd.reproduce.summary import update_readme
 
     path = tmp_path / "README.md"
     path.write_text("# x\n\n<!-- what-we-found -->\nold\n<!-- /what-we-found -->\nrest\n")

@@ -319,28 +319,28 @@ def test_published_results_are_still_current(mini) -> None:
             doc_path = Path(proto.results_dir) / f"{row.name}-s{seed}.json"
             if doc_path.is_file():
                 doc = json.loads(doc_path.read_text())
-                assert doc["fingerprint"] == rep.row_fingerprint(row, seed), doc_path.name
+                assert doc["fingerprint"] == rep.configs.row_fingerprint(row, seed), doc_path.name
                 checked += 1
     assert checked >= 20
 
 
 def test_fingerprints_hold_no_absolute_path_and_ignore_the_path_form(mini, monkeypatch) -> None:
-    from facd.reproduce import runner
+    from facd.reproduce import runconfig
 
     proto, rep = mini
     row = proto.row("facd")
     seen: list[str] = []
-    real = runner.fingerprint
+    real = runconfig.fingerprint
     monkeypatch.setattr(
-        runner, "fingerprint", lambda obj: seen.append(json.dumps(obj)) or real(obj)
+        runconfig, "fingerprint", lambda obj: seen.append(json.dumps(obj)) or real(obj)
     )
-    before = rep.row_fingerprint(row, 0)
+    before = rep.configs.row_fingerprint(row, 0)
     assert seen and all(str(REPO) not in s and str(REPO.parent) not in s for s in seen)
     # the same folders written as absolute paths: the same fingerprint
     shared = proto.shared
     monkeypatch.setattr(proto, "shared", absolute_paths(shared))
     assert proto.shared["data"]["train_dirs"][0].startswith("/")
-    assert rep.row_fingerprint(row, 0) == before
+    assert rep.configs.row_fingerprint(row, 0) == before
 
 
 def test_portable_paths_are_posix_and_relative_to_the_root(tmp_path: Path) -> None:

@@ -198,22 +198,22 @@ def test_fingerprint_follows_the_methods_definition(mini, monkeypatch):
 
     proto, rep = mini
     row = proto.row("fcd")
-    before = rep.row_fingerprint(row, 0)
-    assert rep.row_fingerprint(row, 0) == before
+    before = rep.configs.row_fingerprint(row, 0)
+    assert rep.configs.row_fingerprint(row, 0) == before
     fcd = methods.METHODS["fcd"]
     # an option the L1 ratio does not read leaves it alone ...
     inert = {**fcd.paper_weights, "contrast": {**fcd.paper_weights["contrast"], "temperature": 9}}
     monkeypatch.setitem(
         methods.METHODS._items, "fcd", dataclasses.replace(fcd, paper_weights=inert)
     )
-    assert rep.row_fingerprint(row, 0) == before
+    assert rep.configs.row_fingerprint(row, 0) == before
     # ... redefining the method's default changes it (the row config is unchanged)
     tap = {
         **fcd.paper_weights,
         "contrast": {**fcd.paper_weights["contrast"], "tap_weights": [1, 0, 0]},
     }
     monkeypatch.setitem(methods.METHODS._items, "fcd", dataclasses.replace(fcd, paper_weights=tap))
-    assert rep.row_fingerprint(row, 0) != before
+    assert rep.configs.row_fingerprint(row, 0) != before
 
 
 def test_published_results_are_current(mini):
@@ -228,7 +228,7 @@ def test_published_results_are_current(mini):
         for r in proto.rows
         if not r.skip
         for s in r.seeds
-        if not rep.is_cached(r, s)
+        if not rep.configs.is_cached(r, s)
     ]
     assert stale == []
     out = migrate(proto, write=False, log=lambda m: None)
@@ -249,7 +249,7 @@ def test_migration_restamps_only_unchanged_definitions(mini, monkeypatch, tmp_pa
     for name in ("fcd-s0.json", "fcd-s0.safetensors"):
         shutil.copy(REPO / proto.results_dir / name, tmp_path / name)
     doc = json.loads((tmp_path / "fcd-s0.json").read_text())
-    doc["fingerprint"] = old_fingerprint(rep, row, 0, "fcd")  # as published before
+    doc["fingerprint"] = old_fingerprint(rep.configs, row, 0, "fcd")  # as published before
     (tmp_path / "fcd-s0.json").write_text(json.dumps(doc))
     proto.results_dir = str(tmp_path)
     proto.rows = [row]

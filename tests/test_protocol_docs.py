@@ -14,8 +14,6 @@ from facd.cli import main
 from facd.reproduce.protocol import (
     EvalSection,
     Protocol,
-    QualitativeSection,
-    ReportSection,
     Row,
     SaturationSection,
     StudySection,
@@ -23,6 +21,7 @@ from facd.reproduce.protocol import (
     TeacherStageSection,
     load_protocol,
 )
+from facd.reproduce.reportspec import QualitativeSection, ReportSection
 from facd.reproduce.runner import Reproduction
 
 REPO = Path(__file__).resolve().parents[1]

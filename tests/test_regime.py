@@ -11,7 +11,7 @@ import torch
 from facd.distill.pixel import adaptive_indicator
 from facd.reproduce.alphapatch import alpha0_on_patches
 from facd.reproduce.protocol import VAL_SPLIT, load_protocol
-from facd.reproduce.runner import count_params
+from facd.reproduce.records import count_params
 
 from .helpers import make_checkpoint, make_image_folder
 

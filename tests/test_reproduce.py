@@ -12,7 +12,8 @@ import yaml
 from facd.cli import main
 from facd.errors import ConfigError
 from facd.reproduce.protocol import load_protocol
-from facd.reproduce.runner import Reproduction, alpha0_summary, finished_iteration
+from facd.reproduce.records import alpha0_summary, finished_iteration
+from facd.reproduce.runner import Reproduction
 from facd.reproduce.stats import ONE_SEED, Diff, paired, std
 
 from .helpers import make_checkpoint, make_image_folder
@@ -145,6 +146,67 @@ def test_interrupted_run_is_resumed_and_missing_rows_reported(tmp_path: Path) ->
     assert finished_iteration(out / "scratch-s0") == 4
 
 
+@pytest.mark.slow
+def test_a_half_run_protocol_finishes_without_retraining_a_finished_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A protocol left half-run (one run finished and published, one killed half-way, one not
+    started) is finished by a later sitting that trains only what is missing: the finished run
+    keeps its files untouched, the killed one resumes where it stopped. The task keys and their
+    order are pinned too: they are what a run folder of an earlier sitting is taken up by."""
+    from facd.train.config import load_config
+    from facd.train.loop import run_training
+
+    rows = [{"method": "scratch", "seeds": [0, 1]}, {"method": "ts", "seeds": [0]}]
+    proto_path = _protocol(tmp_path, rows, iterations=4)
+    out, results = tmp_path / "runs", tmp_path / "results"
+    first = Reproduction(
+        load_protocol(proto_path), out, jobs=1, only=["scratch-s0"], log=lambda m: None
+    )
+    assert not first.run().failed
+    proto = load_protocol(proto_path)
+    row = proto.row("scratch")
+    rcfg = load_config(None, [], base=proto.row_config(row, 1, proto.teacher.weights))
+    run_training(rcfg, out / "scratch-s1", progress=False, stop_after=2)  # killed half-way
+    finished = [
+        results / "scratch-s0.json",
+        results / "scratch-s0.safetensors",
+        out / "scratch-s0" / "last.safetensors",
+        out / "logs" / "scratch-s0.log",
+    ]
+    before = {p: p.stat().st_mtime_ns for p in finished}
+
+    rep = Reproduction(proto, out, jobs=1, log=lambda m: None)
+    assert [(t.key, t.deps) for t in rep.build_tasks()] == [
+        ("teacher", []),
+        ("eval:teacher", ["teacher"]),
+        ("eval:scratch-s0", ["train:scratch-s0", "eval:teacher"]),
+        ("eval:ts-s0", ["train:ts-s0", "eval:teacher"]),
+        ("eval:scratch-s1", ["train:scratch-s1", "eval:teacher"]),
+        ("gradshare:scratch-s0", ["eval:scratch-s0"]),
+        ("gradshare:ts-s0", ["eval:ts-s0"]),
+        ("eval:bicubic", ["eval:teacher"]),
+        ("train:scratch-s0", []),
+        ("train:ts-s0", ["teacher"]),
+        ("train:scratch-s1", []),
+    ]
+    jobs: list[tuple[str, str]] = []
+    run_job = rep.jobrunner.run_job
+
+    def counted(name: str, job: dict) -> None:
+        jobs.append((job["kind"], name))
+        run_job(name, job)
+
+    monkeypatch.setattr(rep.jobrunner, "run_job", counted)
+    assert not rep.run().failed
+    assert sorted(name for kind, name in jobs if kind == "train") == ["scratch-s1", "ts-s0"]
+    assert {p: p.stat().st_mtime_ns for p in finished} == before
+    assert "resumed from iteration 2" in (out / "logs" / "scratch-s1.log").read_text()
+    for rid in ("scratch-s0", "scratch-s1", "ts-s0"):
+        assert json.loads((results / f"{rid}.json").read_text())["iterations"] == 4
+        assert rep.configs.is_cached(proto.row(rid[:-3]), int(rid[-1]))
+
+
 def test_protocol_validation(tmp_path: Path) -> None:
     path = _protocol(tmp_path, [{"method": "scratch"}, {"method": "scratch"}])
     with pytest.raises(ConfigError, match="row names must differ"):
@@ -212,8 +274,8 @@ def test_published_rows_reproduce_on_set5(rid: str, data_root: Path, tmp_path: P
 
 
 def test_final_terms_and_distillation_share() -> None:
-    from facd.reproduce.report import distill_share
-    from facd.reproduce.runner import final_terms
+    from facd.reproduce.records import final_terms
+    from facd.reproduce.runstats import distill_share
 
     recs = [{"iteration": i, "l1_gt": 0.04, "contrast": 0.1 * i, "loss": 1.0} for i in (1, 2, 3, 4)]
     terms = final_terms(recs)

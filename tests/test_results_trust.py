@@ -116,15 +116,14 @@ def test_the_runner_makes_an_edited_result_again(tmp_path: Path) -> None:
 
     proto = load_protocol(_published(tmp_path))
     logs: list[str] = []
-    rep = Reproduction(proto, tmp_path / "runs")
-    rep.log = logs.append  # type: ignore[method-assign]
+    rep = Reproduction(proto, tmp_path / "runs", log=logs.append)
     row = proto.row("facd")
-    assert rep.is_cached(row, 0)  # the published result stands
+    assert rep.configs.is_cached(row, 0)  # the published result stands
     run = tmp_path / "results" / "facd-s0.json"
     doc = json.loads(run.read_text())
     doc["sets"]["Set14"]["per_image"]["baboon"]["psnr_y"] += 1.0
     run.write_text(json.dumps(doc))
-    assert not rep.is_cached(row, 0)
+    assert not rep.configs.is_cached(row, 0)
     assert any("facd-s0.json is damaged (Set14 psnr_y" in line for line in logs)
 
 

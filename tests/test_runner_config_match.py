@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from facd.reproduce.protocol import load_protocol
-from facd.reproduce.runner import Reproduction, load_config_dict
+from facd.reproduce.records import load_config_dict
+from facd.reproduce.runner import Reproduction
 from facd.train.rundir import config_differences
 
 from .helpers import split_protocol, write_protocol
@@ -37,16 +38,16 @@ def test_an_older_finished_run_is_neither_retrained_nor_set_aside(
     )
     rep = Reproduction(proto, tmp_path / "runs")
     row = proto.row("scratch")
-    cfg = rep.row_config(row, 0)
+    cfg = rep.configs.row_config(row, 0)
     run_dir = rep.out / row.run_id(0)
-    assert rep._train("first", cfg, run_dir)  # trains
+    assert rep.jobrunner.train("first", cfg, run_dir)  # trains
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())
     older = _drop_none(saved)  # as written before the optional keys existed
     assert older != saved
     (run_dir / "config.yaml").write_text(yaml.safe_dump(older))
     calls: list[str] = []
-    monkeypatch.setattr(rep, "_run_job", lambda name, job: calls.append(name))
-    assert rep._train("again", cfg, run_dir) is False and calls == []
-    rep._set_aside_other_weight(row, 0, cfg)
+    monkeypatch.setattr(rep.jobrunner, "run_job", lambda name, job: calls.append(name))
+    assert rep.jobrunner.train("again", cfg, run_dir) is False and calls == []
+    rep.trainings.set_aside_other_weight(row, 0, cfg)
     assert run_dir.is_dir() and not (rep.out / "superseded").exists()
     assert not config_differences(older, load_config_dict(cfg))

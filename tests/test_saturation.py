@@ -124,4 +124,4 @@ def test_saturation_long_runs_start_first_and_scratch_waits_for_no_teacher(tmp_p
     assert deps["saturation:teacher"] == ["teacher", "satrun:teacher"]
     # the comparison re-uses the long run: its folder is the one satrun trains into
     run = Reproduction(load_protocol(proto), tmp_path / "runs")
-    assert run.saturation_run_dir("teacher") == tmp_path / "runs" / "saturation" / "teacher-x2"
+    assert run.saturation.run_dir("teacher") == tmp_path / "runs" / "saturation" / "teacher-x2"

@@ -102,14 +102,14 @@ def test_fingerprints_cover_the_weight(tmp_path: Path) -> None:
     proto = load_protocol(_protocol(tmp_path, rows))
     rep = Reproduction(proto, tmp_path / "runs")
     fcd, faa = proto.row("fcd"), proto.row("fcd-faa")
-    assert rep.sweep_fingerprint(fcd, 1.0) != rep.sweep_fingerprint(fcd, 10.0)
-    assert rep.row_fingerprint(faa, 0, 1.0) != rep.row_fingerprint(faa, 0, 10.0)
+    assert rep.configs.sweep_fingerprint(fcd, 1.0) != rep.configs.sweep_fingerprint(fcd, 10.0)
+    assert rep.configs.row_fingerprint(faa, 0, 1.0) != rep.configs.row_fingerprint(faa, 0, 10.0)
     # the method's own weight (4) as an override is the method itself: same fingerprint
     plain = Row(method="fcd", name="fcd")
-    assert rep.row_fingerprint(fcd, 0, 4.0) == rep.row_fingerprint(plain, 0)
+    assert rep.configs.row_fingerprint(fcd, 0, 4.0) == rep.configs.row_fingerprint(plain, 0)
     # before the sweep has chosen, a row that needs the choice is refused, naming the sweep
     with pytest.raises(Exception, match="sweep of row 'fcd'.*has not chosen"):
-        rep.row_config(faa, 0)
+        rep.configs.row_config(faa, 0)
 
 
 @pytest.mark.slow
@@ -210,14 +210,14 @@ def test_sweeps_run_on_a_seed_of_their_own_and_no_sweep_run_is_evaluated(
         out = {"split": "split", "images": 2, "eval_s": 0.0, "models": models}
         Path(job["out"]).write_text(json.dumps(out))
 
-    monkeypatch.setattr(rep, "_train", train)
-    monkeypatch.setattr(rep, "_run_job", split_eval)
-    rep.task_sweep(proto.row("fcd"))
+    monkeypatch.setattr(rep.jobrunner, "train", train)
+    monkeypatch.setattr(rep.jobrunner, "run_job", split_eval)
+    rep.sweeps.task_choose(proto.row("fcd"))
     assert trained == {sweep_run_id("fcd", w, SWEEP_SEED): SWEEP_SEED for w in (1, 10, 100)}
-    assert rep.chosen_weight(proto.row("fcd-faa")) == 10
+    assert rep.configs.chosen_weight(proto.row("fcd-faa")) == 10
     for name in ("fcd", "fcd-faa"):
         for seed in (0, 1):
-            assert rep.task_train(proto.row(name), seed)
+            assert rep.trainings.task_run(proto.row(name), seed)
             assert trained[f"{name}-s{seed}"] == seed  # trained itself, on its own seed
 
 
@@ -256,23 +256,25 @@ def test_sweep_runs_train_for_the_declared_fraction_of_the_schedule(
     doc["sweep"] = {"schedule": 0.5}
     half = load_protocol(write_protocol(tmp_path, doc))
     rep, rep_full = Reproduction(half, tmp_path / "runs"), Reproduction(full, tmp_path / "runs")
-    cfg = rep.sweep_config(half.row("fcd"), 1.0)
+    cfg = rep.configs.sweep_config(half.row("fcd"), 1.0)
     assert cfg["train"]["iterations"] == 2 and cfg["train"]["iters_per_epoch"] == 1
-    assert rep.row_config(half.row("fcd"), 0, 1.0)["train"]["iterations"] == 4
-    assert rep_full.sweep_config(full.row("fcd"), 1.0) == rep_full.row_config(
+    assert rep.configs.row_config(half.row("fcd"), 0, 1.0)["train"]["iterations"] == 4
+    assert rep_full.configs.sweep_config(full.row("fcd"), 1.0) == rep_full.configs.row_config(
         full.row("fcd"), full.sweep_seed, 1.0
     )
     fcd = half.row("fcd")
-    assert rep.sweep_fingerprint(fcd, 1.0) != rep_full.sweep_fingerprint(full.row("fcd"), 1.0)
+    assert rep.configs.sweep_fingerprint(fcd, 1.0) != rep_full.configs.sweep_fingerprint(
+        full.row("fcd"), 1.0
+    )
     trained: dict[str, int] = {}
 
     def train(name: str, cfg: dict, run_dir: Path) -> bool:
         trained[name] = cfg["train"]["iterations"]
         raise RuntimeError("stop after the first training")
 
-    monkeypatch.setattr(rep, "_train", train)
+    monkeypatch.setattr(rep.jobrunner, "train", train)
     with pytest.raises(RuntimeError):
-        rep.task_sweep_run(fcd, 1.0)
+        rep.sweeps.task_run(fcd, 1.0)
     assert trained == {sweep_run_id("fcd", 1.0, half.sweep_seed): 2}
 
 
@@ -306,10 +308,10 @@ def test_rows_of_a_curve_run_at_a_fixed_weight_and_a_fraction_of_the_budget(
     proto = load_protocol(write_protocol(tmp_path, doc))
     rep = Reproduction(proto, tmp_path / "runs")
     plain, fixed, half = (proto.row(n) for n in ("facd", "facd-l40", "facd-half"))
-    assert rep.row_config(fixed, 0) == rep.row_config(plain, 0, 40.0)
-    assert rep.row_config(half, 0)["train"]["iterations"] == 2
-    assert rep.row_config(half, 0)["train"]["iters_per_epoch"] == 1
-    prints = {rep.row_fingerprint(r, 0) for r in (plain, fixed, half)}
+    assert rep.configs.row_config(fixed, 0) == rep.configs.row_config(plain, 0, 40.0)
+    assert rep.configs.row_config(half, 0)["train"]["iterations"] == 2
+    assert rep.configs.row_config(half, 0)["train"]["iters_per_epoch"] == 1
+    prints = {rep.configs.row_fingerprint(r, 0) for r in (plain, fixed, half)}
     assert len(prints) == 3
     bad = [{"method": "fcd", "weight_grid": [1, 10], "weight": 4}]
     with pytest.raises(ConfigError, match="fixed 'weight' and a 'weight_grid'"):

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from facd.fileio import sha256_file
 from facd.reproduce.protocol import VAL_SPLIT, load_protocol
-from facd.reproduce.runner import Reproduction, sha256_file
+from facd.reproduce.runner import Reproduction
 
 REPO = Path(__file__).resolve().parents[1]
 PILOT = "configs/repro/swinir-pilot.yaml"
@@ -69,8 +70,8 @@ def test_pilot_published_results_are_current(pilot) -> None:
             if not doc_path.is_file():
                 continue
             doc = json.loads(doc_path.read_text())
-            assert doc["fingerprint"] == rep.row_fingerprint(row, seed), doc_path.name
-            assert rep.is_cached(row, seed), doc_path.name
+            assert doc["fingerprint"] == rep.configs.row_fingerprint(row, seed), doc_path.name
+            assert rep.configs.is_cached(row, seed), doc_path.name
             checked += 1
         assert (results / f"{row.name}-s0.safetensors").is_file()
     assert checked == 15
@@ -79,7 +80,8 @@ def test_pilot_published_results_are_current(pilot) -> None:
 def test_main_report_includes_the_pilot_table(monkeypatch) -> None:
     """docs/results.md shows the pilot's main table, generated from the pilot's own results."""
     from facd.reproduce.protocol import load_protocol
-    from facd.reproduce.report import Report, included_tables
+    from facd.reproduce.report import included_tables
+    from facd.reproduce.reportdoc import Report
     from facd.reproduce.results import Results
 
     monkeypatch.chdir(REPO)

@@ -200,7 +200,12 @@ def test_job_file_errors_are_one_line(tmp_path: Path, capsys) -> None:
 
 def test_runner_starts_library_jobs_not_the_cli() -> None:
     """The runner and the quickstart never build ``facd train``/``facd eval`` command lines."""
-    for rel in ("reproduce/runner.py", "reproduce/report.py", "quickstart.py"):
+    for rel in (
+        "reproduce/runner.py",
+        "reproduce/jobrunner.py",
+        "reproduce/report.py",
+        "quickstart.py",
+    ):
         text = (REPO / "src" / "facd" / rel).read_text()
         assert "facd.cli" not in text, rel
         assert not re.search(r"""["']-m["'],\s*["']facd["']""", text), rel  # python -m facd

@@ -47,21 +47,21 @@ def _scratch_config(run: Any, lr: float, factor: int) -> dict:
     from facd.reproduce.protocol import scaled_schedule
 
     row = run.p.row("scratch")
-    cfg = scaled_schedule(run.row_config(row, PILOT_SEED), factor)
+    cfg = scaled_schedule(run.configs.row_config(row, PILOT_SEED), factor)
     cfg["train"]["lr"] = lr
     return cfg
 
 
 def _train_and_split(run: Any, name: str, cfg: dict) -> tuple[Path, float]:
-    from facd.reproduce.runner import load_config_dict
+    from facd.reproduce.records import load_config_dict
 
     run_dir = run.out / "pilot" / name
-    run._train(f"pilot-{name}", cfg, run_dir)
+    run.jobrunner.train(f"pilot-{name}", cfg, run_dir)
     weights = run_dir / "last.safetensors"
     out = run_dir / "split-eval.json"
     if not out.is_file() or out.stat().st_mtime < weights.stat().st_mtime:
         data = load_config_dict(cfg)["data"]
-        run.split_eval(f"pilot-{name}", [str(weights)], list(data["train_dirs"]), out)
+        run.jobrunner.split_eval(f"pilot-{name}", [str(weights)], list(data["train_dirs"]), out)
     return weights, float(json.loads(out.read_text())["models"][str(weights)]["psnr_y"])
 
 
@@ -77,7 +77,7 @@ def choose_lr(run: Any, lrs: list[float], factor: int) -> dict:
 
 def choose_budget(run: Any, lr: float, factors: list[int]) -> dict:
     from facd.reproduce.alphapatch import alpha0_on_patches
-    from facd.reproduce.runner import load_config_dict
+    from facd.reproduce.records import load_config_dict
 
     reg = run.p.report.regime
     teacher = str(run.p.teacher.weights)
@@ -89,7 +89,7 @@ def choose_budget(run: Any, lr: float, factors: list[int]) -> dict:
         data = load_config_dict(cfg)["data"]
         split_t = run.out / "pilot" / "teacher-split.json"
         if not split_t.is_file():
-            run.split_eval("pilot-teacher", [teacher], list(data["train_dirs"]), split_t)
+            run.jobrunner.split_eval("pilot-teacher", [teacher], list(data["train_dirs"]), split_t)
         t_psnr = float(json.loads(split_t.read_text())["models"][teacher]["psnr_y"])
         alpha = alpha0_on_patches(
             weights,

@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from facd.reproduce.protocol import load_protocol, scaled_schedule
-    from facd.reproduce.runner import Reproduction, load_config_dict
+    from facd.reproduce.records import load_config_dict
+    from facd.reproduce.runner import Reproduction
 
     proto = load_protocol(args.protocol)
     if proto.val_split is None:
@@ -42,19 +43,21 @@ def main(argv: list[str] | None = None) -> int:
         base = proto.teacher_train_config()
     else:
         row = proto.row(args.row)
-        base = run.row_config(row, row.seeds[0])
+        base = run.configs.row_config(row, row.seeds[0])
     threshold = proto.saturation.threshold_db
     rungs = []
     for f in sorted(set(args.factors)):
         cfg = scaled_schedule(base, f)
         name = f"{args.row}-s0-x{f}" if args.row != "teacher" else f"teacher-x{f}"
         run_dir = run.out / "ladder" / name
-        run._train(f"ladder-{name}", cfg, run_dir)
+        run.jobrunner.train(f"ladder-{name}", cfg, run_dir)
         data = load_config_dict(cfg)["data"]
         out = run_dir / "split-eval.json"
         weights = run_dir / "last.safetensors"
         if not out.is_file() or out.stat().st_mtime < weights.stat().st_mtime:
-            run.split_eval(f"ladder-{name}", [str(weights)], list(data["train_dirs"]), out)
+            run.jobrunner.split_eval(
+                f"ladder-{name}", [str(weights)], list(data["train_dirs"]), out
+            )
         psnr = json.loads(out.read_text())["models"][str(weights)]["psnr_y"]
         rungs.append({"factor": f, "iterations": cfg["train"]["iterations"], "psnr_y": psnr})
 

@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from facd.compare import Row
-    from facd.reproduce.protocol import ReportClaim
+    from facd.reproduce.reportspec import ReportClaim
     from facd.reproduce.results import Results
 
 __all__ = [

@@ -31,7 +31,7 @@ from facd.reproduce.stats import mean
 if TYPE_CHECKING:
     from torch import nn
 
-    from facd.reproduce.protocol import ReportClaim
+    from facd.reproduce.reportspec import ReportClaim
     from facd.reproduce.results import Results
 
 __all__ = [

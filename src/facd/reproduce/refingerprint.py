@@ -5,7 +5,7 @@
 The result fingerprint used to hash a row's config as written in the protocol, before the
 method's loss options were resolved, so redefining a method (Table 10 on FCD, InfoNCE's dot
 product) would have reused stale results under the new label. It now hashes the resolved config
-(``Reproduction.row_fingerprint``). That changes every fingerprint, so this tool re-stamps a
+(``RunConfigs.row_fingerprint``). That changes every fingerprint, so this tool re-stamps a
 published result only when it provably means the same thing under the new definitions:
 
 1. its stored fingerprint equals the *old* definition's fingerprint of its row (same row config,
@@ -31,9 +31,10 @@ import json
 import sys
 from pathlib import Path
 
-from facd.fileio import atomic_write_text, move, remove_file
+from facd.fileio import atomic_write_text, move, remove_file, sha256_file
 from facd.reproduce.protocol import Protocol, Row, canonical_config, load_protocol, run_id
-from facd.reproduce.runner import RESULT_VERSION, Reproduction, fingerprint, sha256_file
+from facd.reproduce.records import RESULT_VERSION, fingerprint
+from facd.reproduce.runconfig import RunConfigs
 from facd.train.config import portable_paths
 
 #: Options added after results were published, with the value that reproduces what the code
@@ -51,12 +52,12 @@ def renamed_methods() -> dict[str, str]:
     return {old: m.name for m in METHODS.values() for old in m.formerly}
 
 
-def old_fingerprint(rep: Reproduction, row: Row, seed: int, method: str) -> str:
+def old_fingerprint(rep: RunConfigs, row: Row, seed: int, method: str) -> str:
     """The fingerprint as defined before (row config as written, before resolving)."""
     cfg = portable_paths(rep.row_config(row, seed), getattr(rep.p, "root_dir", None))
     cfg["method"] = method
     if "teacher" in cfg:
-        cfg["teacher"]["weights"] = rep._teacher_identity(row)
+        cfg["teacher"]["weights"] = rep.teacher_identity(row)
     return fingerprint({"config": cfg, "eval": rep.p.eval.sets, "v": RESULT_VERSION})
 
 
@@ -89,7 +90,7 @@ def migrate(proto: Protocol, write: bool = False, log=print) -> dict[str, list[s
     "current": [...], "stale": [...]} (run ids)."""
     from facd.train.config import load_config
 
-    rep = Reproduction(proto, Path("runs") / f"repro-{proto.name}", log=lambda m: None)
+    rep = RunConfigs(proto, Path("runs") / f"repro-{proto.name}", log=lambda m: None)
     root = Path(proto.results_dir)
     outcome: dict[str, list[str]] = {"restamped": [], "renamed": [], "current": [], "stale": []}
     for row in proto.rows:
