@@ -194,7 +194,7 @@ def lambda_figure(curve: LambdaCurve, ref_label: str, sets_text: str) -> Figure:
     return fig
 
 
-def budget_figure(series: Sequence[BudgetSeries], iterations: int, sets_text: str) -> Figure:
+def budget_figure(series: Sequence[BudgetSeries], iterations: int | None, sets_text: str) -> Figure:
     """One panel: per series its mean (gid ``mean-<method>``) with 95 % intervals against the
     budget fraction, the seeds as small dots (gid ``seeds-<method>``), on a log2 axis."""
     from matplotlib.ticker import FixedLocator, FuncFormatter
@@ -230,9 +230,10 @@ def budget_figure(series: Sequence[BudgetSeries], iterations: int, sets_text: st
     return fig
 
 
-def _budget_label(frac: float, iterations: int) -> str:
+def _budget_label(frac: float, iterations: int | None) -> str:
+    """``B/4`` over its iteration count (``B/4\n1,500``); the name alone without ``iterations``."""
     name = "B" if abs(frac - 1) < 1e-9 else f"B/{round(1 / frac):d}"
-    return f"{name}\n{round(frac * iterations):,}"
+    return name if iterations is None else f"{name}\n{round(frac * iterations):,}"
 
 
 def draw_lambda(res: Results, path: str | Path) -> Path | None:
@@ -244,7 +245,7 @@ def draw_lambda(res: Results, path: str | Path) -> Path | None:
     return _save(fig, path, palette=True)
 
 
-def draw_budget(res: Results, path: str | Path, iterations: int) -> Path | None:
+def draw_budget(res: Results, path: str | Path, iterations: int | None) -> Path | None:
     """:func:`budget_figure` written to ``path``; None (nothing written) without a series."""
     series = budget_series(res)
     if not series:
@@ -253,7 +254,11 @@ def draw_budget(res: Results, path: str | Path, iterations: int) -> Path | None:
 
 
 def study_figure_lines(
-    res: Results, fig_dir: str | Path, report_path: str | Path, iterations: int, draw: bool
+    res: Results,
+    fig_dir: str | Path,
+    report_path: str | Path,
+    iterations: int | None,
+    draw: bool,
 ) -> list[str]:
     """Markdown lines for the lambda and budget figures (drawn with ``draw``, else those on
     disk), each with alt text and a caption; empty where the protocol has neither curve."""
