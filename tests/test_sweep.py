@@ -319,3 +319,37 @@ def test_rows_of_a_curve_run_at_a_fixed_weight_and_a_fraction_of_the_budget(
     no_key = [{"method": "ts", "weight": 4}]
     with pytest.raises(ConfigError, match="weight_key"):
         load_protocol(write_protocol(tmp_path, split_protocol(tmp_path, "c", no_key, val_every=3)))
+
+
+def test_largest_dip_is_the_fall_below_the_running_best() -> None:
+    from facd.reproduce.runstats import largest_dip
+
+    assert largest_dip([]) is None
+    assert largest_dip([[500, 26.0], [1000, 27.0], [1500, 27.5]]) == (0.0, 500)  # monotone
+    # the budget study's FCD sweep at lambda 4: 27.28 at 1000, 10.44 at 1500, back to 23.85
+    curve = [[500, 26.57], [1000, 27.28], [1500, 10.44], [2000, 22.02], [3000, 23.85]]
+    dip, at = largest_dip(curve)  # type: ignore[misc]
+    assert dip == pytest.approx(27.28 - 10.44) and at == 1500
+    dip, at = largest_dip([[1, 30.0], [2, 29.5], [3, 31.0], [4, 29.0]])  # type: ignore[misc]
+    assert dip == pytest.approx(2.0) and at == 4  # below the later, higher best
+
+
+def test_sweep_table_marks_a_diverged_run(tmp_path: Path) -> None:
+    from facd.reproduce.checktables import sweep_tables
+    from facd.reproduce.reportdoc import Report
+    from facd.reproduce.results import Results
+
+    proto = load_protocol(_protocol(tmp_path, [{"method": "fcd", "weight_grid": [1, 10]}]))
+    results = Path(proto.results_dir)
+    results.mkdir(parents=True, exist_ok=True)
+    curves = {1: [[3, 25.0], [6, 26.0]], 10: [[3, 25.0], [6, 20.0], [9, 24.0]]}
+    for w, curve in curves.items():
+        rid = sweep_run_id("fcd", w, proto.sweep_seed)
+        doc = {"kind": "sweep-run", "run_id": rid, "weight": w, "psnr_y": curve[-1][1]}
+        (results / f"{rid}.json").write_text(json.dumps(doc | {"curve": curve}))
+    rep = Report(Results.load(proto), "cmd", "p.yaml")
+    sweep_tables(rep)
+    text = rep.text()
+    assert "| 1 | 26.000 | stable | |" in text
+    assert "| 10 | 24.000 | diverged (−5.0 dB at it. 6) | |" in text
+    assert "fell more than 1 dB below its best validation Y-PSNR" in text

@@ -19,7 +19,7 @@ passes, B is the largest and the regime claims read "conditions not met". The sc
 stands in for the distilled rows here (they need weights that the sweeps at B/2 choose); the
 report's gate measures the same two statistics on the rows themselves.
 
-``precision``: trains the scratch row at the chosen learning rate for its schedule (B/4) once
+``precision``: trains the scratch row at the chosen learning rate for its schedule (B) once
 per autocast precision of ``--precisions`` (``train.precision``; fp32 and bf16 by default) on
 the pilot's seed, and gives each one's Y-PSNR on the split and its median training speed. bf16
 is an option for CPUs with native bf16 (AVX-512 BF16, AMX), never a default.

@@ -10,13 +10,21 @@ from facd.reproduce.paper import paper_diff
 from facd.reproduce.protocol import (
     SATURATION_RULE,
     SWEEP_RULE,
+    Row,
     format_weight,
     run_id,
     sweep_run_id,
     weight_key,
 )
 from facd.reproduce.reportdoc import Report
-from facd.reproduce.runstats import adaptive, distill_share, gradient_distill_share, weighted_terms
+from facd.reproduce.runstats import (
+    DIP_DB,
+    adaptive,
+    distill_share,
+    gradient_distill_share,
+    largest_dip,
+    weighted_terms,
+)
 from facd.reproduce.stats import mean
 
 
@@ -185,21 +193,35 @@ def sweep_tables(rep: Report) -> None:
         rep.add(
             f"### {md(rep.label(row.name))} (`{weight_key(row)}`, seed {rep.p.sweep_seed})",
             "",
-            "| weight | validation-split Y-PSNR (dB) | chosen |",
-            "|---|---|---|",
+            "| weight | validation-split Y-PSNR (dB) | training | chosen |",
+            "|---|---|---|---|",
         )
+        unstable = False
         if doc is not None:
             for run in doc["runs"]:
                 ext = " (extension)" if run.get("extension") else ""
                 mark = "**chosen**" if run["weight"] == doc["chosen"] else ""
-                rep.add(f"| {format_weight(run['weight'])}{ext} | {run['psnr_y']:.3f} | {mark} |")
+                cell, bad = _stability(rep, row, run["weight"])
+                unstable |= bad
+                rep.add(
+                    f"| {format_weight(run['weight'])}{ext} | {run['psnr_y']:.3f} | {cell} "
+                    f"| {mark} |"
+                )
         else:
             for w in sorted(row.weight_grid):
                 run = rep.r.sweep_runs.get(sweep_run_id(row.name, w, rep.p.sweep_seed))
                 cell = f"{run['psnr_y']:.3f}" if run else "not run yet"
-                rep.add(f"| {format_weight(w)} | {cell} | |")
+                stable, bad = _stability(rep, row, w) if run else ("", False)
+                unstable |= bad
+                rep.add(f"| {format_weight(w)} | {cell} | {stable} | |")
         rep.add("")
         notes = []
+        if unstable:
+            notes.append(
+                f"A run marked diverged fell more than {DIP_DB:g} dB below its best validation "
+                "Y-PSNR on the way (a loss spike), whether or not it recovered: its score is what "
+                "that weight gives at this learning rate, and the rule counts it as it is."
+            )
         if doc is None:
             notes.append("No weight chosen yet (partial).")
         else:
@@ -227,6 +249,20 @@ def sweep_tables(rep: Report) -> None:
                 + "."
             )
         rep.add(" ".join(notes), "")
+
+
+def _stability(rep: Report, row: Row, weight: float) -> tuple[str, bool]:
+    """The "training" cell of a sweep run: ``stable``, or ``diverged`` with the largest fall
+    of its validation curve below its best so far (:func:`largest_dip`), and whether it
+    diverged."""
+    run = rep.r.sweep_runs.get(sweep_run_id(row.name, weight, rep.p.sweep_seed)) or {}
+    found = largest_dip(run.get("curve") or [])
+    if found is None:
+        return "", False
+    dip, at = found
+    if dip <= DIP_DB:
+        return "stable", False
+    return f"diverged (−{dip:.1f} dB at it. {at:g})", True
 
 
 def alpha_table(rep: Report) -> None:

@@ -1,6 +1,7 @@
 """What the report reads from a run's record beyond its PSNR: the weighted loss terms at the end
 of training and the distillation share of the loss and of the gradient, whether a method's
-adaptive indicator is on, and whether a training set holds a benchmark image in disguise.
+adaptive indicator is on, whether a training set holds a benchmark image in disguise, and
+whether a run's validation curve shows a divergence (:func:`largest_dip`).
 
 The distillation share of the loss is ``sum_k w_k L_k / sum_j w_j L_j`` over the terms k that
 are not a pixel L1 term (to the ground truth or to the teacher's output), each term averaged
@@ -16,6 +17,25 @@ from pathlib import Path
 #: Training images that are benchmark images in disguise, found by ``tools/near_duplicates.py``
 #: (``configs/splits/train-exclude-291.txt`` leaves them out of new protocols and teachers).
 NEAR_DUPLICATES = {"BSD200/HR/302003.png": "Set5's woman.png, rescaled"}
+
+
+#: A run whose validation Y-PSNR falls this far (dB) below its best so far diverged on the way
+#: (a loss spike): with the lr halved at fixed milestones, a stable run never falls that far.
+DIP_DB = 1.0
+
+
+def largest_dip(curve: list[list[float]]) -> tuple[float, float] | None:
+    """``(dip, iteration)``: the largest fall of a validation curve ``[[iteration, psnr], ...]``
+    below its running best, ``max_i (max_{j<=i} p_j - p_i)``, and where it happens (the first
+    such point); None for an empty curve. A monotone curve has dip 0."""
+    best, dip, at = float("-inf"), 0.0, None
+    for it, psnr in curve:
+        best = max(best, psnr)
+        if best - psnr > dip:
+            dip, at = best - psnr, it
+    if not curve:
+        return None
+    return dip, at if at is not None else curve[0][0]
 
 
 def adaptive(method: str) -> bool:
