@@ -10,14 +10,13 @@ patches). Each is cached by its fingerprint.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import yaml
 
 from facd.fileio import copy_file, sha256_file
 from facd.reproduce.evaljob import DONE_MARKER
-from facd.reproduce.jobrunner import JobRunner
+from facd.reproduce.jobrunner import TaskGroup
 from facd.reproduce.protocol import Row
 from facd.reproduce.records import (
     RESULT_VERSION,
@@ -32,20 +31,10 @@ from facd.reproduce.records import (
     val_curve,
     write_json,
 )
-from facd.reproduce.runconfig import RunConfigs
 
 
-class Evaluations:
-    """The evaluation tasks of a protocol: its runs' configs from ``configs``, its jobs run by
-    ``jobs``."""
-
-    def __init__(self, configs: RunConfigs, jobs: JobRunner, log: Callable[[str], None]) -> None:
-        self.configs = configs
-        self.jobs = jobs
-        self.p = configs.p
-        self.results = configs.results
-        self.out = jobs.out
-        self.log = log
+class Evaluations(TaskGroup):
+    """The evaluation tasks of a protocol."""
 
     def task_teacher(self) -> bool:
         """Evaluate the teacher, keeping its SR images for the Table 13 analogue."""

@@ -21,7 +21,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from facd.errors import FacdError
 from facd.fileio import open_append
@@ -29,6 +29,9 @@ from facd.reproduce.job import write_job
 from facd.reproduce.protocol import Protocol
 from facd.reproduce.records import add_time, finished_iteration, read_yaml
 from facd.train.rundir import config_differences
+
+if TYPE_CHECKING:
+    from facd.reproduce.runconfig import RunConfigs
 
 
 class JobRunner:
@@ -126,3 +129,16 @@ def _die_with_parent() -> Callable[[], None] | None:
     from facd.train.rundir import die_with_parent
 
     return die_with_parent
+
+
+class TaskGroup:
+    """One family of a protocol's tasks (trainings, sweeps, evaluations): the runs' configs
+    from ``configs``, the jobs run by ``jobs``, progress lines to ``log``."""
+
+    def __init__(self, configs: RunConfigs, jobs: JobRunner, log: Callable[[str], None]) -> None:
+        self.configs = configs
+        self.jobs = jobs
+        self.p = configs.p
+        self.results = configs.results
+        self.out = jobs.out
+        self.log = log

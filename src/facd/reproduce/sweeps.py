@@ -16,10 +16,9 @@ Published: ``<row>-w<weight>-s<seed>.json`` (one sweep run: its validation-split
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 
 from facd.fileio import sha256_file
-from facd.reproduce.jobrunner import JobRunner
+from facd.reproduce.jobrunner import TaskGroup
 from facd.reproduce.protocol import (
     Row,
     choose_weight,
@@ -37,20 +36,10 @@ from facd.reproduce.records import (
     val_curve,
     write_json,
 )
-from facd.reproduce.runconfig import RunConfigs
 
 
-class Sweeps:
-    """The sweep tasks of a protocol: its runs' configs from ``configs``, its jobs run by
-    ``jobs``."""
-
-    def __init__(self, configs: RunConfigs, jobs: JobRunner, log: Callable[[str], None]) -> None:
-        self.configs = configs
-        self.jobs = jobs
-        self.p = configs.p
-        self.results = configs.results
-        self.out = jobs.out
-        self.log = log
+class Sweeps(TaskGroup):
+    """The sweep tasks of a protocol."""
 
     def run_json(self, row: Row, weight: float) -> str:
         """The file name of one sweep run's result."""

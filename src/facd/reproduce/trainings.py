@@ -9,13 +9,12 @@ holds a run at another weight moves it to ``OUT/superseded/<run id>-<n>/`` first
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import yaml
 
 from facd.fileio import copy_file, move, sha256_file
-from facd.reproduce.jobrunner import JobRunner
+from facd.reproduce.jobrunner import TaskGroup
 from facd.reproduce.protocol import Row
 from facd.reproduce.records import (
     load_config_dict,
@@ -26,21 +25,11 @@ from facd.reproduce.records import (
     stage_extras,
     write_json,
 )
-from facd.reproduce.runconfig import RunConfigs
 from facd.train.rundir import config_differences
 
 
-class Trainings:
-    """The training tasks of a protocol: its runs' configs from ``configs``, its jobs run by
-    ``jobs``."""
-
-    def __init__(self, configs: RunConfigs, jobs: JobRunner, log: Callable[[str], None]) -> None:
-        self.configs = configs
-        self.jobs = jobs
-        self.p = configs.p
-        self.results = configs.results
-        self.out = jobs.out
-        self.log = log
+class Trainings(TaskGroup):
+    """The training tasks of a protocol."""
 
     def task_teacher(self) -> bool:
         """Train the protocol's teacher when its weights file is absent, and copy it there."""
