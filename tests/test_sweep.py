@@ -353,3 +353,18 @@ def test_sweep_table_marks_a_diverged_run(tmp_path: Path) -> None:
     assert "| 1 | 26.000 | stable | |" in text
     assert "| 10 | 24.000 | diverged (−5.0 dB at it. 6) | |" in text
     assert "fell more than 1 dB below its best validation Y-PSNR" in text
+
+
+def test_a_report_before_any_run_shows_the_partial_sweeps(tmp_path: Path) -> None:
+    from facd.reproduce.report import write_report
+
+    proto = load_protocol(_protocol(tmp_path, [{"method": "fcd", "weight_grid": [1, 10]}]))
+    results = Path(proto.results_dir)
+    results.mkdir(parents=True, exist_ok=True)
+    rid = sweep_run_id("fcd", 1, proto.sweep_seed)
+    doc = {"kind": "sweep-run", "run_id": rid, "weight": 1, "psnr_y": 26.0, "curve": [[3, 26.0]]}
+    (results / f"{rid}.json").write_text(json.dumps(doc))
+    text = write_report(proto, "p.yaml", figures=False, log=lambda m: None).read_text()
+    assert "**Not run yet:**" in text
+    assert "| 1 | 26.000 | stable | |" in text and "| 10 | not run yet |  | |" in text
+    assert "No weight chosen yet (partial)." in text

@@ -79,6 +79,8 @@ def write_report(
         if res.saturation:  # a check has run: what it trained on matters already
             rep.add(*contamination(rep, report_path), "")
             saturation_table(rep)
+        if res.sweep_runs:  # the weight sweeps run first: their partial tables
+            sweep_tables(rep)
         atomic_write_text(report_path, rep.text())
         log(f"wrote {report_path}")
         return report_path
