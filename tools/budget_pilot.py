@@ -43,7 +43,7 @@ from typing import Any
 PILOT_SEED = 100
 
 
-def _scratch_config(run: Any, lr: float, factor: int) -> dict:
+def _scratch_config(run: Any, lr: float, factor: float) -> dict:
     from facd.reproduce.protocol import scaled_schedule
 
     row = run.p.row("scratch")
@@ -65,6 +65,13 @@ def _train_and_split(run: Any, name: str, cfg: dict) -> tuple[Path, float]:
     return weights, float(json.loads(out.read_text())["models"][str(weights)]["psnr_y"])
 
 
+def _curve(weights: Path) -> list[list[float]]:
+    """The run's validation curve ``[[iteration, Y-PSNR], ...]`` (a divergence shows as a fall)."""
+    from facd.reproduce.records import read_jsonl, val_curve
+
+    return val_curve(read_jsonl(weights.parent / "metrics.jsonl"))
+
+
 def choose_lr(run: Any, lrs: list[float], factor: int) -> dict:
     rows = []
     for lr in lrs:
@@ -75,7 +82,7 @@ def choose_lr(run: Any, lrs: list[float], factor: int) -> dict:
     return {"seed": PILOT_SEED, "rows": rows, "chosen_lr": best["lr"]}
 
 
-def choose_budget(run: Any, lr: float, factors: list[int]) -> dict:
+def choose_budget(run: Any, lr: float, factors: list[float]) -> dict:
     from facd.reproduce.alphapatch import alpha0_on_patches
     from facd.reproduce.records import load_config_dict
 
@@ -85,7 +92,7 @@ def choose_budget(run: Any, lr: float, factors: list[int]) -> dict:
     chosen = None
     for f in sorted(factors):
         cfg = _scratch_config(run, lr, f)
-        weights, psnr = _train_and_split(run, f"lr{lr:g}-x{f}", cfg)
+        weights, psnr = _train_and_split(run, f"lr{lr:g}-x{f:g}", cfg)
         data = load_config_dict(cfg)["data"]
         split_t = run.out / "pilot" / "teacher-split.json"
         if not split_t.is_file():
@@ -106,6 +113,7 @@ def choose_budget(run: Any, lr: float, factors: list[int]) -> dict:
             {
                 "iterations": cfg["train"]["iterations"],
                 "psnr_y": psnr,
+                "curve": _curve(weights),
                 "teacher_psnr_y": t_psnr,
                 "gap_db": gap,
                 "alpha0_frac": alpha["alpha0_frac"],
@@ -127,7 +135,7 @@ def choose_budget(run: Any, lr: float, factors: list[int]) -> dict:
 
 
 def compare_precisions(run: Any, lr: float, precisions: list[str]) -> dict:
-    from facd.reproduce.runner import read_jsonl
+    from facd.reproduce.records import read_jsonl
 
     rows = []
     for precision in precisions:
@@ -143,6 +151,7 @@ def compare_precisions(run: Any, lr: float, precisions: list[str]) -> dict:
                 "precision": precision,
                 "iterations": cfg["train"]["iterations"],
                 "psnr_y": psnr,
+                "curve": _curve(weights),
                 "median_it_per_s": speeds[len(speeds) // 2] if speeds else None,
             }
         )
@@ -157,7 +166,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, help="budget, precision: the learning rate chosen by 'lr'")
     ap.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], help="precision")
     ap.add_argument("--factor", type=int, default=1, help="lr: schedule factor (B/4 = 1)")
-    ap.add_argument("--factors", type=int, nargs="+", default=[1, 2, 4], help="budget")
+    ap.add_argument(
+        "--factors",
+        type=float,
+        nargs="+",
+        default=[1, 2, 4],
+        help="budget: schedules as factors of the protocol's (0.25, 0.5 or whole numbers)",
+    )
     ap.add_argument("--out", type=Path, help="protocol output folder (default runs/repro-<name>)")
     args = ap.parse_args(argv)
 
