@@ -1,21 +1,31 @@
-"""The reproduction layer (``facd.reproduce``) sits above the core: nothing in ``src/facd``
-outside ``src/facd/reproduce`` imports it, except ``facd.commands.reproduce``, the command that
-runs it (loaded only when ``facd reproduce`` is called).
+"""The reproduction layer (``facd.reproduce``) sits above the core, in both directions.
 
-An AST scan flags ``import facd.reproduce...``, ``from facd.reproduce... import``, ``from facd
-import reproduce``, relative imports that reach it (``from ..reproduce import``) and
+Down: nothing in ``src/facd`` outside ``src/facd/reproduce`` imports it, except
+``facd.commands.reproduce``, the command that runs it (loaded only when ``facd reproduce`` is
+called). An AST scan flags ``import facd.reproduce...``, ``from facd.reproduce... import``, ``from
+facd import reproduce``, relative imports that reach it (``from ..reproduce import``) and
 ``importlib.import_module("facd.reproduce...")``; a fresh interpreter that imports the core's
 entry points checks that none of them loads it.
+
+Up: the layer imports from the core only the extension API that docs/api.md documents (its
+section "Building on facd: the extension API": one ``### `module` `` heading per module, then a
+table whose rows start with `` `name` ``). The same forms of import are scanned, plus the
+attributes read from a plain ``import facd`` (``facd.load``).
 """
 
 from __future__ import annotations
 
 import ast
+import importlib
+import re
 import subprocess
 import sys
 from pathlib import Path
 
-SRC = Path(__file__).resolve().parents[1] / "src" / "facd"
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src" / "facd"
+API_DOC = ROOT / "docs" / "api.md"
+API_SECTION = "## Building on facd: the extension API"
 LAYER = "facd.reproduce"
 #: Core modules allowed to import the layer, and why. Keep this list short.
 BRIDGES = {"commands/reproduce.py": "the `facd reproduce` command, imported only when it runs"}
@@ -115,3 +125,190 @@ def test_the_core_entry_points_do_not_load_the_layer() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert out.stdout.strip() == "[]", out.stdout
+
+
+# ------------------------------------------------------------------ the layer on the public API
+
+
+def documented_api(markdown: str) -> dict[str, set[str]]:
+    """Module -> the names the extension API section of ``markdown`` lists for it."""
+    start = markdown.index(API_SECTION)
+    end = markdown.find("\n## ", start + len(API_SECTION))
+    api: dict[str, set[str]] = {}
+    module = None
+    for line in markdown[start : end if end >= 0 else None].splitlines():
+        heading = re.fullmatch(r"### `(facd(?:\.\w+)*)`", line.strip())
+        if heading:
+            module = heading[1]
+            api[module] = set()
+        elif (row := re.match(r"\| `(\w+)` \|", line)) and module is not None:
+            api[module].add(row[1])
+    return api
+
+
+def core_imports(source: str, module: str, is_package: bool = False) -> list[tuple[int, str]]:
+    """``(line, dotted name)`` for each name of the core (``facd`` outside the layer) that
+    ``source`` (the code of ``module``) imports: ``facd.x`` for a module, ``facd.x:name`` for a
+    name taken from one."""
+
+    def core(name: str) -> bool:
+        return (name == "facd" or name.startswith("facd.")) and not _reaches_layer(name)
+
+    tree = ast.parse(source)
+    found = []
+    binds_facd = False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names if core(a.name)]
+            binds_facd |= any(
+                a.asname is None and a.name.split(".")[0] == "facd" for a in node.names
+            )
+        elif isinstance(node, ast.ImportFrom):
+            target = _absolute(node, module, is_package)
+            found += [
+                (node.lineno, f"{target}:{a.name}")
+                for a in node.names
+                if core(target) and not _reaches_layer(f"{target}.{a.name}")
+            ]
+        elif (
+            isinstance(node, ast.Call)
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+            and core(node.args[0].value)
+            and ast.unparse(node.func).endswith("import_module")
+        ):
+            found.append((node.lineno, node.args[0].value))
+    if binds_facd:  # facd.load after a plain ``import facd``
+        found += [
+            (node.lineno, f"facd:{node.attr}")
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "facd"
+            and not _reaches_layer(f"facd.{node.attr}")
+        ]
+    return sorted(set(found))
+
+
+def is_documented(imported: str, api: dict[str, set[str]]) -> bool:
+    """Whether ``imported`` (``facd.x`` or ``facd.x:name``) is in ``api``; a name that is itself
+    a documented module (``from facd import fileio``) counts."""
+    module, _, name = imported.partition(":")
+    if not name:
+        return module in api
+    return name in api.get(module, set()) or f"{module}.{name}" in api
+
+
+def undocumented_imports(api: dict[str, set[str]]) -> list[str]:
+    """``src/facd/reproduce/FILE:LINE: NAME`` for each core name the layer imports that ``api``
+    does not list."""
+    found = []
+    for path in sorted((SRC / "reproduce").rglob("*.py")):
+        rel = path.relative_to(SRC)
+        hits = core_imports(
+            path.read_text(encoding="utf-8"), _module_name(rel), rel.name == "__init__.py"
+        )
+        found += [
+            f"src/facd/{rel.as_posix()}:{line}: {name.replace(':', '.')}"
+            for line, name in hits
+            if not is_documented(name, api)
+        ]
+    return found
+
+
+def test_the_api_section_is_read_as_modules_and_names() -> None:
+    doc = f"""# Page
+
+## Before
+
+### `facd.ignored`
+
+| name | what it is for |
+|---|---|
+| `not_read` | outside the section |
+
+{API_SECTION}
+
+Prose with `inline` code.
+
+### `facd`
+
+| name | what it is for |
+|---|---|
+| `load` | one |
+| `Distiller` | two, with `code` inside |
+
+### `facd.train.config`
+
+| name | what it is for |
+|---|---|
+| `load_config` | three |
+
+## After
+
+| `not_read_either` | x |
+"""
+    assert documented_api(doc) == {
+        "facd": {"load", "Distiller"},
+        "facd.train.config": {"load_config"},
+    }
+
+
+def test_the_scan_finds_every_core_name_the_layer_imports() -> None:
+    source = """
+import facd
+import facd.compare as cmp
+from facd.fileio import atomic_write_text, LockFile
+from facd import fileio, reproduce
+from .. import metrics
+from ..train.config import load_config
+from .stats import mean
+from facd.reproduce.paper import TABLES
+import importlib
+importlib.import_module("facd.evaluate")
+import numpy
+x = facd.load("edsr-tiny-s")
+"""
+    assert core_imports(source, "facd.reproduce.figures") == [
+        (2, "facd"),
+        (3, "facd.compare"),
+        (4, "facd.fileio:LockFile"),
+        (4, "facd.fileio:atomic_write_text"),
+        (5, "facd:fileio"),
+        (6, "facd:metrics"),
+        (7, "facd.train.config:load_config"),
+        (11, "facd.evaluate"),
+        (13, "facd:load"),
+    ]
+    api = {"facd": {"load"}, "facd.fileio": {"atomic_write_text"}, "facd.compare": set()}
+    assert [
+        n
+        for n in ["facd:load", "facd:fileio", "facd.compare", "facd.fileio:atomic_write_text"]
+        if not is_documented(n, api)
+    ] == []
+    assert [
+        n
+        for n in ["facd:metrics", "facd.fileio:LockFile", "facd.evaluate"]
+        if is_documented(n, api)
+    ] == []
+
+
+def test_the_layer_imports_only_the_documented_api() -> None:
+    found = undocumented_imports(documented_api(API_DOC.read_text(encoding="utf-8")))
+    assert not found, (
+        "the reproduction layer imports names that docs/api.md's extension API does not list "
+        "(use a documented name, or document it there):\n" + "\n".join(found)
+    )
+
+
+def test_every_documented_name_exists() -> None:
+    api = documented_api(API_DOC.read_text(encoding="utf-8"))
+    assert {"facd", "facd.fileio", "facd.train"} <= set(api)
+    missing = [
+        f"{module}.{name}"
+        for module, names in sorted(api.items())
+        for name in sorted(names)
+        if not hasattr(importlib.import_module(module), name)
+    ]
+    assert not missing, f"docs/api.md documents names that do not exist: {missing}"

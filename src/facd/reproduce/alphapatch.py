@@ -31,8 +31,8 @@ def alpha0_on_patches(
 ) -> dict[str, Any]:
     """The fraction of ``samples`` LR patches (``patch_size`` pixels, training images) on which
     the student's output is closer to the ground truth than the teacher's (alpha = 0)."""
+    from facd import TrainPatches
     from facd.archs.io import load_model
-    from facd.data.patches import TrainPatches
 
     s_net, _ = load_model(student, scale)
     t_net, _ = load_model(teacher, scale)

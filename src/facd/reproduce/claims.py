@@ -47,7 +47,7 @@ def student_arch(proto: Protocol) -> str:
     arch = proto.student.get("arch")
     if arch:
         return str(arch)
-    from facd.archs.spec import PRESETS
+    from facd.archs import PRESETS
 
     preset = str(proto.student.get("preset") or "")
     return str(PRESETS[preset]["arch"]) if preset in PRESETS else "?"

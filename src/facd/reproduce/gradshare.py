@@ -44,7 +44,7 @@ import yaml
 from facd.errors import CheckpointError, ConfigError
 
 if TYPE_CHECKING:
-    from facd.distiller import Distiller
+    from facd import Distiller
     from facd.train.config import Config, ResolvedConfig
 
 GT_TERM = "l1_gt"
@@ -135,7 +135,7 @@ def fixed_batch(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The measurement batch: item 0 of :class:`facd.TrainPatches` over the training data of
     ``cfg`` (a :class:`facd.train.config.Config`), ``batch`` LR patches of side ``patch``."""
-    from facd.data.patches import TrainPatches
+    from facd import TrainPatches
 
     d = cfg.data
     patches = TrainPatches(
@@ -158,10 +158,11 @@ def build_distiller(rcfg: ResolvedConfig, run_dir: Path | None = None) -> Distil
     """A :class:`facd.Distiller` for a resolved config, initialised as ``facd train`` starts it
     (``torch.manual_seed(seed)``, the student, the teacher from its file, then the loss
     modules), on the CPU."""
+    from facd import Distiller
     from facd.archs import build_model
     from facd.archs.io import load_model
     from facd.distill.methods import needs_of
-    from facd.distiller import Distiller, RunInfo
+    from facd.distiller import RunInfo
 
     cfg = rcfg.config
     torch.manual_seed(cfg.seed)

@@ -30,7 +30,7 @@ SETS = ("Set5", "Set14", "B100", "Urban100")
 
 def arch_name(arch: str) -> str:
     """How the reports name an architecture: its declaration's title (``EDSR``)."""
-    from facd.archs.registry import get_arch
+    from facd.archs import get_arch
     from facd.errors import ConfigError
 
     try:

@@ -204,8 +204,7 @@ def choose_crops(
 
     from facd.archs.io import load_model
     from facd.data.benchmark import BenchmarkSet
-    from facd.evaluate import super_resolve
-    from facd.infer.device import resolve_device
+    from facd.evaluate import resolve_device, super_resolve
 
     if len(models) < 2:
         raise FacdError(f"choose_crops compares two models, got {len(models)}")

@@ -146,14 +146,10 @@ def weight_key(row: Row) -> str:
     ``weight_key``, else the weight of the one non-pixel section its method declares."""
     if row.weight_key:
         return row.weight_key
-    from facd.distill.methods import PIXEL_WEIGHT_KEYS, get_method
+    from facd.distill.methods import get_method
 
     method = get_method(row.method)
-    sections = [
-        s
-        for s, opts in method.paper_weights.items()
-        if "weight" in opts and (s, "weight") not in PIXEL_WEIGHT_KEYS and s != "pixel"
-    ]
+    sections = [s for s, opts in method.paper_weights.items() if "weight" in opts and s != "pixel"]
     if len(sections) != 1:
         raise ConfigError(
             f"row {row.name!r}: method {row.method!r} declares {len(sections)} non-pixel weighted "
