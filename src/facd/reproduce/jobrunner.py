@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from facd.errors import FacdError
-from facd.fileio import open_append
+from facd.fileio import move, open_append
 from facd.reproduce.job import write_job
 from facd.reproduce.protocol import Protocol
 from facd.reproduce.records import add_time, finished_iteration, read_yaml
-from facd.train.rundir import config_differences
+from facd.train.rundir import config_differences, unresumable_differences
 
 if TYPE_CHECKING:
     from facd.reproduce.runconfig import RunConfigs
@@ -38,10 +38,13 @@ class JobRunner:
     """Runs the training and evaluation jobs of protocol ``proto`` under the run folder ``out``
     with the interpreter ``python``, and counts them (``subprocesses``)."""
 
-    def __init__(self, proto: Protocol, out: Path, python: str) -> None:
+    def __init__(
+        self, proto: Protocol, out: Path, python: str, log: Callable[[str], None] = print
+    ) -> None:
         self.p = proto
         self.out = out
         self.python = python
+        self.log = log
         self.subprocesses = 0  # how many training/evaluation processes this invocation ran
 
     @property
@@ -81,6 +84,8 @@ class JobRunner:
         saved = read_yaml(run_dir / "config.yaml")
         if finished_iteration(run_dir) == total and not config_differences(saved, resolved):
             return False
+        if saved is not None and unresumable_differences(saved, resolved):
+            self._set_aside(run_dir, unresumable_differences(saved, resolved))
         t0 = time.perf_counter()
         try:
             self.run_job(name, {"kind": "train", "config": cfg, "run_dir": str(run_dir)})
@@ -89,6 +94,21 @@ class JobRunner:
         if finished_iteration(run_dir) != total:
             raise FacdError(f"{name}: training stopped before iteration {total}")
         return True
+
+    def _set_aside(self, run_dir: Path, keys: list[str]) -> None:
+        """A run folder whose run cannot be resumed with today's config (the protocol, a
+        sweep's choice or a default changed in ``keys`` since it started) moves to
+        ``OUT/superseded/<run id>-<n>``, so that the run starts again instead of failing;
+        nothing in it is deleted."""
+        n = 1
+        while (dest := self.out / "superseded" / f"{run_dir.name}-{n}").exists():
+            n += 1
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        move(run_dir, dest)
+        self.log(
+            f"{run_dir.name}: its run folder holds a run of another config "
+            f"({', '.join(keys[:3])} differ); moved to {dest}"
+        )
 
     def evaluate(self, name: str, model: str, out_json: Path, keep_sr: Path | None) -> dict:
         """Evaluate ``model``; keep its SR images in ``keep_sr`` (the teacher), or else compare

@@ -84,7 +84,7 @@ class Reproduction:
         self.only = only or []
         self._log = log or (lambda m: print(m, flush=True))
         self.configs = RunConfigs(proto, self.out, self.log)
-        self.jobrunner = JobRunner(proto, self.out, python)
+        self.jobrunner = JobRunner(proto, self.out, python, self.log)
         self.trainings = Trainings(self.configs, self.jobrunner, self.log)
         self.sweeps = Sweeps(self.configs, self.jobrunner, self.log)
         self.saturation = SaturationCheck(self.jobrunner)

@@ -13,19 +13,16 @@ from pathlib import Path
 
 import yaml
 
-from facd.fileio import copy_file, move, sha256_file
+from facd.fileio import copy_file, sha256_file
 from facd.reproduce.jobrunner import TaskGroup
 from facd.reproduce.protocol import Row
 from facd.reproduce.records import (
-    load_config_dict,
     loss_curve,
     read_json,
     read_jsonl,
-    read_yaml,
     stage_extras,
     write_json,
 )
-from facd.train.rundir import config_differences
 
 
 class Trainings(TaskGroup):
@@ -75,22 +72,5 @@ class Trainings(TaskGroup):
         if self.configs.is_cached(row, seed):
             return False
         cfg = self.configs.row_config(row, seed)
-        if row.weight_source:
-            self.set_aside_other_weight(row, seed, cfg)
         self.jobs.train(rid, cfg, self.out / rid)
         return True
-
-    def set_aside_other_weight(self, row: Row, seed: int, cfg: dict) -> None:
-        """A row at a chosen weight whose run folder holds a run of another config (its sweep
-        chose another weight since): the folder moves to ``OUT/superseded/<run id>-<n>`` so that
-        the run starts again at the chosen weight (training cannot resume across weights)."""
-        run_dir = self.out / row.run_id(seed)
-        saved = read_yaml(run_dir / "config.yaml")
-        if saved is None or not config_differences(saved, load_config_dict(cfg)):
-            return
-        n = 1
-        while (dest := self.out / "superseded" / f"{run_dir.name}-{n}").exists():
-            n += 1
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        move(run_dir, dest)
-        self.log(f"{run_dir.name}: its run folder holds another config; moved to {dest}")

@@ -592,6 +592,12 @@ RESUMABLE_CHANGES = (
 )
 
 
+def unresumable_differences(old: dict, new: dict) -> list[str]:
+    """The dotted keys at which two resolved configs differ beyond RESUMABLE_CHANGES: a run
+    saved with ``old`` cannot be resumed with ``new`` when this is not empty."""
+    return [k for k in config_differences(old, new) if not k.startswith(RESUMABLE_CHANGES)]
+
+
 def check_resumable(saved: Path, new: dict) -> None:
     """Refuse to resume with a config that differs from the saved one beyond RESUMABLE_CHANGES."""
     import yaml
@@ -605,7 +611,7 @@ def check_resumable(saved: Path, new: dict) -> None:
             f"{saved} is damaged; restore it (or delete it to skip the check that the "
             "resumed config matches)"
         )
-    diffs = [k for k in config_differences(old, new) if not k.startswith(RESUMABLE_CHANGES)]
+    diffs = unresumable_differences(old, new)
     if diffs:
         raise ConfigError(
             f"--resume with a config that differs from {saved} in {', '.join(diffs[:5])}; "
