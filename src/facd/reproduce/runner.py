@@ -290,7 +290,7 @@ class Reproduction:
     def _teacher_identity(self, row: Row) -> str:
         stage = teacher_stage(row.method)
         if stage is not None:
-            return f"{stage}:{fingerprint(self.p.stage_config(stage))}"
+            return f"{stage}:{fingerprint(self.p.stage_identity(stage))}"
         path = Path(self.p.teacher.weights)
         return sha256_file(path) if path.is_file() else "absent"
 
