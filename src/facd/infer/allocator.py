@@ -5,7 +5,7 @@ mapped fresh for every tensor and unmapped when the tensor dies, and free memory
 threshold at the top of the heap is returned to the system. A network runs layer after layer
 on tensors of the same few sizes (14.7 MiB per 64-channel map of a 320x180 LR image, 42 MiB
 per tail sub-tile at x4), so each layer's output page-faults its memory in again: about 230,000
-faults (0.3 s of CPU, 15 %) per 1280x720 output of ``edsr-s`` x4 on one core
+faults (0.43 s of CPU, 20 %) per 1280x720 output of ``edsr-s`` x4 on one core
 (docs/performance.md, "Inference default path").
 
 :func:`reuse_freed_memory` sets ``M_MMAP_THRESHOLD`` to ``MMAP_THRESHOLD`` (blocks up to it
