@@ -11,6 +11,15 @@ Sections (all by default; pick with ``--sections``):
 * ``tiling``: the ``Upscaler`` (uint8 in/out) with default tiling vs the whole image
   (``tile=0, tail_tile=0``) on the same image: time and max difference.
 * ``teacher``: edsr-t vs edsr-s at x4 on a small image: time and peak RSS.
+* ``upscale``: ``facd upscale``'s default path (the ``Upscaler`` with its default options, uint8
+  in and out) for edsr-s x4 on a 320x180 LR image, against a 64->64 3x3 channels_last conv on a
+  96x96 input timed in the same rounds (the ceiling; cache-resident, no page faults). Each
+  process runs ``--rounds`` rounds; per round: CPU time of one upscale, best CPU time of three
+  ceiling convs, and the ratio of their GMAC/s (MACs of the whole-image network); reported: the
+  median ratio ("of the ceiling") and page faults per upscale. Two allocator setups, each in
+  fresh processes, alternating: ``api`` (as the Python API leaves it) and ``cli`` (as
+  ``facd upscale`` sets it up, :func:`facd.infer.allocator.reuse_freed_memory`);
+  ``--upscale-modes api`` measures an older tree that has no ``cli`` setup.
 * ``memory``: peak RSS of tiled upscaling to a 4000x3000 output vs smaller images, and of
   whole-image runs (``tile=0, tail_tile=0``), each in a fresh process so that the allocator's
   cache from earlier runs hides nothing.
@@ -42,7 +51,7 @@ import torch
 from facd.archs.io import load_model
 from facd.complexity import count_macs
 
-SECTIONS = ("ceiling", "paths", "tiling", "teacher", "memory")
+SECTIONS = ("ceiling", "paths", "tiling", "teacher", "upscale", "memory")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -444,6 +453,82 @@ def memory(name: str, big: tuple[int, int]) -> None:
     print(table(["LR", "output", "tile", "peak RSS MiB", "output array MiB", "time s"], rows))
 
 
+def _upscale_child(mode: str, rounds: int) -> dict:
+    import resource
+    import statistics
+    import warnings
+
+    import facd
+
+    if mode == "cli":
+        from facd.infer.allocator import reuse_freed_memory
+
+        assert reuse_freed_memory(), "glibc's mallopt is not available here"
+    warnings.simplefilter("ignore")  # untrained preset
+    torch.manual_seed(0)
+    up = facd.load("edsr-s", scale=4, device="cpu")
+    lr = np.random.default_rng(0).integers(0, 256, (180, 320, 3), dtype=np.uint8)
+    macs = count_macs(up.model, (180, 320))
+    conv = torch.nn.Conv2d(64, 64, 3, padding=1).eval().to(memory_format=torch.channels_last)
+    x = torch.rand(1, 64, 96, 96).contiguous(memory_format=torch.channels_last)
+    conv_macs = 64 * 64 * 9 * 96 * 96
+
+    def cpu(fn: Callable[[], object]) -> float:
+        t0 = time.process_time()
+        fn()
+        return time.process_time() - t0
+
+    up(lr)  # warm-up
+    times, ceilings, faults = [], [], []
+    with torch.inference_mode():
+        conv(x)
+        for _ in range(rounds):
+            ceilings.append(conv_macs / min(cpu(lambda: conv(x)) for _ in range(3)) / 1e9)
+            f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            times.append(cpu(lambda: up(lr)))
+            faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
+    ratios = [macs / t / 1e9 / c for t, c in zip(times, ceilings, strict=True)]
+    return {
+        "times": times,
+        "ceilings": ceilings,
+        "ratios": ratios,
+        "faults": statistics.median(faults),
+        "macs": macs,
+    }
+
+
+def upscale(rounds: int, modes: list[str]) -> None:
+    import statistics
+
+    res: dict[str, list[dict]] = {m: [] for m in modes}
+    for _ in range(2):
+        for m in modes:
+            res[m].append(_in_child(_upscale_child, m, rounds))
+    rows = []
+    for m, runs in res.items():
+        times = [t for r in runs for t in r["times"]]
+        ceil = [c for r in runs for c in r["ceilings"]]
+        ratios = [q for r in runs for q in r["ratios"]]
+        rows.append(
+            [
+                m,
+                f"{statistics.median(times):.3f}",
+                f"{statistics.median(ceil):.1f}",
+                f"{100 * statistics.median(ratios):.1f} %",
+                f"{100 * min(ratios):.1f}-{100 * max(ratios):.1f} %",
+                f"{statistics.median([r['faults'] for r in runs]):,.0f}",
+            ]
+        )
+    macs = next(iter(res.values()))[0]["macs"]
+    print(
+        f"\n### facd upscale default path, edsr-s x4, 320x180 -> 1280x720, uint8, "
+        f"{macs / 1e9:.1f} GMAC, {torch.get_num_threads()} thread(s), 2 processes x {rounds} "
+        "rounds per setup"
+    )
+    heads = ["allocator", "CPU s (median)", "ceiling GMAC/s (median)", "of the ceiling (median)"]
+    print(table(heads + ["range", "page faults per upscale"], rows))
+
+
 def _load() -> str:
     try:
         return ", ".join(f"{v:.1f}" for v in os.getloadavg())
@@ -461,6 +546,8 @@ def main() -> None:
     ap.add_argument("--no-compile", action="store_true", help="skip torch.compile")
     ap.add_argument("--teacher-size", type=int, default=64, help="LR side for teacher vs student")
     ap.add_argument("--memory-model", default="edsr-s", help="model for the 4000x3000 memory run")
+    ap.add_argument("--rounds", type=int, default=5, help="rounds per process of 'upscale'")
+    ap.add_argument("--upscale-modes", nargs="+", choices=("api", "cli"), default=["api", "cli"])
     args = ap.parse_args()
     reps = args.reps or (1 if args.quick else 2)
     out_size = (640, 360) if args.quick else (1280, 720)
@@ -486,6 +573,8 @@ def main() -> None:
         tiling(reps, cases)
     if "teacher" in args.sections:
         teacher(args.teacher_size // (2 if args.quick else 1), reps)
+    if "upscale" in args.sections:
+        upscale(2 if args.quick else args.rounds, args.upscale_modes)
     if "memory" in args.sections:
         big = (375, 500) if args.quick else (750, 1000)
         memory(args.memory_model, big)

@@ -22,8 +22,9 @@ disturbed than wall time when other jobs share the cores. Work: ``3 x`` the stud
 MACs (forward + backward) plus the teacher's forward MACs, per batch (``facd.complexity``);
 GMAC/s = work / CPU s. The ceiling is a 64->64 3x3 fp32 convolution in channels_last with one
 thread on a (1, 64, 96, 96) input, timed in every round. Variants (``eager``: the switches off,
-the defaults of ``facd train``; ``fast``: ``train.channels_last``; ``compile``: the fast path
-plus ``train.compile``, with ``--compile``) run interleaved: every round runs each method's
+NCHW, the default of ``facd train`` before channels_last; ``fast``: ``train.channels_last``, the
+default now; ``compile``: the fast path plus ``train.compile``, with ``--compile``; ``bf16``: the
+fast path under bf16 autocast, ``train.precision: bf16``, with ``--bf16``) run interleaved: every round runs each method's
 every variant for ``--steps`` steps; the table shows the median over ``--rounds`` rounds of
 each round's mean. The first step of each (untimed warm-up) is reported apart: CPU seconds of
 the process and wall seconds (torch.compile also compiles in worker processes).
@@ -56,9 +57,10 @@ METHODS = ["scratch", "ts", "fakd", "lsfd", "fcd", "facd"]
 PARTS = ["data", "teacher", "student", "loss", "backward", "optimizer"]
 CEILING_SIZE = (96, 96)
 VARIANTS: dict[str, dict[str, Any]] = {
-    "eager": {"channels_last": False, "compile": False},  # the defaults of facd train
-    "fast": {"channels_last": True, "compile": False},
+    "eager": {"channels_last": False, "compile": False},  # NCHW, the published protocols' path
+    "fast": {"channels_last": True, "compile": False},  # the defaults of facd train
     "compile": {"channels_last": True, "compile": True},
+    "bf16": {"channels_last": True, "compile": False, "precision": "bf16"},
 }
 
 
@@ -73,6 +75,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="add the torch.compile variant (one method and one pair per run: compiled "
         "students of one class in one process lost their taps in a run with two methods)",
+    )
+    p.add_argument(
+        "--bf16",
+        action="store_true",
+        help="add the bf16 autocast variant (train.precision: bf16) on the fast path",
     )
     p.add_argument(
         "--quick",
@@ -190,7 +197,7 @@ class Case:
 def variant_config(base: dict, variant: str) -> dict:
     cfg = json.loads(json.dumps(base))
     train = cfg.setdefault("train", {})
-    for key in ("channels_last", "compile"):  # the protocols pin what they ran with
+    for key in ("channels_last", "compile", "precision"):  # the protocols pin what they ran with
         train.pop(key, None)
     train.update(VARIANTS[variant])
     return cfg
@@ -287,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.rounds, args.steps = 2, 1
     variants = ["eager", "fast", *(["compile"] if args.compile else [])]
+    variants += ["bf16"] if args.bf16 else []
     ceiling = conv_ceiling()
     out: dict[str, Any] = {"load_before": os.getloadavg(), "pairs": {}}
     with tempfile.TemporaryDirectory() as tmp:

@@ -40,6 +40,7 @@ def write_config(path: Path, method: str, data: Path, student: str, teacher: Pat
             "lr_milestones": [1000],
             "log_every": 1,
             "save_every": STEPS,
+            "channels_last": False,  # the hand loop's layout (the bits depend on it)
         },
     }
     if teacher is not None:

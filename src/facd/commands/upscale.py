@@ -286,12 +286,14 @@ def run(args: argparse.Namespace) -> int:
 
     import facd
     from facd.commands._checks import check_writable_dir
+    from facd.infer.allocator import reuse_freed_memory
     from facd.infer.tiling import tile_grid
 
     if args.quality is not None and not 1 <= args.quality <= 100:
         raise DataError(f"--quality must be between 1 and 100, got {args.quality}")
     check_writable_dir(args.output, "-o")
     inputs = gather_inputs(args.inputs)
+    reuse_freed_memory()  # this process only upscales: no page faults per layer
     up = facd.load(
         args.model,
         scale=args.scale,

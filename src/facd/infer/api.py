@@ -137,7 +137,7 @@ def _uint8_writer(view: np.ndarray, gray: bool) -> Callable[[int, int, Tensor], 
     like the evaluation: clamp to [0, 1], ``round(x * 255)``."""
 
     def write(y: int, x: int, block: Tensor) -> None:
-        q = block.float().clamp(0.0, 1.0).mul(255.0).round()
+        q = block.float().clamp(0.0, 1.0).mul_(255.0).round_()  # one new tensor
         if gray:  # MATLAB rgb2gray on uint8: weighted sum rounded half up
             g = (q.double() * _gray_weights(q.device)).sum(0)
             out = torch.floor(g + 0.5).clamp(0, 255).to(torch.uint8).cpu().numpy()
@@ -313,6 +313,7 @@ class Upscaler:
                     _tensor_writer(out[i], clamp=False),
                     tile=tail_tile,
                     overlap=margin,
+                    check_finite=False,  # the caller's tiled_forward checks ``out``
                 )
             return out
 

@@ -35,6 +35,11 @@ VAL_SPLIT = "configs/splits/val291.txt"
 #: The benchmark sets are never used for this choice.
 CONTRAST_LAMBDA_GRID: tuple[float, ...] = (0.04, 0.4, 4.0, 40.0)
 
+#: Training keys whose default changed after teacher stages were first identified by their
+#: stage config as written (:meth:`Protocol.stage_identity`), with the value that was their
+#: default then.
+STAGE_IDENTITY_OLD_DEFAULTS: dict[tuple[str, str], Any] = {("train", "channels_last"): False}
+
 
 def canonical_config(resolved: dict) -> dict:
     """A resolved ``facd train`` config reduced to what the run depends on (for fingerprints).
@@ -614,6 +619,25 @@ class Protocol:
         if cfg["val"].get("split"):
             cfg["val"]["split"] = None  # a stage is not validated
         cfg.setdefault("train", {})["iterations"] = self.teacher_stage.iterations
+        return cfg
+
+    def stage_identity(self, stage: str) -> dict:
+        """What identifies a teacher stage's weights before they exist: its stage config as
+        written (:meth:`stage_config`), with each key of ``STAGE_IDENTITY_OLD_DEFAULTS`` set to
+        the value it resolves to, or left out where that value is the key's old default.
+
+        So a protocol that pins such a key at its old default, or leaves it to an old default,
+        keeps the identity it had; one that runs the stage with another value (a pin, or a new
+        default) gets a new identity, as its stage trains differently."""
+        from facd.train.config import load_config
+
+        cfg = self.stage_config(stage)
+        resolved = load_config(None, [], base=cfg).to_dict()
+        for (section, key), old in STAGE_IDENTITY_OLD_DEFAULTS.items():
+            part = cfg.setdefault(section, {})
+            part.pop(key, None)
+            if resolved[section][key] != old:
+                part[key] = resolved[section][key]
         return cfg
 
     def teacher_net(self) -> dict:

@@ -100,7 +100,7 @@ class RunConfigs:
         config as written, the protocol's teacher by the SHA-256 of its weights."""
         stage = teacher_stage(row.method)
         if stage is not None:
-            return f"{stage}:{fingerprint(self.p.stage_config(stage))}"
+            return f"{stage}:{fingerprint(self.p.stage_identity(stage))}"
         path = Path(self.p.teacher.weights)
         return sha256_file(path) if path.is_file() else "absent"
 
