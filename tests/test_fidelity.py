@@ -220,23 +220,26 @@ def test_pisr_stage_identity_ignores_a_pin_at_the_old_default(mini):
     """The PISR row names its teacher stage by the stage config as written; a memory-format
     pin at the old default (NCHW) leaves that identity and the row's fingerprint alone, the
     fast path or an unpinned stage under the channels_last default gets a new one."""
-    from facd.reproduce.runner import fingerprint
+    from facd.reproduce.records import fingerprint
 
     proto, rep = mini
     row = proto.row("pisr")
     assert proto.shared["train"]["channels_last"] is False  # mini-x4 pins it
-    pinned, row_fp = rep._teacher_identity(row), rep.row_fingerprint(row, 0)
+    pinned, row_fp = rep.configs.teacher_identity(row), rep.configs.row_fingerprint(row, 0)
     unpinned_raw = proto.stage_config("pisr-teacher")
     del unpinned_raw["train"]["channels_last"]
     # the identity as it was defined before the pin: the raw stage config of the old file
     assert pinned == f"pisr-teacher:{fingerprint(unpinned_raw)}"
     del proto.shared["train"]["channels_last"]  # the new default: channels_last
-    unpinned = rep._teacher_identity(row)
+    unpinned = rep.configs.teacher_identity(row)
     proto.shared["train"]["channels_last"] = True
-    assert rep._teacher_identity(row) == unpinned != pinned
-    assert rep.row_fingerprint(row, 0) != row_fp
+    assert rep.configs.teacher_identity(row) == unpinned != pinned
+    assert rep.configs.row_fingerprint(row, 0) != row_fp
     proto.shared["train"]["channels_last"] = False
-    assert (rep._teacher_identity(row), rep.row_fingerprint(row, 0)) == (pinned, row_fp)
+    assert (rep.configs.teacher_identity(row), rep.configs.row_fingerprint(row, 0)) == (
+        pinned,
+        row_fp,
+    )
 
 
 def test_published_results_are_current(mini):
