@@ -154,57 +154,6 @@ def fixed_batch(
     return lr, hr
 
 
-def build_distiller(rcfg: ResolvedConfig, run_dir: Path | None = None) -> Distiller:
-    """A :class:`facd.Distiller` for a resolved config, initialised as ``facd train`` starts it
-    (``torch.manual_seed(seed)``, the student, the teacher from its file, then the loss
-    modules), on the CPU."""
-    from facd import Distiller
-    from facd.archs import build_model
-    from facd.archs.io import load_model
-    from facd.distill.methods import needs_of
-    from facd.distiller import RunInfo
-
-    cfg = rcfg.config
-    torch.manual_seed(cfg.seed)
-    spec = cfg.student.spec(cfg.scale)
-    student = build_model(spec)
-    if cfg.student.weights:
-        loaded, _ = load_model(Path(cfg.student.weights), expect=spec)
-        student.load_state_dict(loaded.state_dict())
-    teacher = None
-    if needs_of(rcfg.loss).teacher:
-        if cfg.teacher is None or not cfg.teacher.weights:
-            raise ConfigError(f"method {cfg.method!r} needs 'teacher.weights' to be measured")
-        weights = Path(cfg.teacher.weights)
-        if not weights.is_file():
-            raise CheckpointError(
-                f"teacher weights not found: {weights} (relative paths are read against the "
-                "current directory: run from the folder the run was trained from)"
-            )
-        teacher, _ = load_model(weights, expect=cfg.teacher.spec(cfg.scale))
-    return Distiller(
-        student,
-        teacher,
-        cfg.method,
-        student_taps=cfg.student.taps,
-        teacher_taps=cfg.teacher.taps if cfg.teacher is not None else None,
-        loss=rcfg.loss,
-        device="cpu",
-        run=RunInfo(
-            seed=cfg.seed,
-            rank=0,
-            world_size=1,
-            run_dir=run_dir,
-            batch_size=cfg.train.batch_size,
-            patch_size=cfg.data.patch_size,
-            student_weights=cfg.student.weights,
-            teacher_weights=cfg.teacher.weights if cfg.teacher is not None else None,
-            teacher_preset=cfg.teacher.preset if cfg.teacher is not None else None,
-            log=lambda _message: None,
-        ),
-    )
-
-
 def load_run_config(run_dir: Path) -> ResolvedConfig:
     """The resolved config of a run folder (its ``config.yaml``)."""
     from facd.train.config import load_config
@@ -267,7 +216,9 @@ def measure(
     patch = patch or cfg.data.patch_size
     if batch < 2 or patch < 1:
         raise ConfigError(f"--batch must be >= 2 and --patch >= 1, got {batch} and {patch}")
-    distiller = build_distiller(rcfg, run_dir)
+    from facd.train.assemble import build_distiller
+
+    distiller = build_distiller(rcfg, "cpu", run_dir=run_dir, log=lambda _message: None)
     iteration = load_trained(distiller, run_dir) if run_dir is not None else 0
     lr, hr = fixed_batch(cfg, batch, patch, seed)
     shares = gradient_shares(distiller, lr, hr)

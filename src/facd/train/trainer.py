@@ -45,15 +45,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from facd.archs import build_model
-from facd.archs.io import load_model, save_model
+from facd.archs.io import save_model
 from facd.archs.spec import ArchSpec
-from facd.distill.methods import get_method, missing_stage_message
+from facd.distill.methods import get_method
 from facd.distill.taps import FeatureTaps
-from facd.distill.terms import Needs, StepRandom, derive_seed
-from facd.distiller import Distiller, RunInfo, active_loss
+from facd.distill.terms import StepRandom, derive_seed
 from facd.errors import CheckpointError, ConfigError, FacdError, TrainingDiverged
 from facd.fileio import storage_errors
+from facd.train.assemble import build_distiller
 from facd.train.config import ResolvedConfig
 from facd.train.distributed import DistContext, any_rank
 from facd.train.state import (
@@ -110,34 +109,14 @@ class Trainer:
             )
         self.device = resolve_device(cfg.train.device, self.dist)
         self.method = get_method(cfg.method)
-        torch.manual_seed(cfg.seed)
         self.student_spec = cfg.student.spec(cfg.scale)
-        student = build_model(self.student_spec)
-        if cfg.student.weights:
-            loaded, _ = self._load_checkpoint(cfg.student.weights, self.student_spec, "student")
-            student.load_state_dict(loaded.state_dict())
-        _, needs = active_loss(self.loss_opts)  # the Distiller's view of the loss
-        teacher = self._build_teacher(needs)
-        self.model = Distiller(
-            student,
-            teacher,
-            cfg.method,
-            student_taps=cfg.student.taps,
-            teacher_taps=cfg.teacher.taps if cfg.teacher is not None else None,
-            loss=self.loss_opts,
-            device=self.device,
-            run=RunInfo(
-                seed=cfg.seed,
-                rank=self.dist.rank,
-                world_size=self.dist.world_size,
-                run_dir=self.run_dir,
-                batch_size=cfg.train.batch_size // self.dist.world_size,
-                patch_size=cfg.data.patch_size,
-                student_weights=cfg.student.weights,
-                teacher_weights=cfg.teacher.weights if cfg.teacher is not None else None,
-                teacher_preset=cfg.teacher.preset if cfg.teacher is not None else None,
-                log=self.log,
-            ),
+        self.model = build_distiller(
+            rcfg,
+            self.device,
+            rank=self.dist.rank,
+            world_size=self.dist.world_size,
+            run_dir=self.run_dir,
+            log=self.log,
         )
         if cfg.train.channels_last:
             self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # the teacher too
@@ -164,15 +143,6 @@ class Trainer:
         self.resumed_from: Path | None = None
 
     # -- set-up ---------------------------------------------------------------------------
-    def _load_checkpoint(
-        self, path: str, expect: ArchSpec, role: str
-    ) -> tuple[nn.Module, ArchSpec]:
-        """Load ``path`` strictly, checking it against the config's architecture and scale."""
-        p = Path(path)
-        if not p.is_file():
-            raise CheckpointError(f"{role} weights not found: {p} (set '{role}.weights')")
-        return load_model(p, expect=expect)
-
     def _compile_student(self) -> None:
         """``torch.compile`` the student in place (state-dict keys and tap hooks unchanged).
 
@@ -204,26 +174,6 @@ class Trainer:
     @property
     def student_tap_paths(self) -> list[str] | None:
         return self.model.student_tap_paths
-
-    def _build_teacher(self, needs: Needs) -> nn.Module | None:
-        """The frozen teacher, when the method's active terms need one (their declared needs)."""
-        cfg = self.cfg
-        if not needs.teacher:
-            return None
-        if cfg.teacher is None:
-            raise ConfigError(f"method {cfg.method!r} needs a 'teacher' section")
-        spec = cfg.teacher.spec(cfg.scale)
-        if not cfg.teacher.weights:
-            raise ConfigError(
-                "'teacher.weights' is not set: a distillation run needs a trained teacher"
-            )
-        weights = Path(cfg.teacher.weights)
-        if needs.teacher_stage and self.method.teacher_stage and not weights.is_file():
-            raise ConfigError(
-                missing_stage_message(cfg.method, weights, cfg.teacher.preset, cfg.scale)
-            )
-        teacher, _ = self._load_checkpoint(cfg.teacher.weights, spec, "teacher")
-        return teacher.eval().requires_grad_(False).to(self.device)
 
     def describe(self) -> list[str]:
         lines = [
