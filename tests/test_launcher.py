@@ -82,12 +82,25 @@ def alive(pids: set[int]) -> set[int]:
     return out
 
 
+def _as_from_a_terminal() -> None:
+    """In the child: Ctrl-C (SIGINT) at its default, as a shell gives a foreground job. A
+    process started in the background of a non-interactive shell (``cmd &``, ``nohup``)
+    inherits SIGINT ignored, and facd keeps an inherited ignore, as every Unix program does."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_launcher(work: Path, out: str, *extra: str) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "facd", "train", "cfg.yaml", "--out", out, "--nproc", "2",
            "--no-progress", *extra]  # fmt: skip
     # a session of its own, as a shell gives a job: the test can signal the whole group
     return subprocess.Popen(
-        cmd, cwd=work, env=_env(work), stderr=subprocess.PIPE, text=True, start_new_session=True
+        cmd,
+        cwd=work,
+        env=_env(work),
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=_as_from_a_terminal,
     )
 
 
@@ -158,7 +171,13 @@ def test_ctrl_c_single_process_exits_130_without_traceback(work, workers):
     cmd = [sys.executable, "-m", "facd", "train", "cfg.yaml", "--out", out, "--no-progress",
            "--set", f"data.num_workers={workers}"]  # fmt: skip
     proc = subprocess.Popen(
-        cmd, cwd=work, env=_env(work), stderr=subprocess.PIPE, text=True, start_new_session=True
+        cmd,
+        cwd=work,
+        env=_env(work),
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=_as_from_a_terminal,
     )
     wait_for_state(proc, work / out)
     time.sleep(0.3)
