@@ -17,6 +17,7 @@ from facd.reproduce.studyfigures import (
     lambda_figure,
     lambda_points,
     study_figure_lines,
+    study_target,
 )
 from facd.typedconfig import from_dict
 
@@ -71,7 +72,12 @@ def _results(tmp: Path, rows: dict = ROWS) -> Results:
             "eval": {"sets": SETS, "data_root": str(tmp / "bench")},
             "rows": proto_rows,
             "results_dir": str(root),
-            "report": {"path": str(tmp / "docs" / "results.md")},
+            "report": {
+                "path": str(tmp / "docs" / "results.md"),
+                "claims": [{"text": "FACD beats scratch", "rows": ["facd", "scratch"]}]
+                if "facd" in rows and "scratch" in rows
+                else [],
+            },
         },
     )
     return Results.load(proto)
@@ -101,7 +107,9 @@ def test_no_lambda_curve_without_a_single_reference(tmp_path: Path) -> None:
 
 
 def test_budget_series_pair_facd_with_each_method_at_every_shared_budget(tmp_path: Path) -> None:
-    series = budget_series(_results(tmp_path))
+    res = _results(tmp_path)
+    assert study_target(res) == "facd"
+    series = budget_series(res, "facd")
     # FAKD has one budget; TS has B and B/2 (ts-b2, the lambda group's reference)
     assert [s.other for s in series] == ["scratch", "ts"]
     scratch, ts = series
@@ -132,7 +140,7 @@ def test_figures_draw_the_numbers(tmp_path: Path) -> None:
     assert len(seeds.get_ydata()) == 8
     assert len(_gid(ax, "interval")) == 3
     assert ax.get_xscale() == "symlog"
-    series = budget_series(res)
+    series = budget_series(res, "facd")
     ax = budget_figure(series, 6000, "Set5, Set14").axes[0]
     (scratch,) = _gid(ax, "mean-scratch")
     assert list(scratch.get_ydata()) == pytest.approx([d.mean for d in series[0].diffs])

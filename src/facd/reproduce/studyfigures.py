@@ -8,7 +8,7 @@
   symmetric-logarithmic (linear below the smallest positive weight), so that lambda = 0 sits
   one decade's width left of it.
 * **Gain against budget** (:func:`budget_series`, :func:`draw_budget`): ``target - other`` at
-  each budget fraction (``Row.schedule``: B/4, B/2, B) where both methods have a row without a
+  each budget fraction (``target``: the method of the protocol's first claim, :func:`study_target`) (``Row.schedule``: B/4, B/2, B) where both methods have a row without a
   fixed weight; one line per other method present at two or more budgets. Mean over paired
   seeds with its 95 % t-interval; the x axis is log2 of the fraction.
 
@@ -113,7 +113,14 @@ def lambda_points(res: Results) -> LambdaCurve | None:
     return None
 
 
-def budget_series(res: Results, target: str = "facd") -> list[BudgetSeries]:
+def study_target(res: Results) -> str | None:
+    """The method the budget figure is about: that of the first row of the protocol's first
+    claim (e.g. FACD in "FACD improves the student over scratch"); None without claims."""
+    claims = res.proto.report.claims
+    return res.proto.row(claims[0].rows[0]).method if claims else None
+
+
+def budget_series(res: Results, target: str) -> list[BudgetSeries]:
     """``target - m`` against the budget fraction for every other method ``m`` with rows
     (without a fixed weight, with results) at two or more budgets shared with ``target``.
     Where a method has two rows at one budget, the first in protocol order counts."""
@@ -246,8 +253,10 @@ def draw_lambda(res: Results, path: str | Path) -> Path | None:
 
 
 def draw_budget(res: Results, path: str | Path, iterations: int | None) -> Path | None:
-    """:func:`budget_figure` written to ``path``; None (nothing written) without a series."""
-    series = budget_series(res)
+    """:func:`budget_figure` of :func:`study_target`'s method, written to ``path``; None
+    (nothing written) without a series."""
+    target = study_target(res)
+    series = budget_series(res, target) if target is not None else []
     if not series:
         return None
     return _save(budget_figure(series, iterations, ", ".join(res.sets)), path, palette=True)
