@@ -89,12 +89,11 @@ def _as_from_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def start_launcher(work: Path, out: str, *extra: str) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "facd", "train", "cfg.yaml", "--out", out, "--nproc", "2",
-           "--no-progress", *extra]  # fmt: skip
-    # a session of its own, as a shell gives a job: the test can signal the whole group
+def start_train(work: Path, *args: str) -> subprocess.Popen:
+    """``facd train cfg.yaml ARGS`` in a session of its own, as a shell gives a job (the test can
+    signal the whole group), with SIGINT at its default."""
     return subprocess.Popen(
-        cmd,
+        [sys.executable, "-m", "facd", "train", "cfg.yaml", *args],
         cwd=work,
         env=_env(work),
         stderr=subprocess.PIPE,
@@ -102,6 +101,10 @@ def start_launcher(work: Path, out: str, *extra: str) -> subprocess.Popen:
         start_new_session=True,
         preexec_fn=_as_from_a_terminal,
     )
+
+
+def start_launcher(work: Path, out: str, *extra: str) -> subprocess.Popen:
+    return start_train(work, "--out", out, "--nproc", "2", "--no-progress", *extra)
 
 
 def wait_for_state(proc: subprocess.Popen, run: Path, timeout: float = 300) -> None:
@@ -168,17 +171,7 @@ def test_ctrl_c_stops_all_ranks_at_a_checkpoint_exit_130_no_traceback(work):
 @pytest.mark.parametrize("workers", [0, 2])
 def test_ctrl_c_single_process_exits_130_without_traceback(work, workers):
     out = f"single{workers}"
-    cmd = [sys.executable, "-m", "facd", "train", "cfg.yaml", "--out", out, "--no-progress",
-           "--set", f"data.num_workers={workers}"]  # fmt: skip
-    proc = subprocess.Popen(
-        cmd,
-        cwd=work,
-        env=_env(work),
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        preexec_fn=_as_from_a_terminal,
-    )
+    proc = start_train(work, "--out", out, "--no-progress", "--set", f"data.num_workers={workers}")
     wait_for_state(proc, work / out)
     time.sleep(0.3)
     os.killpg(proc.pid, signal.SIGINT)  # the terminal signals the workers too

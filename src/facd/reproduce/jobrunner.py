@@ -84,8 +84,9 @@ class JobRunner:
         saved = read_yaml(run_dir / "config.yaml")
         if finished_iteration(run_dir) == total and not config_differences(saved, resolved):
             return False
-        if saved is not None and unresumable_differences(saved, resolved):
-            self._set_aside(run_dir, unresumable_differences(saved, resolved))
+        changed = unresumable_differences(saved, resolved) if saved is not None else []
+        if changed:
+            self._set_aside(run_dir, changed)
         t0 = time.perf_counter()
         try:
             self.run_job(name, {"kind": "train", "config": cfg, "run_dir": str(run_dir)})
