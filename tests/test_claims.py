@@ -280,6 +280,25 @@ def test_a_claim_that_needs_the_regime_is_judged_where_it_holds(tmp_path: Path) 
     )
 
 
+@pytest.mark.parametrize(
+    ("alpha0", "label"),
+    [(ALPHA0_FAILS, "conditions not met"), (None, "conditions not measured yet")],
+)
+def test_a_regime_claim_without_results_is_labelled_as_the_regime_stands(
+    tmp_path: Path, alpha0: dict | None, label: str
+) -> None:
+    """While FCD has no results, FACD - FCD is not measured; its label must still say that the
+    conditions fail (or are not measured), never "conditions met"."""
+    path = _protocol_with(tmp_path, {"reference": "scratch", "claims": CLAIMS})
+    psnr = {k: v for k, v in PSNR.items() if k != "fcd"}
+    write_student_runs(tmp_path / "p" / "results", psnr, {"facd": alpha0} if alpha0 else None)
+    text = _report(path)
+    summary = text[text.index("## Summary") : text.index("## Set-up")]
+    lead = next(ln for ln in summary.splitlines() if ln.startswith("| p | The adaptive scheme"))
+    assert lead.endswith(f"| not measured | saturation not checked; {label} |")
+    assert "conditions met" not in lead
+
+
 def test_an_equal_budget_study_labels_every_verdict(tmp_path: Path) -> None:
     study = {"kind": "equal_budget", "doubling_gain_db": 0.4, "doubling_source": "a ladder run"}
     text = _gated_report(tmp_path, ALPHA0_HOLDS, study)

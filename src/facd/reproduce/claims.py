@@ -221,10 +221,18 @@ class ClaimJudge:
 
     def claim_label(self, res: ClaimResult) -> str:
         """The claim's label: the study's, and for a claim that needs the regime whether its
-        conditions are met."""
+        conditions are met, not met (one fails) or not measured yet (none fails, one is not
+        measured), read from the conditions themselves, so that a claim whose rows have no
+        results yet is labelled as the regime stands."""
         label = self.study_label()
         if res.claim.needs_regime:
-            label += "; conditions not met" if res.gate else "; conditions met"
+            holds = [c.holds for c in self.conditions()]
+            if False in holds:
+                label += "; conditions not met"
+            elif None in holds:
+                label += "; conditions not measured yet"
+            else:
+                label += "; conditions met"
         return label
 
     def verdict_text(self, res: ClaimResult) -> str:
