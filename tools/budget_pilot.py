@@ -15,7 +15,10 @@ protocol's teacher, measures the two regime conditions of the protocol's ``repor
     gap    = PSNR_Y(teacher) - PSNR_Y(student) on the validation split.
 
 B is the smallest schedule with ``alpha0 >= alpha0_min`` and ``gap <= gap_max_db``; when none
-passes, B is the largest and the regime claims read "conditions not met". The scratch student
+passes, B is the largest and the regime claims read "conditions not met". Every schedule given
+is measured (not only up to B), so that the table also shows the gain of doubling B
+(``doubling_gain_db``, when 2 B is among the schedules). ``--teacher`` measures against other
+teacher weights than the protocol's (e.g. the same teacher at half its schedule). The scratch student
 stands in for the distilled rows here (they need weights that the sweeps at B/2 choose); the
 report's gate measures the same two statistics on the rows themselves.
 
@@ -82,21 +85,23 @@ def choose_lr(run: Any, lrs: list[float], factor: int) -> dict:
     return {"seed": PILOT_SEED, "rows": rows, "chosen_lr": best["lr"]}
 
 
-def choose_budget(run: Any, lr: float, factors: list[float]) -> dict:
+def choose_budget(run: Any, lr: float, factors: list[float], teacher: str | None = None) -> dict:
     from facd.reproduce.alphapatch import alpha0_on_patches
     from facd.reproduce.records import load_config_dict
 
     reg = run.p.report.regime
-    teacher = str(run.p.teacher.weights)
+    teacher = teacher or str(run.p.teacher.weights)
     rows: list[dict] = []
     chosen = None
     for f in sorted(factors):
         cfg = _scratch_config(run, lr, f)
         weights, psnr = _train_and_split(run, f"lr{lr:g}-x{f:g}", cfg)
         data = load_config_dict(cfg)["data"]
-        split_t = run.out / "pilot" / "teacher-split.json"
+        split_t = run.out / "pilot" / f"teacher-split-{Path(teacher).stem}.json"
         if not split_t.is_file():
-            run.jobrunner.split_eval("pilot-teacher", [teacher], list(data["train_dirs"]), split_t)
+            run.jobrunner.split_eval(
+                f"pilot-teacher-{Path(teacher).stem}", [teacher], list(data["train_dirs"]), split_t
+            )
         t_psnr = float(json.loads(split_t.read_text())["models"][teacher]["psnr_y"])
         alpha = alpha0_on_patches(
             weights,
@@ -120,17 +125,22 @@ def choose_budget(run: Any, lr: float, factors: list[float]) -> dict:
                 "conditions_hold": ok,
             }
         )
-        if ok:
+        if ok and chosen is None:
             chosen = cfg["train"]["iterations"]
-            break
+    budget = chosen if chosen is not None else rows[-1]["iterations"]
+    psnr_at = {r["iterations"]: r["psnr_y"] for r in rows}
     return {
         "seed": PILOT_SEED,
         "lr": lr,
+        "teacher": teacher,
         "alpha0_min": reg.alpha0_min,
         "gap_max_db": reg.gap_max_db,
         "rows": rows,
-        "budget": chosen if chosen is not None else rows[-1]["iterations"],
+        "budget": budget,
         "conditions_hold": chosen is not None,
+        "doubling_gain_db": (
+            psnr_at[2 * budget] - psnr_at[budget] if 2 * budget in psnr_at else None
+        ),
     }
 
 
@@ -173,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         default=[1, 2, 4],
         help="budget: schedules as factors of the protocol's (0.25, 0.5 or whole numbers)",
     )
+    ap.add_argument("--teacher", help="budget: teacher weights (default: the protocol's)")
     ap.add_argument("--out", type=Path, help="protocol output folder (default runs/repro-<name>)")
     args = ap.parse_args(argv)
 
@@ -213,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{r['median_it_per_s'] or 0:.2f} |"
             )
     else:
-        doc = choose_budget(run, args.lr, args.factors)
+        doc = choose_budget(run, args.lr, args.factors, args.teacher)
         print("| iterations | student (dB) | teacher (dB) | gap (dB) | alpha = 0 | holds |")
         print("|---:|---:|---:|---:|---:|---|")
         for r in doc["rows"]:
@@ -222,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{r['gap_db']:.3f} | {100 * r['alpha0_frac']:.1f} % | {r['conditions_hold']} |"
             )
         print(f"budget B = {doc['budget']} (conditions hold: {doc['conditions_hold']})")
+        if doc["doubling_gain_db"] is not None:
+            print(f"gain of doubling B: {doc['doubling_gain_db']:+.3f} dB")
     from facd.fileio import atomic_write_text
 
     atomic_write_text(results / f"pilot-{args.stage}.json", json.dumps(doc, indent=1) + "\n")
