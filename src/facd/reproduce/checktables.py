@@ -4,11 +4,12 @@ the weight sweeps, the alpha = 0 fractions and the share of the loss that is dis
 
 from __future__ import annotations
 
-from facd.reproduce.claims import student_arch
+from facd.reproduce.claims import gap_place, student_arch
 from facd.reproduce.mdcells import alpha_claims, md, sets_mean
 from facd.reproduce.paper import paper_diff
 from facd.reproduce.protocol import (
     SATURATION_RULE,
+    SPLIT,
     SWEEP_RULE,
     Row,
     format_weight,
@@ -46,12 +47,12 @@ def regime_table(rep: Report) -> None:
         "|---|---|---|---|---|",
     )
     if reg.gap_row:
-        for where in ("Set5", None):
-            if where and where not in rep.r.sets:
+        for where in (reg.gap_on, None):
+            if where and where != SPLIT and where not in rep.r.sets:
                 continue
             st = rep.r.stat(reg.gap_row, where)
             gap = rep.claims.gap(where)
-            name = where or sets_mean(len(rep.r.sets))
+            name = gap_place(where) if where else sets_mean(len(rep.r.sets))
             what = f"teacher − {rep.label(reg.gap_row)} gap, {name}"
             paper = reg.gap_paper_text if where else paper_gap(rep)
             if st is None or gap is None:

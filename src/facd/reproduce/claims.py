@@ -11,7 +11,8 @@ says so (a mismatch label).
 
 Verdicts obey their conditions: a claim with ``needs_regime`` (one that depends on the adaptive
 indicator alpha) is judged only where every regime condition the protocol requires holds
-(:meth:`ClaimJudge.conditions`: teacher - student gap on Set5 <= ``gap_max_db``, alpha = 0
+(:meth:`ClaimJudge.conditions`: teacher - student gap <= ``gap_max_db`` on ``gap_on``, Set5 or
+the validation split, alpha = 0
 fraction >= ``alpha0_min``); elsewhere, or while a condition is unmeasured, its verdict is
 :data:`CONDITIONS_NOT_MET`, shown with the measured numbers and counted apart. Every verdict
 carries a label (:meth:`ClaimJudge.claim_label`): the declared equal-budget study ("equal budget
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 
 from facd.reproduce.mdcells import pct
 from facd.reproduce.paper import PaperDiff, arch_name, paper_diff
-from facd.reproduce.protocol import Protocol
+from facd.reproduce.protocol import SPLIT, Protocol
 from facd.reproduce.reportspec import ReportClaim
 from facd.reproduce.results import Results
 from facd.reproduce.stats import ONE_SEED, REVERSED, VERDICTS, Diff, mean
@@ -95,6 +96,11 @@ class Condition:
         return f"alpha = 0 on {pct(self.value)} %, {need}"
 
 
+def gap_place(where: str) -> str:
+    """How a report names where the gap is measured: a set's name, or the validation split."""
+    return "the validation split" if where == SPLIT else where
+
+
 class ClaimJudge:
     """The claims of ``res``' protocol judged on its results (computed once)."""
 
@@ -153,16 +159,16 @@ class ClaimJudge:
 
     def conditions(self) -> list[Condition]:
         """The regime conditions the protocol requires (``report.regime``), measured: the
-        teacher - ``gap_row`` gap on Set5 (``gap_max_db``), and the alpha = 0 fraction of
+        teacher - ``gap_row`` gap on ``gap_on`` (``gap_max_db``), and the alpha = 0 fraction of
         ``alpha0_row`` (``alpha0_min``): measured after training on ``alpha_patch``-pixel
         patches where the protocol measures it, else the mean over the last quarter of training
         (training patches). A condition whose requirement is 0 is not required."""
         reg = self.p.report.regime
         out = []
         if reg.gap_row and reg.gap_max_db > 0:
-            gap = self.gap("Set5")
+            gap = self.gap(reg.gap_on)
             holds = None if gap is None else gap <= reg.gap_max_db
-            out.append(Condition("gap", gap, reg.gap_max_db, holds, "Set5"))
+            out.append(Condition("gap", gap, reg.gap_max_db, holds, gap_place(reg.gap_on)))
         if reg.alpha0_row and reg.alpha0_min > 0:
             value, where = self.alpha0_measure()
             holds = None if value is None else value >= reg.alpha0_min
@@ -174,8 +180,16 @@ class ClaimJudge:
         return "; ".join(c.text() for c in self.conditions() if not c.holds)
 
     def gap(self, where: str | None) -> float | None:
-        """The teacher's Y-PSNR minus ``gap_row``'s mean on a set (None: the mean of the sets)."""
+        """The teacher's Y-PSNR minus ``gap_row``'s mean on a set (None: the mean of the sets;
+        ``SPLIT``: the validation split, with the teacher's split score of this teacher)."""
         reg, t = self.p.report.regime, self.r.teacher
+        if where == SPLIT:
+            ts = self.r.teacher_split or {}
+            current = t is not None and ts.get("weights_sha256") == t.get("weights_sha256")
+            st = self.r.stat(reg.gap_row, SPLIT) if self.r.has(reg.gap_row) else None
+            if st is None or not current or ts.get("psnr_y") is None:
+                return None
+            return float(ts["psnr_y"]) - st[0]
         if where is not None and where not in self.r.sets:
             return None
         st = self.r.stat(reg.gap_row, where) if self.r.has(reg.gap_row) else None

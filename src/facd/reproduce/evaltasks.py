@@ -1,7 +1,8 @@
 """The evaluation tasks of a protocol, and the result records they publish.
 
 Under the protocol's ``results_dir``: ``teacher.json`` and ``bicubic.json`` (the reference
-rows), ``<run id>.json`` with ``<run id>.safetensors`` (a student: its numbers, curve, alpha = 0
+rows), ``teacher-split.json`` (the teacher on the validation split, where the regime's gap is
+measured there), ``<run id>.json`` with ``<run id>.safetensors`` (a student: its numbers, curve, alpha = 0
 fraction, timings and config), ``gradshare-<run id>.json`` (each loss term's share of the
 gradient) and ``alpha<P>-<run id>.json`` (the alpha = 0 fraction after training on P-pixel
 patches). Each is cached by its fingerprint.
@@ -57,6 +58,32 @@ class Evaluations(TaskGroup):
             fingerprint=key,
         )
         write_json(result, doc)
+        return True
+
+    def task_teacher_split(self) -> bool:
+        """The teacher's Y-PSNR on the validation split, for the regime's gap measured there
+        (``report.regime.gap_on: split``): ``teacher-split.json``, with the images found in
+        the training folders of the gap row's runs."""
+        weights = Path(self.p.teacher.weights)
+        sha = sha256_file(weights)
+        row = self.p.row(self.p.report.regime.gap_row)
+        data = load_config_dict(self.configs.row_config(row, row.seeds[0]))["data"]
+        key = fingerprint({"sha": sha, "split": self.p.val_split, "v": RESULT_VERSION})
+        result = self.results / "teacher-split.json"
+        if read_json(result).get("fingerprint") == key:
+            return False
+        out = self.out / "teacher-split-eval.json"
+        doc = self.jobs.split_eval("teacher", [str(weights)], list(data["train_dirs"]), out)
+        write_json(
+            result,
+            {
+                "kind": "teacher-split",
+                "split": self.p.val_split,
+                "psnr_y": doc["models"][str(weights)]["psnr_y"],
+                "weights_sha256": sha,
+                "fingerprint": key,
+            },
+        )
         return True
 
     def task_bicubic(self) -> bool:

@@ -242,6 +242,11 @@ class SaturationSection:
         return self.teacher or bool(self.rows)
 
 
+#: ``report.regime.gap_on`` for the validation split, and the split's name where a set name
+#: stands (:meth:`facd.reproduce.results.Results.values`).
+SPLIT = "split"
+
+
 #: The default seed of the weight-sweep runs (``Protocol.sweep_seed``): a seed no shipped
 #: protocol's rows use, so that a sweep run is never also an evaluation run. Were the winning
 #: sweep run one of the row's evaluation runs, that run would be selected for its luck on the
@@ -470,6 +475,16 @@ class Protocol:
         """A claim whose rows differ in the adaptive indicator alone declares ``needs_regime``,
         and a protocol with such claims declares a regime condition to judge them by."""
         regime = self.report.regime
+        if regime.gap_max_db > 0 and regime.gap_on == SPLIT and not self.val_split:
+            raise ConfigError(
+                "'report.regime.gap_on' is 'split', but the protocol has no validation split "
+                "('shared.val.split')"
+            )
+        if regime.gap_max_db > 0 and regime.gap_on not in (SPLIT, *self.eval.sets):
+            raise ConfigError(
+                f"'report.regime.gap_on' is {regime.gap_on!r}: use 'split' or one of 'eval.sets' "
+                f"({', '.join(self.eval.sets)})"
+            )
         for i, c in enumerate(self.report.claims):
             if not c.needs_regime and alpha_only(*(self._method_of(n) for n in c.rows)):
                 raise ConfigError(

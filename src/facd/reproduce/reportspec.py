@@ -155,7 +155,13 @@ class RegimeSection:
     gap_row: str = field("", "row whose gap to the teacher is reported, e.g. scratch (empty: none)")
     gap_paper_db: float = field(0.0, "the paper's teacher - student gap on Set5 (dB)", ge=0)
     gap_paper_text: str = field("", "how the report quotes the paper's gap")
-    gap_max_db: float = field(0.0, "largest gap (Set5) of the regime (0: no requirement)", ge=0)
+    gap_max_db: float = field(0.0, "largest gap of the regime (0: no requirement)", ge=0)
+    gap_on: str = field(
+        "Set5",
+        "where the gap condition is measured: a set of 'eval.sets', or 'split' (the validation "
+        "split: each run's last validation Y-PSNR, and the teacher's on the same split, as "
+        "tools/budget_pilot.py measures it)",
+    )
     alpha0_row: str = field("", "row whose alpha = 0 fraction is checked, e.g. facd")
     alpha0_min: float = field(
         0.0, "smallest alpha = 0 fraction in the last quarter of training (0: none)", ge=0, le=1

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from facd.reproduce.checks import read_result, run_problems
-from facd.reproduce.protocol import Protocol, Row, run_id, sweep_run_id
+from facd.reproduce.protocol import SPLIT, Protocol, Row, run_id, sweep_run_id
 from facd.reproduce.stats import mean, paired, std
 
 
@@ -23,6 +23,7 @@ class Results:
     proto: Protocol
     runs: dict[str, dict] = field(default_factory=dict)  # run id -> result JSON
     teacher: dict | None = None
+    teacher_split: dict | None = None  # the teacher on the validation split (regime gap_on: split)
     bicubic: dict | None = None
     stages: dict[str, dict] = field(default_factory=dict)  # teacher stage -> its JSON
     protocol_json: dict | None = None
@@ -47,6 +48,7 @@ class Results:
                 else:
                     res.runs[rid] = doc
         res.teacher = _read(root / "teacher.json")
+        res.teacher_split = _read(root / "teacher-split.json")
         res.bicubic = _read(root / "bicubic.json")
         for stage in proto.stages():
             doc = _read(root / f"{stage}.json")
@@ -106,13 +108,20 @@ class Results:
         return any(r.name == name and self.row_runs(r) for r in self.proto.rows)
 
     def values(self, name: str, set_name: str | None, key: str = "psnr_y") -> dict[int, float]:
-        """Seed -> value; ``set_name=None`` is the mean over the evaluation sets.
+        """Seed -> value; ``set_name=None`` is the mean over the evaluation sets, ``SPLIT`` the
+        run's Y-PSNR on the validation split at its last iteration (the last point of its
+        validation curve, when it is at the run's last iteration).
 
         ``key`` is ``psnr_y``/``ssim_y`` (benchmark) or ``teacher_psnr``.
         """
         row = self.proto.row(name)
         out = {}
         for seed, doc in self.row_runs(row).items():
+            if set_name == SPLIT:
+                curve = doc.get("curve") or []
+                if key == "psnr_y" and curve and curve[-1][0] == doc.get("iterations"):
+                    out[seed] = float(curve[-1][1])
+                continue
             sets = [set_name] if set_name else self.sets
             vals = [_metric(doc, s, key) for s in sets]
             if all(v is not None for v in vals):

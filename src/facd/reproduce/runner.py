@@ -18,6 +18,7 @@ and under the protocol's ``results_dir`` (small, committed)::
     <run id>.safetensors     the student that was evaluated (the run's last.safetensors)
     <run id>.json            its numbers, curve, alpha = 0 fraction, timings and config
     teacher.json, bicubic.json, <stage>.safetensors (+ _encoder), protocol.json
+    teacher-split.json       the teacher on the validation split (regime gap_on: split)
     saturation-<name>.json   the saturation check of the teacher or a row: the validation
                              split's Y-PSNR with the schedule and with it f times as long
     <row>-w<weight>-s<seed>.json  one run of a row's weight sweep: its validation-split Y-PSNR
@@ -52,7 +53,7 @@ from pathlib import Path
 from facd.errors import FacdError
 from facd.reproduce.evaltasks import Evaluations
 from facd.reproduce.jobrunner import JobRunner
-from facd.reproduce.protocol import Protocol, Row, run_id, sweep_run_id, teacher_stage
+from facd.reproduce.protocol import SPLIT, Protocol, Row, run_id, sweep_run_id, teacher_stage
 from facd.reproduce.records import count_params, read_json, write_json
 from facd.reproduce.runconfig import RunConfigs
 from facd.reproduce.saturation import SaturationCheck, SaturationTarget
@@ -183,6 +184,9 @@ class Reproduction:
         ]
         if not self.only:
             tasks.append(Task("eval:bicubic", evals.task_bicubic, ["eval:teacher"]))
+        reg = self.p.report.regime
+        if reg.gap_row and reg.gap_on == SPLIT:
+            tasks.append(Task("eval:teacher-split", evals.task_teacher_split, ["teacher"]))
         for stage in dict.fromkeys(s for r, _ in runs if (s := teacher_stage(r.method))):
             tasks.append(Task(stage, partial(train.task_stage, stage)))
         trains, evaluations, sweeps = [], [], []
