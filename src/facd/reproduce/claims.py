@@ -240,14 +240,16 @@ class ClaimJudge:
         results yet is labelled as the regime stands."""
         label = self.study_label()
         if res.claim.needs_regime:
-            holds = [c.holds for c in self.conditions()]
-            if False in holds:
-                label += "; conditions not met"
-            elif None in holds:
-                label += "; conditions not measured yet"
-            else:
-                label += "; conditions met"
+            label += f"; conditions {self.regime_state()}"
         return label
+
+    def regime_state(self) -> str:
+        """'not met' (a condition fails), 'not measured yet' (none fails, one is not measured)
+        or 'met'."""
+        holds = [c.holds for c in self.conditions()]
+        if False in holds:
+            return "not met"
+        return "not measured yet" if None in holds else "met"
 
     def verdict_text(self, res: ClaimResult) -> str:
         """The verdict in words: a claim whose regime conditions fail names them; an

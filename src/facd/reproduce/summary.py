@@ -149,7 +149,8 @@ def caveats(rep: Report, report: Path) -> list[str]:
     gated = [r for r in rep.claims.results() if r.claim.needs_regime]
     if gate and gated:
         out.append(
-            f"- **Regime conditions not met** ({gate}): {alpha_claims(len(gated))} "
+            f"- **Regime conditions {rep.claims.regime_state()}** ({gate}): "
+            f"{alpha_claims(len(gated))} "
             f"{'gets' if len(gated) == 1 else 'get'} no verdict."
         )
     return out
