@@ -109,7 +109,7 @@ def require_matplotlib() -> None:
         ) from None
 
 
-def _new_figure(height_in: float) -> Figure:
+def new_figure(height_in: float) -> Figure:
     """A blank :data:`WIDTH_IN`-wide figure on the Agg canvas (no pyplot, no global state)."""
     require_matplotlib()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -120,7 +120,7 @@ def _new_figure(height_in: float) -> Figure:
     return fig
 
 
-def _save(fig: Figure, path: str | Path, caption: str = "", palette: bool = False) -> Path:
+def save_figure(fig: Figure, path: str | Path, caption: str = "", palette: bool = False) -> Path:
     """Write ``fig`` as PNG at :data:`DPI`, atomically; ``caption`` goes into its
     :data:`CAPTION_KEY` text chunk. With ``palette`` (plots, not photographs) the image is
     stored with a palette of 256 colours, a third of the size. No software version is stored,
@@ -151,7 +151,7 @@ def _y_range(values: Sequence[float], min_span: float = 0.02) -> tuple[float, fl
     return lo - pad, hi + pad
 
 
-def _signed(value: float, _pos: object = None) -> str:
+def signed_tick(value: float, _pos: object = None) -> str:
     """A tick label with its sign (``+0.05``, ``0``, ``−0.05``)."""
     if abs(value) < 1e-12:
         return "0"
@@ -232,7 +232,7 @@ def claims_figure(points: Sequence[ClaimPoints], sets_text: str) -> Figure:
         row_of += [rows + i // MAX_COLS for i in range(len(group))]
         rows += math.ceil(len(group) / MAX_COLS)
         ordered += group
-    fig = _new_figure(1.0 + 2.5 * rows)
+    fig = new_figure(1.0 + 2.5 * rows)
     axes = _grid_axes(fig, len(ordered), row_of, rows)
     ranges = {m: _y_range(_claim_values([p for p in points if p.metric == m])) for m in metrics}
     first_in_row: set[int] = set()
@@ -340,7 +340,7 @@ def _claim_panel(ax: Axes, p: ClaimPoints, y_range: tuple[float, float]) -> None
     ax.set_xlim(X_SEEDS - 0.6, X_PAPER + 0.6)
     ax.set_ylim(lo, hi)
     ax.set_xticks([X_SEEDS, X_MEAN, X_PAPER], ["seeds", "mean", "paper"], fontsize=8.5)
-    ax.yaxis.set_major_formatter(FuncFormatter(_signed))
+    ax.yaxis.set_major_formatter(FuncFormatter(signed_tick))
     ax.tick_params(axis="y", labelsize=8.5)
     seeds = f"{p.n} seed" + ("s" if p.n != 1 else "")
     ax.set_xlabel(f"mean {_db(p.mean)}, {seeds}", fontsize=9.5)
@@ -357,7 +357,7 @@ def draw_claim_panels(
     points = claim_points(res, claims, paper_diffs)
     if not points:
         return None
-    return _save(claims_figure(points, ", ".join(res.sets)), path, palette=True)
+    return save_figure(claims_figure(points, ", ".join(res.sets)), path, palette=True)
 
 
 # ---------------------------------------------------------------- 2. curve differences
@@ -369,7 +369,7 @@ def curves_figure(bands: Sequence[CurveBand], ref_label: str) -> Figure:
     from matplotlib.ticker import FuncFormatter
 
     rows = math.ceil(len(bands) / MAX_COLS)
-    fig = _new_figure(0.9 + 2.2 * rows)
+    fig = new_figure(0.9 + 2.2 * rows)
     axes = _grid_axes(fig, len(bands), [i // MAX_COLS for i in range(len(bands))], rows)
     x_hi = max(max(b.iterations) for b in bands) or 1.0
     lo, hi = _y_range(_settled_values(bands, x_hi))
@@ -394,7 +394,7 @@ def curves_figure(bands: Sequence[CurveBand], ref_label: str) -> Figure:
         )
         ax.set_xlim(0, x_hi)
         ax.set_ylim(lo, hi)
-        ax.yaxis.set_major_formatter(FuncFormatter(_signed))
+        ax.yaxis.set_major_formatter(FuncFormatter(signed_tick))
         ax.xaxis.set_major_formatter(FuncFormatter(_iter_label))
         ax.tick_params(labelsize=8.5)
         if i % MAX_COLS:
@@ -436,7 +436,7 @@ def draw_curve_differences(res: Results, reference: str, path: str | Path) -> Pa
     bands = curve_differences(res, reference)
     if not bands:
         return None
-    return _save(curves_figure(bands, res.proto.label(reference)), path, palette=True)
+    return save_figure(curves_figure(bands, res.proto.label(reference)), path, palette=True)
 
 
 # ---------------------------------------------------------------- 3. measured qualitative crops
@@ -454,7 +454,7 @@ def crops_figure(rows: Sequence[Row], sets: Sequence[str]) -> Figure:
 
     ncols = 1 + max(len(panels) for *_, panels in rows)
     side = WIDTH_IN / ncols
-    fig = _new_figure((side + 0.35) * len(rows))
+    fig = new_figure((side + 0.35) * len(rows))
     spec = fig.add_gridspec(len(rows), ncols)
     for r, ((name, full, (x, y, w, h), panels), set_name) in enumerate(
         zip(rows, sets, strict=True)
@@ -533,7 +533,7 @@ def draw_qualitative_measured(
         "the PSNR under each panel is measured on the crop."
     )
     fig = crops_figure(rows, [c.set for c in crops])
-    return _save(fig, path, caption), caption
+    return save_figure(fig, path, caption), caption
 
 
 # ---------------------------------------------------------------- 4. the report's section
@@ -613,7 +613,7 @@ def figure_section(
         claims = draw_claim_panels(res, res.proto.report.claims, paper_diffs, fig_dir / CLAIMS_PNG)
         curves = draw_curve_differences(res, ref, fig_dir / CURVES_PNG)
     else:
-        claims, curves = _existing(fig_dir / CLAIMS_PNG), _existing(fig_dir / CURVES_PNG)
+        claims, curves = existing_file(fig_dir / CLAIMS_PNG), existing_file(fig_dir / CURVES_PNG)
     if claims is not None:
         body += _claims_lines(claims, report_path, ", ".join(res.sets))
     if curves is not None:
@@ -625,7 +625,7 @@ def figure_section(
     return ["## Figures", "", *body] if body else []
 
 
-def _existing(path: Path) -> Path | None:
+def existing_file(path: Path) -> Path | None:
     return path if path.is_file() else None
 
 

@@ -27,11 +27,11 @@ from facd.reproduce.figures import (
     MEAN_COLOUR,
     SEED_COLOUR,
     ZERO_COLOUR,
-    _existing,
-    _new_figure,
-    _save,
-    _signed,
+    existing_file,
+    new_figure,
     relative_link,
+    save_figure,
+    signed_tick,
 )
 from facd.reproduce.stats import Diff
 
@@ -156,7 +156,7 @@ def _finish(ax: Axes, ylabel: str) -> None:
 
     ax.axhline(0.0, color=ZERO_COLOUR, lw=1, zorder=2)
     ax.grid(color="#e4e4e4", lw=0.8, zorder=0)
-    ax.yaxis.set_major_formatter(FuncFormatter(_signed))
+    ax.yaxis.set_major_formatter(FuncFormatter(signed_tick))
     ax.set_ylabel(ylabel, fontsize=10)
     ax.tick_params(labelsize=9)
 
@@ -167,7 +167,7 @@ def lambda_figure(curve: LambdaCurve, ref_label: str, sets_text: str) -> Figure:
     from matplotlib.lines import Line2D
     from matplotlib.ticker import FixedLocator, FuncFormatter
 
-    fig = _new_figure(4.2)
+    fig = new_figure(4.2)
     ax = fig.add_subplot(1, 1, 1)
     positive = [w for w in curve.weights if w > 0]
     ax.set_xscale("symlog", linthresh=min(positive) if positive else 1.0)
@@ -206,7 +206,7 @@ def budget_figure(series: Sequence[BudgetSeries], iterations: int | None, sets_t
     budget fraction, the seeds as small dots (gid ``seeds-<method>``), on a log2 axis."""
     from matplotlib.ticker import FixedLocator, FuncFormatter
 
-    fig = _new_figure(4.2)
+    fig = new_figure(4.2)
     ax = fig.add_subplot(1, 1, 1)
     ax.set_xscale("log", base=2)
     fracs = sorted({f for s in series for f in s.fractions})
@@ -249,7 +249,7 @@ def draw_lambda(res: Results, path: str | Path) -> Path | None:
     if curve is None:
         return None
     fig = lambda_figure(curve, res.proto.label(curve.reference), ", ".join(res.sets))
-    return _save(fig, path, palette=True)
+    return save_figure(fig, path, palette=True)
 
 
 def draw_budget(res: Results, path: str | Path, iterations: int | None) -> Path | None:
@@ -259,7 +259,7 @@ def draw_budget(res: Results, path: str | Path, iterations: int | None) -> Path 
     series = budget_series(res, target) if target is not None else []
     if not series:
         return None
-    return _save(budget_figure(series, iterations, ", ".join(res.sets)), path, palette=True)
+    return save_figure(budget_figure(series, iterations, ", ".join(res.sets)), path, palette=True)
 
 
 def study_figure_lines(
@@ -276,7 +276,7 @@ def study_figure_lines(
         lam = draw_lambda(res, fig_dir / LAMBDA_PNG)
         bud = draw_budget(res, fig_dir / BUDGET_PNG, iterations)
     else:
-        lam, bud = _existing(fig_dir / LAMBDA_PNG), _existing(fig_dir / BUDGET_PNG)
+        lam, bud = existing_file(fig_dir / LAMBDA_PNG), existing_file(fig_dir / BUDGET_PNG)
     out: list[str] = []
     if lam is not None:
         out += [
