@@ -89,30 +89,14 @@ def save_random(net: dict, scale: int, path: Path) -> str:
 
 
 def step_seconds(cfg: dict, device: str, steps: int, warm: int, work: Path) -> float:
-    import torch
-
-    from facd.train.config import load_config
-    from facd.train.trainer import Trainer
+    """Wall seconds of one training step of ``cfg`` on ``device``, on random patches (the data
+    folders are replaced by ``work``'s images)."""
+    from steptime import time_train_step
 
     cfg = dict(cfg, val={"sets": [], "every": 0})
     cfg["train"] = dict(cfg["train"], device=device)
     cfg["data"] = dict(cfg["data"], train_dirs=[str(work)], exclude=None, num_workers=0)
-    rcfg = load_config(None, [], base=cfg)
-    c = rcfg.config
-    with tempfile.TemporaryDirectory(dir=work) as run:
-        trainer = Trainer(rcfg, Path(run), log=lambda m: None)
-        p, s, b = c.data.patch_size, c.scale, c.train.batch_size
-        g = torch.Generator().manual_seed(0)
-        lr = torch.rand(b, 3, p, p, generator=g)
-        hr = torch.rand(b, 3, p * s, p * s, generator=g)
-        for _ in range(warm):
-            trainer.train_step(lr, hr)
-        _sync(device)
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            trainer.train_step(lr, hr)
-        _sync(device)
-        return (time.perf_counter() - t0) / steps
+    return time_train_step(cfg, steps, warm, device, work)["wall_s_per_it"]
 
 
 def lr_pixels(data_root: Path, sets: list[str], scale: int) -> int | None:

@@ -22,27 +22,7 @@ import time
 from pathlib import Path
 
 import torch
-
-
-def _step_cost(cfg: dict, steps: int, warm: int = 3) -> dict:
-    from facd.train.config import load_config
-    from facd.train.trainer import Trainer
-
-    rcfg = load_config(None, [], base=cfg)
-    c = rcfg.config
-    with tempfile.TemporaryDirectory() as run:
-        trainer = Trainer(rcfg, Path(run), log=lambda m: None)
-        p, s, b = c.data.patch_size, c.scale, c.train.batch_size
-        g = torch.Generator().manual_seed(0)
-        lr = torch.rand(b, 3, p, p, generator=g)
-        hr = torch.rand(b, 3, p * s, p * s, generator=g)
-        for _ in range(warm):
-            trainer.train_step(lr, hr)
-        w0, c0 = time.perf_counter(), time.process_time()
-        for _ in range(steps):
-            trainer.train_step(lr, hr)
-        wall, cpu = time.perf_counter() - w0, time.process_time() - c0
-    return {"wall_s_per_it": wall / steps, "cpu_s_per_it": cpu / steps, "steps": steps}
+from steptime import time_train_step
 
 
 def main() -> None:
@@ -77,7 +57,7 @@ def main() -> None:
             cfg = proto.row_config(Row(method=m, name=m), 0, str(teacher))
             if m == "pisr":
                 cfg["teacher"]["weights"] = str(teacher)
-        out["methods"][m] = r = _step_cost(cfg, args.steps)
+        out["methods"][m] = r = time_train_step(cfg, args.steps)
         print(f"{proto.name} {m}: {r['wall_s_per_it']:.3f} s/it wall, "
               f"{r['cpu_s_per_it']:.3f} s/it CPU", flush=True)  # fmt: skip
     if not args.no_eval:
