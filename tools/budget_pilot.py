@@ -86,6 +86,7 @@ def choose_lr(run: Any, lrs: list[float], factor: int) -> dict:
 
 
 def choose_budget(run: Any, lr: float, factors: list[float], teacher: str | None = None) -> dict:
+    from facd.fileio import sha256_file
     from facd.reproduce.alphapatch import alpha0_on_patches
     from facd.reproduce.records import load_config_dict
 
@@ -97,10 +98,11 @@ def choose_budget(run: Any, lr: float, factors: list[float], teacher: str | None
         cfg = _scratch_config(run, lr, f)
         weights, psnr = _train_and_split(run, f"lr{lr:g}-x{f:g}", cfg)
         data = load_config_dict(cfg)["data"]
-        split_t = run.out / "pilot" / f"teacher-split-{Path(teacher).stem}.json"
+        tag = f"{Path(teacher).stem}-{sha256_file(Path(teacher))[:8]}"  # these weights only
+        split_t = run.out / "pilot" / f"teacher-split-{tag}.json"
         if not split_t.is_file():
             run.jobrunner.split_eval(
-                f"pilot-teacher-{Path(teacher).stem}", [teacher], list(data["train_dirs"]), split_t
+                f"pilot-teacher-{tag}", [teacher], list(data["train_dirs"]), split_t
             )
         t_psnr = float(json.loads(split_t.read_text())["models"][teacher]["psnr_y"])
         alpha = alpha0_on_patches(
