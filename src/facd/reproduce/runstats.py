@@ -72,7 +72,10 @@ def gradient_distill_share(results_dir: str, run: str) -> float | None:
     terms = doc.get("terms") if isinstance(doc, dict) else None
     if not isinstance(terms, list) or not terms:
         return None
-    return sum(float(t["grad_share"]) for t in terms if t.get("name") not in ("l1_gt", "l1_t"))
+    from facd.distill.methods import pixel_terms
+
+    pixel = pixel_terms()
+    return sum(float(t["grad_share"]) for t in terms if t.get("name") not in pixel)
 
 
 def distill_share(doc: dict) -> float | None:
