@@ -480,11 +480,6 @@ class Protocol:
                 "'report.regime.gap_on' is 'split', but the protocol has no validation split "
                 "('shared.val.split')"
             )
-        if regime.gap_max_db > 0 and regime.gap_on not in (SPLIT, *self.eval.sets):
-            raise ConfigError(
-                f"'report.regime.gap_on' is {regime.gap_on!r}: use 'split' or one of 'eval.sets' "
-                f"({', '.join(self.eval.sets)})"
-            )
         for i, c in enumerate(self.report.claims):
             if not c.needs_regime and alpha_only(*(self._method_of(n) for n in c.rows)):
                 raise ConfigError(
