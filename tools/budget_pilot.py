@@ -92,14 +92,14 @@ def choose_budget(run: Any, lr: float, factors: list[float], teacher: str | None
 
     reg = run.p.report.regime
     teacher = teacher or str(run.p.teacher.weights)
+    tag = f"{Path(teacher).stem}-{sha256_file(Path(teacher))[:8]}"  # these weights only
+    split_t = run.out / "pilot" / f"teacher-split-{tag}.json"
     rows: list[dict] = []
     chosen = None
     for f in sorted(factors):
         cfg = _scratch_config(run, lr, f)
         weights, psnr = _train_and_split(run, f"lr{lr:g}-x{f:g}", cfg)
         data = load_config_dict(cfg)["data"]
-        tag = f"{Path(teacher).stem}-{sha256_file(Path(teacher))[:8]}"  # these weights only
-        split_t = run.out / "pilot" / f"teacher-split-{tag}.json"
         if not split_t.is_file():
             run.jobrunner.split_eval(
                 f"pilot-teacher-{tag}", [teacher], list(data["train_dirs"]), split_t

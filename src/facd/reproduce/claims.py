@@ -182,21 +182,24 @@ class ClaimJudge:
     def gap(self, where: str | None) -> float | None:
         """The teacher's Y-PSNR minus ``gap_row``'s mean on a set (None: the mean of the sets;
         ``SPLIT``: the validation split, with the teacher's split score of this teacher)."""
-        reg, t = self.p.report.regime, self.r.teacher
+        reg = self.p.report.regime
+        teacher = self.teacher_psnr(where)
+        st = self.r.stat(reg.gap_row, where) if self.r.has(reg.gap_row) else None
+        return None if st is None or teacher is None else teacher - st[0]
+
+    def teacher_psnr(self, where: str | None) -> float | None:
+        """The teacher's Y-PSNR on a set (None: the mean of the sets; ``SPLIT``: its published
+        split score, when it is of this teacher's weights)."""
+        t = self.r.teacher
+        if not t:
+            return None
         if where == SPLIT:
             ts = self.r.teacher_split or {}
-            current = t is not None and ts.get("weights_sha256") == t.get("weights_sha256")
-            st = self.r.stat(reg.gap_row, SPLIT) if self.r.has(reg.gap_row) else None
-            if st is None or not current or ts.get("psnr_y") is None:
-                return None
-            return float(ts["psnr_y"]) - st[0]
+            current = ts.get("weights_sha256") == t.get("weights_sha256")
+            return float(ts["psnr_y"]) if current and ts.get("psnr_y") is not None else None
         if where is not None and where not in self.r.sets:
             return None
-        st = self.r.stat(reg.gap_row, where) if self.r.has(reg.gap_row) else None
-        if st is None or not t:
-            return None
-        sets = [where] if where else self.r.sets
-        return mean([t["sets"][x]["psnr_y"] for x in sets]) - st[0]
+        return mean([t["sets"][x]["psnr_y"] for x in ([where] if where else self.r.sets)])
 
     def alpha0_measure(self) -> tuple[float | None, str]:
         """The alpha = 0 fraction the regime condition is judged on, and what it is."""
