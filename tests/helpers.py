@@ -11,6 +11,20 @@ from facd.archs import build_model, preset_spec
 from facd.archs.io import save_model
 
 
+def load_tool(name: str):
+    """The module of ``tools/<name>.py`` (the tools are scripts, not a package)."""
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parents[1] / "tools" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up there
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def make_image_folder(
     folder: Path, count: int = 4, size: tuple[int, int] = (72, 64), seed: int = 0
 ) -> Path:

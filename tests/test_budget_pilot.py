@@ -4,24 +4,13 @@ smallest schedule where both conditions hold, and the gain of doubling B."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import yaml
 
-from .helpers import make_checkpoint, split_protocol, write_protocol
-
-TOOL = Path(__file__).resolve().parents[1] / "tools" / "budget_pilot.py"
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("budget_pilot", TOOL)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from .helpers import load_tool, make_checkpoint, split_protocol, write_protocol
 
 
 def _protocol(tmp: Path, gap_max_db: float, alpha0_min: float = 0.0) -> Path:
@@ -48,7 +37,7 @@ def test_b_is_the_smallest_schedule_that_holds_against_the_teacher_given(
     proto = _protocol(tmp_path, gap_max_db=100.0)  # holds at once: B is the smallest schedule
     other = make_checkpoint(tmp_path / "other-teacher.safetensors", seed=7)
     out = tmp_path / "runs"
-    tool = _tool()
+    tool = load_tool("budget_pilot")
     argv = [str(proto), "budget", "--lr", "1e-3", "--factors", "2", "1", "--out", str(out)]
     assert tool.main(argv) == 0
     doc = json.loads((tmp_path / "results" / "pilot-budget.json").read_text())

@@ -3,27 +3,16 @@ training exclusion list that leaves them out."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from .conftest import REPO
+from .helpers import load_tool
 
-TOOL = REPO / "tools" / "near_duplicates.py"
 EXCLUDE = REPO / "configs" / "splits" / "train-exclude-291.txt"
 SPLIT = REPO / "configs" / "splits" / "val291.txt"
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("near_duplicates", TOOL)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _entries(path: Path) -> list[str]:
@@ -46,7 +35,7 @@ def test_rescaled_and_transposed_copies_are_found_and_others_are_not(tmp_path: P
     Image.fromarray(other).save(tmp_path / "train" / "other.png")
     # same content, wrong aspect ratio: not a rescaled copy
     Image.fromarray(base).resize((360, 120)).save(tmp_path / "train" / "squashed.png")
-    pairs, closest = _tool().find_pairs(tmp_path, ["train"], ["bench"])
+    pairs, closest = load_tool("near_duplicates").find_pairs(tmp_path, ["train"], ["bench"])
     assert sorted(p.train for p in pairs) == ["train/small.png", "train/turned.png"]
     assert all(p.r > 0.9 for p in pairs)
     # the squashed copy correlates but is refused on its aspect ratio
@@ -55,7 +44,7 @@ def test_rescaled_and_transposed_copies_are_found_and_others_are_not(tmp_path: P
 
 def test_shared_data_has_exactly_the_known_contamination(data_root: Path) -> None:
     """BSD200/HR/302003.png is Set5's woman.png, rescaled; nothing else is that close."""
-    pairs, closest = _tool().find_pairs(
+    pairs, closest = load_tool("near_duplicates").find_pairs(
         data_root, ["T91/HR", "BSD200/HR"], ["Set5/HR", "Set14/HR", "B100/HR", "Urban100/HR"]
     )
     assert [(p.train, p.bench) for p in pairs] == [("BSD200/HR/302003.png", "Set5/HR/woman.png")]
@@ -72,6 +61,11 @@ def test_training_exclusion_list_contains_the_whole_validation_split() -> None:
 
 def test_tool_writes_the_list_in_data_exclude_format(data_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "found.txt"
-    assert _tool().main([str(data_root), "--bench", "Set5/HR", "--write", str(out)]) == 0
+    assert (
+        load_tool("near_duplicates").main(
+            [str(data_root), "--bench", "Set5/HR", "--write", str(out)]
+        )
+        == 0
+    )
     assert out.read_text() == "BSD200/HR/302003.png\n"
-    assert _tool().main([str(data_root), "--threshold", "2"]) == 2
+    assert load_tool("near_duplicates").main([str(data_root), "--threshold", "2"]) == 2

@@ -3,24 +3,13 @@ protocol's validation split, the gain of each doubling judged by the saturation 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import yaml
 
-from .helpers import split_protocol, write_protocol
-
-TOOL = Path(__file__).resolve().parents[1] / "tools" / "saturation_ladder.py"
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("saturation_ladder", TOOL)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from .helpers import load_tool, split_protocol, write_protocol
 
 
 @pytest.mark.slow
@@ -30,7 +19,7 @@ def test_ladder_trains_scaled_schedules_and_reports_gains(tmp_path: Path, capsys
     out = tmp_path / "runs"
     table = tmp_path / "ladder.json"
     argv = [str(proto), "--row", "scratch", "--factors", "2", "1", "--out", str(out)]
-    assert _tool().main([*argv, "--json", str(table)]) == 0
+    assert load_tool("saturation_ladder").main([*argv, "--json", str(table)]) == 0
     rungs = json.loads(table.read_text())["rungs"]
     assert [r["iterations"] for r in rungs] == [3, 6]
     for r in rungs:  # each rung's value is its own run's last validation on the split
@@ -46,5 +35,5 @@ def test_ladder_trains_scaled_schedules_and_reports_gains(tmp_path: Path, capsys
     assert f"| 6 | {rungs[1]['psnr_y']:.4f} | {rungs[1]['gain_db']:+.4f} | 3: {verdict} |" in text
     # a second call reuses both rungs: no new log lines
     logs = {p: p.read_text() for p in (out / "logs").glob("*.log")}
-    assert _tool().main(argv) == 0
+    assert load_tool("saturation_ladder").main(argv) == 0
     assert {p: p.read_text() for p in (out / "logs").glob("*.log")} == logs

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import torch
@@ -12,18 +10,7 @@ from safetensors.torch import load_file
 from facd.cli import main
 
 from .conftest import REPO
-from .helpers import make_image_folder
-
-TOOL = REPO / "tools" / "state_weights.py"
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("state_weights", TOOL)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+from .helpers import load_tool, make_image_folder
 
 
 def test_the_last_state_gives_the_last_weights_and_an_earlier_one_differs(tmp_path: Path) -> None:
@@ -36,7 +23,7 @@ def test_the_last_state_gives_the_last_weights_and_an_earlier_one_differs(tmp_pa
         "--set", "train.save_every=2", "--set", "train.keep_checkpoints=5",
     ]  # fmt: skip
     assert main(argv) == 0
-    tool = _tool()
+    tool = load_tool("state_weights")
     assert tool.main([str(run), "--iteration", "4", "-o", str(tmp_path / "w4.safetensors")]) == 0
     assert tool.main([str(run), "--iteration", "2", "-o", str(tmp_path / "w2.safetensors")]) == 0
     last, w4, w2 = (load_file(p) for p in (run / "last.safetensors", tmp_path / "w4.safetensors", tmp_path / "w2.safetensors"))  # fmt: skip
