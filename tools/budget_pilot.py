@@ -238,8 +238,9 @@ def main(argv: list[str] | None = None) -> int:
         if doc["doubling_gain_db"] is not None:
             print(f"gain of doubling B: {doc['doubling_gain_db']:+.3f} dB")
     from facd.fileio import atomic_write_text
+    from facd.reproduce.results import pilot_path
 
-    atomic_write_text(results / f"pilot-{args.stage}.json", json.dumps(doc, indent=1) + "\n")
+    atomic_write_text(pilot_path(results, args.stage), json.dumps(doc, indent=1) + "\n")
     return 0
 
 

@@ -324,6 +324,17 @@ class StudySection:
     doubling_source: str = field(
         "", "equal_budget: where that gain was measured (a run or a doc section)"
     )
+    lr_note: str = field(
+        "",
+        "why the rows' learning rate is not the best of the lr pilot (pilot-lr.json), when it "
+        "is not; the report quotes it beside the pilot's table",
+    )
+    other_pilots: list[str] = field(
+        [],
+        "budget pilots against teachers the study does not use (tools/budget_pilot.py budget "
+        "--teacher), each a pilot-budget.json kept as a record; the report shows them beside "
+        "the study's own",
+    )
 
     def validate(self, where: str) -> None:
         if self.kind not in STUDY_KINDS:

@@ -18,6 +18,7 @@ protocol brings its own claims without a change here.
 - :mod:`facd.reproduce.tables`: set-up, main comparison, ablations, Table 13 analogue, timings;
 - :mod:`facd.reproduce.checktables`: regime conditions, saturation, weight sweeps, alpha = 0
   fractions, distillation share of the loss;
+- :mod:`facd.reproduce.pilottables`: an equal-budget study's pilot (its learning rate and B);
 - :mod:`facd.reproduce.reading`: the claims table, the reading and the observations;
 - :mod:`facd.reproduce.reportfigures`: the figures.
 
@@ -38,6 +39,7 @@ from facd.reproduce.checktables import (
     sweep_tables,
     terms_table,
 )
+from facd.reproduce.pilottables import pilot_tables
 from facd.reproduce.protocol import Protocol
 from facd.reproduce.reading import claims_table, reading
 from facd.reproduce.reportdoc import Report
@@ -92,6 +94,7 @@ def write_report(
     ablations(rep)
     teacher_table(rep)
     regime_table(rep)
+    pilot_tables(rep)
     saturation_table(rep)
     sweep_tables(rep)
     alpha_table(rep)
@@ -109,7 +112,7 @@ def write_report(
 def included_tables(rep: Report, report_path: Path) -> None:
     """For each protocol the report includes, from that protocol's own results, headings one
     level down, with a link to its own report: its main table (and its verdicts), its claims
-    table, its Table 13 analogue and its regime table. A protocol without results says "not run
+    table, its Table 13 analogue, its regime table, its pilot and its weight sweeps. A protocol without results says "not run
     yet" in its heading's line and shows nothing more; a partial one says so."""
     from facd.reproduce.figures import relative_link
 
@@ -131,4 +134,6 @@ def included_tables(rep: Report, report_path: Path) -> None:
         claims_table(sub, brief=bool(rep.claims.results()))
         teacher_table(sub)
         regime_table(sub)
-        rep.add(*[("#" + line) if line.startswith("## ") else line for line in sub.lines])
+        pilot_tables(sub)
+        sweep_tables(sub)
+        rep.add(*[("#" + line) if line.startswith("#") else line for line in sub.lines])

@@ -10,6 +10,13 @@ from facd.reproduce.checks import read_result, run_problems
 from facd.reproduce.protocol import SPLIT, Protocol, Row, run_id, sweep_run_id
 from facd.reproduce.stats import mean, paired, std
 
+PILOT_STAGES = ("lr", "budget", "precision")
+
+
+def pilot_path(results_dir: str | Path, stage: str) -> Path:
+    """Where ``tools/budget_pilot.py <stage>`` publishes its table (``pilot-<stage>.json``)."""
+    return Path(results_dir) / f"pilot-{stage}.json"
+
 
 def _read(path: Path) -> dict | None:
     try:
@@ -31,6 +38,8 @@ class Results:
     alpha_patch: dict[str, dict] = field(default_factory=dict)  # run id -> alpha<P> JSON
     sweeps: dict[str, dict] = field(default_factory=dict)  # swept row -> sweep-<row>.json
     sweep_runs: dict[str, dict] = field(default_factory=dict)  # sweep run id -> its JSON
+    pilots: dict[str, dict] = field(default_factory=dict)  # pilot stage -> pilot-<stage>.json
+    other_pilots: dict[str, dict | None] = field(default_factory=dict)  # study.other_pilots
     damaged: dict[str, str] = field(default_factory=dict)  # file name -> why it is left out
 
     @classmethod
@@ -55,6 +64,11 @@ class Results:
             if doc is not None:
                 res.stages[stage] = doc
         res.protocol_json = _read(root / "protocol.json")
+        for stage in PILOT_STAGES:
+            doc = _read(pilot_path(root, stage))
+            if doc is not None:
+                res.pilots[stage] = doc
+        res.other_pilots = {path: _read(Path(path)) for path in proto.study.other_pilots}
         for row in proto.rows:
             if not row.weight_grid or row.skip:
                 continue
