@@ -310,6 +310,8 @@ def test_an_equal_budget_study_labels_every_verdict(tmp_path: Path) -> None:
     label = "equal budget B = 3 iterations, not saturated (doubling B gains +0.40 dB)"
     lead = [ln for ln in summary.splitlines() if ln.startswith("| p |")]
     assert len(lead) == 5 and all(f"| {label}" in ln for ln in lead)
+    # the label column carries it: the verdict cell beside it does not repeat it
+    assert not any("; equal budget B = 3, not saturated" in ln for ln in lead)
     claims = text[text.index("## The paper's claims") : text.index("## Ablations")]
     judged = [ln for ln in claims.splitlines() if ln.startswith("| ") and "(n=3)" in ln]
     assert judged and all(ln.endswith("; equal budget B = 3, not saturated |") for ln in judged)

@@ -254,14 +254,15 @@ class ClaimJudge:
             return "not met"
         return "not measured yet" if None in holds else "met"
 
-    def verdict_text(self, res: ClaimResult) -> str:
+    def verdict_text(self, res: ClaimResult, beside_label: bool = False) -> str:
         """The verdict in words: a claim whose regime conditions fail names them; an
-        equal-budget study's verdicts carry its label."""
+        equal-budget study's verdicts carry its label, unless the label stands beside them
+        (``beside_label``: a table with a label column)."""
         if res.verdict == CONDITIONS_NOT_MET:
             text = f"conditions not met ({res.gate}): no verdict"
         else:
             text = f"**{res.verdict}**" if res.verdict == REVERSED else res.verdict
-        if self.p.study.kind == "equal_budget" and res.verdict != NOT_MEASURED:
+        if self.p.study.kind == "equal_budget" and res.verdict != NOT_MEASURED and not beside_label:
             iters = (self.p.shared.get("train") or {}).get("iterations")
             text += f"; equal budget B = {iters}, not saturated"
         return text

@@ -94,7 +94,7 @@ def lead_table(rep: Report, report: Path) -> None:
             paper += " (mismatch)" if res.mismatch else ""
             rep.add(
                 f"| {name} | {md(res.claim.text)} | {ours} | {paper} | "
-                f"{sub.claims.verdict_text(res)} | {sub.claims.claim_label(res)} |"
+                f"{sub.claims.verdict_text(res, beside_label=True)} | {sub.claims.claim_label(res)} |"
             )
     rep.add("")
 
