@@ -497,3 +497,54 @@ def test_published_report_states_the_reversal_in_its_summary() -> None:
     assert text.lower().count("negligible") == text.count("no 'negligible' floor")
     for path in ("swinir-pilot", "regime-rcan-x4", "regime-edsr-x2"):
         assert f"## From the `configs/repro/{path}.yaml` protocol" in text
+
+
+@pytest.mark.parametrize(
+    ("grad_share", "line"),
+    [
+        (
+            0.15,
+            "- FCD: its distillation terms are only 0.50 % of the loss at the end of training, "
+            "yet 15.0 % of the student's gradient after training: small in the loss, they still act.",
+        ),
+        (
+            0.004,
+            "- FCD: its distillation terms are 0.50 % of the loss at the end of training and "
+            "0.40 % of the student's gradient after training: they barely act, so it trains almost "
+            "as it would without them.",
+        ),
+        (
+            None,
+            "- FCD: its distillation terms are 0.50 % of the loss at the end of training; "
+            "whether they act is their share of the student's gradient, not measured for this row.",
+        ),
+    ],
+)
+def test_a_term_small_in_the_loss_is_judged_by_its_gradient_share(
+    tmp_path: Path, grad_share: float | None, line: str
+) -> None:
+    """A distillation term that is 0.5 % of the loss may still give a real share of the
+    gradient (FCD's contrast at lambda 0.4 in the budget study: 0.8 % and 15 %): the reading
+    says which the gradient share shows, or that it was not measured, and never that the
+    row trains "like scratch" (FCD without its contrast is TS, not scratch)."""
+    import json
+
+    path = _protocol_with(tmp_path, {"reference": "scratch", "claims": CLAIMS})
+    results = tmp_path / "p" / "results"
+    write_student_runs(results, PSNR)
+    for seed in range(3):
+        run = results / f"fcd-s{seed}.json"
+        doc = json.loads(run.read_text())
+        doc["config"]["loss"]["contrast"] = {"weight": 1.0}
+        doc["final_terms"] = {"l1_gt": 0.995, "contrast": 0.005}
+        run.write_text(json.dumps(doc))
+    if grad_share is not None:
+        terms = [
+            {"name": "l1_gt", "grad_share": 1 - grad_share},
+            {"name": "contrast", "grad_share": grad_share},
+        ]
+        (results / "gradshare-fcd-s0.json").write_text(json.dumps({"terms": terms}))
+    text = _report(path)
+    observations = text[text.index("Observations (also generated") :]
+    assert line in observations
+    assert "like scratch" not in text

@@ -11,9 +11,10 @@ from collections.abc import Callable
 from facd.reproduce.claims import CONDITIONS_NOT_MET, ClaimResult, student_arch
 from facd.reproduce.mdcells import ci_cell, md, seeds_text, sets_mean, zero_words
 from facd.reproduce.paper import arch_name
+from facd.reproduce.protocol import run_id
 from facd.reproduce.reportdoc import Report
 from facd.reproduce.reportspec import PLACEHOLDER
-from facd.reproduce.runstats import distill_share, weighted_terms
+from facd.reproduce.runstats import distill_share, gradient_distill_share, weighted_terms
 from facd.reproduce.stats import (
     CANNOT_RESOLVE,
     HOLDS,
@@ -239,12 +240,8 @@ def observations(rep: Report) -> list[str]:
         gain = d(row.name, rep.ref)
         if not extra or share is None or gain is None:
             continue
-        if abs(share) < 0.01:
-            out.append(
-                f"- {rep.label(row.name)}: its distillation term is {100 * abs(share):.2f} % of "
-                "the loss at the end of training, so it trains almost like scratch "
-                f"({fmt_pm(gain.mean, gain.std, 3, True)} dB)."
-            )
+        if abs(share) < SMALL_SHARE:
+            out.append(_small_term(rep, row.name, run_id(row.name, min(runs)), abs(share)))
         elif share > 0.3 and gain.vs_zero() in ("includes 0", ONE_SEED):
             why = "one seed: no verdict" if gain.n < 2 else "its 95 % interval includes 0"
             out.append(
@@ -253,6 +250,35 @@ def observations(rep: Report) -> list[str]:
                 f"{fmt_pm(gain.mean, gain.std, 3, True)} dB ({why})."
             )
     return out
+
+
+#: A distillation term below this share of the loss (or of the gradient) is "small".
+SMALL_SHARE = 0.01
+
+
+def _small_term(rep: Report, name: str, run: str, share: float) -> str:
+    """A row whose non-pixel distillation terms are a small share of its loss: whether they
+    still act is their share of the student's gradient (``gradshare-<run>.json``), so the line
+    says which, or that it was not measured. "Without them" is the row's method less those
+    terms (for FCD: TS), not scratch."""
+    label = rep.label(name)
+    loss = f"{100 * share:.2f} % of the loss at the end of training"
+    grad = gradient_distill_share(rep.p.results_dir, run)
+    if grad is None:
+        return (
+            f"- {label}: its distillation terms are {loss}; whether they act is their share of "
+            "the student's gradient, not measured for this row."
+        )
+    if grad < SMALL_SHARE:
+        return (
+            f"- {label}: its distillation terms are {loss} and {100 * grad:.2f} % of the "
+            "student's gradient after training: they barely act, so it trains almost as it "
+            "would without them."
+        )
+    return (
+        f"- {label}: its distillation terms are only {loss}, yet {100 * grad:.1f} % of the "
+        "student's gradient after training: small in the loss, they still act."
+    )
 
 
 def fill(
