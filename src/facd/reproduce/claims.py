@@ -217,7 +217,7 @@ class ClaimJudge:
         """What kind of evidence every verdict here is: the declared equal-budget study, else
         what the saturation check found."""
         study = self.p.study
-        iters = (self.p.shared.get("train") or {}).get("iterations")
+        iters = self.p.budget
         if study.kind == "equal_budget":
             return (
                 f"equal budget B = {iters} iterations, not saturated (doubling B gains "
@@ -263,7 +263,7 @@ class ClaimJudge:
         else:
             text = f"**{res.verdict}**" if res.verdict == REVERSED else res.verdict
         if self.p.study.kind == "equal_budget" and res.verdict != NOT_MEASURED and not beside_label:
-            iters = (self.p.shared.get("train") or {}).get("iterations")
+            iters = self.p.budget
             text += f"; equal budget B = {iters}, not saturated"
         return text
 

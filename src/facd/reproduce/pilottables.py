@@ -51,7 +51,8 @@ def _lr_table(rep: Report, doc: dict) -> None:
     rows = doc.get("rows") or []
     if not rows:
         return
-    used = (rep.p.shared.get("train") or {}).get("lr")
+    lr = rep.p.train_settings.get("lr")
+    used = None if lr is None else float(lr)
     best = max(rows, key=lambda r: r["psnr_y"])
     iters = sorted({r["iterations"] for r in rows})
     rep.add(
@@ -64,23 +65,23 @@ def _lr_table(rep: Report, doc: dict) -> None:
         marks = []
         if r is best:
             marks.append("best of the grid")
-        if used is not None and abs(r["lr"] - float(used)) <= 1e-12:
+        if r["lr"] == used:
             marks.append("**every row**")
         rep.add(f"| {_lr(r['lr'])} | {r['psnr_y']:.3f} | {', '.join(marks)} |")
     rep.add("")
     if used is None:
         return
-    if abs(best["lr"] - float(used)) <= 1e-12:
+    if best["lr"] == used:
         rep.add(f"Every row runs at the pilot's best, lr {_lr(best['lr'])}.", "")
     elif rep.p.study.lr_note:
         rep.add(
-            f"Every row runs at lr {_lr(float(used))}, not the pilot's best "
+            f"Every row runs at lr {_lr(used)}, not the pilot's best "
             f"{_lr(best['lr'])}: {rep.p.study.lr_note}",
             "",
         )
     else:
         rep.add(
-            f"Every row runs at lr {_lr(float(used))}, not the pilot's best {_lr(best['lr'])}, "
+            f"Every row runs at lr {_lr(used)}, not the pilot's best {_lr(best['lr'])}, "
             "and the protocol gives no reason (`study.lr_note`).",
             "",
         )
@@ -115,7 +116,7 @@ def _budget_table(rep: Report, doc: dict, teacher: str, path: str = "") -> None:
     budget = doc.get("budget")
     if path:  # a record: what it decided is said by the study's own table
         return
-    used = (rep.p.shared.get("train") or {}).get("iterations")
+    used = rep.p.budget
     lines = [
         f"B = {budget}: the smallest schedule at which both conditions hold."
         if doc.get("conditions_hold")

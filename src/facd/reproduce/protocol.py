@@ -478,6 +478,16 @@ class Protocol:
                 )
 
     @property
+    def train_settings(self) -> dict:
+        """The shared ``train`` section every row starts from (``shared.train``; empty if none)."""
+        return self.shared.get("train") or {}
+
+    @property
+    def budget(self) -> int | None:
+        """Every row's schedule, ``shared.train.iterations`` (an equal-budget study's B)."""
+        return self.train_settings.get("iterations")
+
+    @property
     def val_split(self) -> str | None:
         """The validation split every row validates on (``shared.val.split``), or None."""
         return (self.shared.get("val") or {}).get("split") or None

@@ -188,7 +188,7 @@ def reading(rep: Report) -> None:
         rep.add("Observations (also generated from the numbers):", "", *obs, "")
     sizes = (rep.r.protocol_json or {}).get("sizes", {})
     ratio = f"{sizes['ratio']:.0f}x compression, " if sizes.get("ratio") else ""
-    iters = (rep.p.shared.get("train") or {}).get("iterations")
+    iters = rep.p.budget
     rep.add(
         'A claim this protocol "cannot resolve" is not refuted: its seeds cannot tell an '
         "effect of the paper's size from none, and more seeds would narrow the interval. A "

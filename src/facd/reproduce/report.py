@@ -112,8 +112,9 @@ def write_report(
 def included_tables(rep: Report, report_path: Path) -> None:
     """For each protocol the report includes, from that protocol's own results, headings one
     level down, with a link to its own report: its main table (and its verdicts), its claims
-    table, its Table 13 analogue, its regime table, its pilot and its weight sweeps. A protocol without results says "not run
-    yet" in its heading's line and shows nothing more; a partial one says so."""
+    table, its Table 13 analogue, its regime table, its pilot and its weight sweeps. A protocol
+    without results says "not run yet" in its heading's line and shows nothing more; a partial
+    one says so."""
     from facd.reproduce.figures import relative_link
 
     for path, sub in rep.included():

@@ -34,7 +34,7 @@ def figures(rep: Report, report_path: Path, draw: bool) -> None:
         sets=q.sets or None,
         draw=draw,
     )
-    budget = (proto.shared.get("train") or {}).get("iterations")
+    budget = proto.budget
     study = study_figure_lines(rep.r, Path(proto.figures_dir), report_path, budget, draw=draw)
     if study and not section:
         section = ["## Figures", ""]

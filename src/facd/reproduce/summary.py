@@ -138,7 +138,7 @@ def caveats(rep: Report, report: Path) -> list[str]:
     out += contamination(rep, report)
     study = rep.p.study
     if study.kind == "equal_budget":
-        iters = (rep.p.shared.get("train") or {}).get("iterations")
+        iters = rep.p.budget
         out.append(
             f"- **Equal budget, not saturated:** every row trains {iters} iterations; "
             f"doubling that gains {study.doubling_gain_db:+.2f} dB ({study.doubling_source}), "
