@@ -368,3 +368,64 @@ def test_a_report_before_any_run_shows_the_partial_sweeps(tmp_path: Path) -> Non
     assert "**Not run yet:**" in text
     assert "| 1 | 26.000 | stable | |" in text and "| 10 | not run yet |  | |" in text
     assert "No weight chosen yet (partial)." in text
+
+
+def test_a_run_identical_to_an_earlier_rows_is_trained_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A curve's point at a fixed weight and a row at the weight its sweep chose are the same
+    run where the weights agree (equal fingerprints): the later row waits for the earlier one
+    and copies its finished run folder instead of training it again; runs at other weights,
+    or whose twin has not finished, train themselves."""
+    import torch
+    import yaml as pyyaml
+    from safetensors.torch import save_file
+
+    from facd.train.config import load_config
+
+    rows = [
+        {"method": "fcd", "name": "fcd-l10", "seeds": [0, 1], "weight": 10},
+        {"method": "fcd", "name": "fcd-l100", "seeds": [0], "weight": 100},
+        {"method": "fcd", "seeds": [0, 1], "weight_grid": [1, 10, 100]},
+    ]
+    proto = load_protocol(_protocol(tmp_path, rows))
+    rep = Reproduction(proto, tmp_path / "runs")
+    deps = {t.key: t.deps for t in rep.build_tasks()}
+    assert (
+        "train:fcd-l10-s0" in deps["train:fcd-s0"] and "train:fcd-l100-s0" in deps["train:fcd-s0"]
+    )
+    assert "train:fcd-l10-s0" not in deps["train:fcd-l100-s0"]  # two fixed, different weights
+    trained: list[str] = []
+
+    def train(name: str, cfg: dict, run_dir: Path) -> bool:
+        trained.append(name)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        resolved = load_config(None, [], base=cfg).to_dict()
+        (run_dir / "config.yaml").write_text(pyyaml.safe_dump(resolved))
+        meta = {"iteration": json.dumps(cfg["train"]["iterations"])}
+        save_file({"w": torch.full((1,), float(len(trained)))}, run_dir / "last.safetensors", meta)
+        return True
+
+    def split_eval(name: str, job: dict) -> None:
+        weight = float(name.split("-w")[1].split("-s")[0])
+        models = {m: {"psnr_y": 30.0 - abs(weight - 10.0) / 100} for m in job["models"]}
+        out = {"split": "split", "images": 2, "eval_s": 0.0, "models": models}
+        Path(job["out"]).write_text(json.dumps(out))
+
+    monkeypatch.setattr(rep.jobrunner, "train", train)
+    monkeypatch.setattr(rep.jobrunner, "run_job", split_eval)
+    rep.sweeps.task_choose(proto.row("fcd"))
+    assert rep.configs.chosen_weight(proto.row("fcd")) == 10
+    trained.clear()
+    for name in ("fcd-l10", "fcd-l100", "fcd"):
+        assert rep.trainings.task_run(proto.row(name), 0)
+    assert trained == ["fcd-l10-s0", "fcd-l100-s0"]  # fcd-s0 is fcd-l10-s0's run
+    out = tmp_path / "runs"
+    assert (out / "fcd-s0" / "last.safetensors").read_bytes() == (
+        out / "fcd-l10-s0" / "last.safetensors"
+    ).read_bytes()
+    timing = json.loads((out / "fcd-s0" / "repro_timing.json").read_text())
+    assert timing == {"train_s": 0.0, "shared_with": "fcd-l10-s0"}
+    assert rep.configs.twin(proto.row("fcd-l100"), 0) is None
+    # the twin of seed 1 has not trained: the run trains itself
+    assert rep.trainings.task_run(proto.row("fcd"), 1) and trained[-1] == "fcd-s1"

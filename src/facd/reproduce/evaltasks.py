@@ -138,6 +138,8 @@ class Evaluations(TaskGroup):
             "config": yaml.safe_load((run_dir / "config.yaml").read_text()),
             "fingerprint": self.configs.row_fingerprint(row, seed),
         }
+        if timing.get("shared_with"):  # the training of an identical run (Trainings.share)
+            doc["shared_with"] = timing["shared_with"]
         write_json(self.results / f"{rid}.json", doc)
         return True
 

@@ -82,11 +82,11 @@ class JobRunner:
         resolved = load_config(None, [], base=cfg).to_dict()
         total = resolved["train"]["iterations"]
         saved = read_yaml(run_dir / "config.yaml")
-        if finished_iteration(run_dir) == total and not config_differences(saved, resolved):
+        if self.is_finished(cfg, run_dir):
             return False
         changed = unresumable_differences(saved, resolved) if saved is not None else []
         if changed:
-            self._set_aside(run_dir, changed)
+            self.set_aside(run_dir, f"{', '.join(changed[:3])} differ")
         t0 = time.perf_counter()
         try:
             self.run_job(name, {"kind": "train", "config": cfg, "run_dir": str(run_dir)})
@@ -96,9 +96,18 @@ class JobRunner:
             raise FacdError(f"{name}: training stopped before iteration {total}")
         return True
 
-    def _set_aside(self, run_dir: Path, keys: list[str]) -> None:
+    def is_finished(self, cfg: dict, run_dir: Path) -> bool:
+        """Whether ``run_dir`` holds a run of ``cfg`` trained to its last iteration."""
+        from facd.train.config import load_config
+
+        resolved = load_config(None, [], base=cfg).to_dict()
+        saved = read_yaml(run_dir / "config.yaml")
+        total = resolved["train"]["iterations"]
+        return finished_iteration(run_dir) == total and not config_differences(saved, resolved)
+
+    def set_aside(self, run_dir: Path, why: str) -> None:
         """A run folder whose run cannot be resumed with today's config (the protocol, a
-        sweep's choice or a default changed in ``keys`` since it started) moves to
+        sweep's choice or a default changed since it started: ``why``) moves to
         ``OUT/superseded/<run id>-<n>``, so that the run starts again instead of failing;
         nothing in it is deleted."""
         n = 1
@@ -107,8 +116,7 @@ class JobRunner:
         dest.parent.mkdir(parents=True, exist_ok=True)
         move(run_dir, dest)
         self.log(
-            f"{run_dir.name}: its run folder holds a run of another config "
-            f"({', '.join(keys[:3])} differ); moved to {dest}"
+            f"{run_dir.name}: its run folder holds a run of another config ({why}); moved to {dest}"
         )
 
     def evaluate(self, name: str, model: str, out_json: Path, keep_sr: Path | None) -> dict:

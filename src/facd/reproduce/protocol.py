@@ -428,6 +428,14 @@ class Row:
         """The row whose weight sweep sets this row's weight ('' when it runs its own)."""
         return self.name if self.weight_grid else self.weight_from
 
+    def may_share_runs(self, other: Row) -> bool:
+        """Whether a run of this row may be the very run of ``other`` at the same seed: the
+        same method and schedule, and weights that are equal or not known before a sweep
+        chooses. The fingerprints decide (:meth:`facd.reproduce.runconfig.RunConfigs.twin`)."""
+        if self.method != other.method or self.schedule != other.schedule:
+            return False
+        return bool(self.weight_source or other.weight_source) or self.weight == other.weight
+
 
 @dataclass
 class Protocol:

@@ -95,6 +95,25 @@ class RunConfigs:
             }
         )
 
+    def twin(self, row: Row, seed: int) -> Row | None:
+        """The first row declared before ``row`` whose run at ``seed`` is the same run as
+        ``row``'s (equal fingerprints), or None. A curve's point can coincide with a row at a
+        swept weight, e.g. FACD at lambda 0.4 and B/2 with FACD at B/2 where the sweep chose
+        0.4: the two share one training. Rows whose sweep has not chosen yet are passed over."""
+        earlier = self.p.rows[: self.p.rows.index(row)]
+        candidates = [o for o in earlier if not o.skip and seed in o.seeds]
+        candidates = [o for o in candidates if o.may_share_runs(row)]
+        if not candidates:
+            return None
+        mine = self.row_fingerprint(row, seed)
+        for other in candidates:
+            try:
+                if self.row_fingerprint(other, seed) == mine:
+                    return other
+            except FacdError:  # its sweep has not chosen yet
+                continue
+        return None
+
     def teacher_identity(self, row: Row) -> str:
         """What the fingerprint names the teacher of ``row`` by: a teacher stage by its stage
         config as written, the protocol's teacher by the SHA-256 of its weights."""

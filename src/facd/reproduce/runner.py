@@ -175,6 +175,16 @@ class Reproduction:
         sweep = [f"sweep:{row.weight_source}"] if row.weight_source else []
         return self.teacher_deps(row) + sweep
 
+    def twin_deps(self, row: Row, seed: int, runs: list[tuple[Row, int]]) -> list[str]:
+        """The selected runs declared before ``row`` at ``seed`` that may be its very run
+        (:meth:`Row.may_share_runs`): it waits for them, so that it can share their training."""
+        earlier = self.p.rows[: self.p.rows.index(row)]
+        return [
+            f"train:{o.run_id(seed)}"
+            for o in earlier
+            if (o, seed) in runs and o.may_share_runs(row)
+        ]
+
     def build_tasks(self) -> list[Task]:
         train, evals = self.trainings, self.evaluations
         runs = self.selected_runs()
@@ -206,9 +216,8 @@ class Reproduction:
         runs = sorted(runs, key=lambda rs: rs[0].seeds.index(rs[1]))
         for row, seed in runs:
             rid = row.run_id(seed)
-            trains.append(
-                Task(f"train:{rid}", partial(train.task_run, row, seed), self.train_deps(row))
-            )
+            deps = self.train_deps(row) + self.twin_deps(row, seed, runs)
+            trains.append(Task(f"train:{rid}", partial(train.task_run, row, seed), deps))
             evaluations.append(
                 Task(
                     f"eval:{rid}",

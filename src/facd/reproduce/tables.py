@@ -288,12 +288,16 @@ def timings(rep: Report) -> None:
     runs = list(rep.r.runs.values())
     if not runs:
         return
-    train = [d["timing"].get("train_s") or 0.0 for d in runs]
+    trained = [d for d in runs if not d.get("shared_with")]
+    train = [d["timing"].get("train_s") or 0.0 for d in trained] or [0.0]
     ev = [d["timing"].get("eval_s") or 0.0 for d in runs]
+    shared = len(runs) - len(trained)
+    shared_note = f" ({shared} the same run as another row's, trained once)" if shared else ""
     rep.add(
         "## Timings",
         "",
-        f"- {len(runs)} student runs: training {sum(train) / 60:.1f} process-minutes in total "
+        f"- {len(runs)} student runs{shared_note}: training {sum(train) / 60:.1f} "
+        f"process-minutes in total "
         f"({min(train):.0f}–{max(train):.0f} s per run), final evaluation "
         f"{sum(ev) / 60:.1f} process-minutes ({mean(ev):.0f} s per run on "
         f"{', '.join(rep.r.sets)}), one thread per process. Wall-clock times: runs that "

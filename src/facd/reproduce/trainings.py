@@ -4,7 +4,9 @@ stages, and every row's runs.
 A run whose published result stands is not trained again; a finished training run without
 results is only evaluated; an interrupted one is continued from its latest state
 (:meth:`facd.reproduce.jobrunner.JobRunner.train`). A row at a chosen weight whose run folder
-holds a run at another weight moves it to ``OUT/superseded/<run id>-<n>/`` first.
+holds a run at another weight moves it to ``OUT/superseded/<run id>-<n>/`` first. A run that is
+the very run of an earlier row (equal fingerprints) is not trained twice: it copies that row's
+finished run folder (:meth:`Trainings.share`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from facd.reproduce.records import (
     stage_extras,
     write_json,
 )
+
+#: What a shared run's folder takes from its twin's: what the evaluation and the report read.
+SHARED_FILES = ("config.yaml", "last.safetensors", "best.safetensors", "metrics.jsonl")
 
 
 class Trainings(TaskGroup):
@@ -67,10 +72,32 @@ class Trainings(TaskGroup):
         return True
 
     def task_run(self, row: Row, seed: int) -> bool:
-        """Train run ``seed`` of ``row`` unless its published result stands."""
+        """Train run ``seed`` of ``row`` unless its published result stands, or take the
+        training of an earlier row's identical run (:meth:`share`)."""
         rid = row.run_id(seed)
         if self.configs.is_cached(row, seed):
             return False
         cfg = self.configs.row_config(row, seed)
+        twin = self.configs.twin(row, seed)
+        if twin is not None and self.jobs.is_finished(cfg, self.out / twin.run_id(seed)):
+            return self.share(twin.run_id(seed), rid, cfg)
         self.jobs.train(rid, cfg, self.out / rid)
+        return True
+
+    def share(self, twin_rid: str, rid: str, cfg: dict) -> bool:
+        """Copy the finished run folder ``twin_rid`` (the same config and seed: the same run)
+        to ``rid``'s, so that each row's result reads a folder of its own, and mark it
+        (``repro_timing.json``: ``shared_with``, no training time of its own). A folder of
+        ``rid`` that holds another run is set aside first, never deleted."""
+        src, dst = self.out / twin_rid, self.out / rid
+        if self.jobs.is_finished(cfg, dst):
+            return False
+        if dst.exists():
+            self.jobs.set_aside(dst, f"not the finished run of {twin_rid}")
+        dst.mkdir(parents=True)
+        for name in SHARED_FILES:
+            if (src / name).is_file():
+                copy_file(src / name, dst / name)
+        write_json(dst / "repro_timing.json", {"train_s": 0.0, "shared_with": twin_rid})
+        self.log(f"{rid}: the same run as {twin_rid} (equal fingerprints); its training is shared")
         return True
