@@ -404,6 +404,8 @@ def test_a_run_identical_to_an_earlier_rows_is_trained_once(
         (run_dir / "config.yaml").write_text(pyyaml.safe_dump(resolved))
         meta = {"iteration": json.dumps(cfg["train"]["iterations"])}
         save_file({"w": torch.full((1,), float(len(trained)))}, run_dir / "last.safetensors", meta)
+        (run_dir / "checkpoints").mkdir(exist_ok=True)
+        (run_dir / "checkpoints" / "latest.json").write_text(json.dumps({"run": name}))
         return True
 
     def split_eval(name: str, job: dict) -> None:
@@ -424,6 +426,8 @@ def test_a_run_identical_to_an_earlier_rows_is_trained_once(
     assert (out / "fcd-s0" / "last.safetensors").read_bytes() == (
         out / "fcd-l10-s0" / "last.safetensors"
     ).read_bytes()
+    latest = json.loads((out / "fcd-s0" / "checkpoints" / "latest.json").read_text())
+    assert latest == {"run": "fcd-l10-s0"}  # its training state too (for the gradient shares)
     timing = json.loads((out / "fcd-s0" / "repro_timing.json").read_text())
     assert timing == {"train_s": 0.0, "shared_with": "fcd-l10-s0"}
     assert rep.configs.twin(proto.row("fcd-l100"), 0) is None

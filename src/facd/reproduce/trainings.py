@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from facd.fileio import copy_file, sha256_file
+from facd.fileio import copy_file, copy_tree, sha256_file
 from facd.reproduce.jobrunner import TaskGroup
 from facd.reproduce.protocol import Row
 from facd.reproduce.records import (
@@ -26,7 +26,8 @@ from facd.reproduce.records import (
     write_json,
 )
 
-#: What a shared run's folder takes from its twin's: what the evaluation and the report read.
+#: What a shared run's folder takes from its twin's: what the evaluation and the report read
+#: (and its ``checkpoints`` folder, the training state the gradient shares are measured from).
 SHARED_FILES = ("config.yaml", "last.safetensors", "best.safetensors", "metrics.jsonl")
 
 
@@ -98,6 +99,8 @@ class Trainings(TaskGroup):
         for name in SHARED_FILES:
             if (src / name).is_file():
                 copy_file(src / name, dst / name)
+        if (src / "checkpoints").is_dir():  # the training state, for the gradient shares
+            copy_tree(src / "checkpoints", dst / "checkpoints")
         write_json(dst / "repro_timing.json", {"train_s": 0.0, "shared_with": twin_rid})
         self.log(f"{rid}: the same run as {twin_rid} (equal fingerprints); its training is shared")
         return True
