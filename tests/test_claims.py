@@ -548,3 +548,41 @@ def test_a_term_small_in_the_loss_is_judged_by_its_gradient_share(
     observations = text[text.index("Observations (also generated") :]
     assert line in observations
     assert "like scratch" not in text
+
+
+def test_a_row_at_another_budget_is_set_against_scratch_at_its_budget(tmp_path: Path) -> None:
+    """A lambda-curve row at B/2 whose contrast is most of its loss is not set against scratch
+    trained for B (that would charge it the missing half of the schedule): the reading compares
+    it with the scratch row at B/2, and says nothing where the protocol has none."""
+    import json
+
+    half = {"method": "fcd", "name": "fcd-l100", "seeds": [0, 1], "weight": 100, "schedule": 0.5}
+    half["label"] = "FCD, lambda 100, B/2"
+    scratch_half = {"method": "scratch", "name": "scratch-b2", "seeds": [0, 1], "schedule": 0.5}
+    scratch_half["label"] = "Student (scratch), B/2"
+    for rows, expected in (
+        ([*ROWS, scratch_half, half], "gain over Student (scratch), B/2 is"),
+        ([*ROWS, half], None),
+    ):
+        name = "with" if expected else "without"
+        path = _protocol_with(tmp_path, {"reference": "scratch", "claims": CLAIMS}, rows, name)
+        doc = yaml.safe_load(path.read_text())
+        doc["shared"]["train"].update(iterations=4, iters_per_epoch=2, lr_milestones=[1])
+        path.write_text(yaml.safe_dump(doc))
+        results = tmp_path / name / "results"
+        psnr = dict(PSNR, **{"fcd-l100": [29.0, 29.1]})
+        if expected:
+            psnr["scratch-b2"] = [29.05, 29.0]
+        write_student_runs(results, psnr)
+        for seed in range(2):
+            run = results / f"fcd-l100-s{seed}.json"
+            doc = json.loads(run.read_text())
+            doc["config"]["loss"]["contrast"] = {"weight": 100 / 255}
+            doc["final_terms"] = {"l1_gt": 0.1, "contrast": 0.9}
+            run.write_text(json.dumps(doc))
+        observations = _report(path).split("Observations (also generated")[1]
+        line = next((x for x in observations.splitlines() if x.startswith("- FCD, lambda")), None)
+        if expected:
+            assert line is not None and expected in line and "+0.025" in line, line
+        else:
+            assert line is None, line  # scratch at B is not the reference of a B/2 row

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from facd.reproduce.claims import CONDITIONS_NOT_MET, ClaimResult, student_arch
 from facd.reproduce.mdcells import ci_cell, md, seeds_text, sets_mean, zero_words
 from facd.reproduce.paper import arch_name
-from facd.reproduce.protocol import run_id
+from facd.reproduce.protocol import Row, run_id
 from facd.reproduce.reportdoc import Report
 from facd.reproduce.reportspec import PLACEHOLDER
 from facd.reproduce.runstats import distill_share, gradient_distill_share, weighted_terms
@@ -237,19 +237,36 @@ def observations(rep: Report) -> list[str]:
         doc = runs[min(runs)]
         extra = [k for k in weighted_terms(doc) if k not in pixel_terms()]
         share = distill_share(doc)
-        gain = d(row.name, rep.ref)
-        if not extra or share is None or gain is None:
+        ref = reference_at_budget(rep, row)
+        gain = d(row.name, ref) if ref is not None else None
+        if not extra or share is None:
             continue
         if abs(share) < SMALL_SHARE:
             out.append(_small_term(rep, row.name, run_id(row.name, min(runs)), abs(share)))
-        elif share > 0.3 and gain.vs_zero() in ("includes 0", ONE_SEED):
+        elif share > 0.3 and gain is not None and gain.vs_zero() in ("includes 0", ONE_SEED):
             why = "one seed: no verdict" if gain.n < 2 else "its 95 % interval includes 0"
+            over = "scratch" if ref == rep.ref else rep.label(str(ref))
             out.append(
                 f"- {rep.label(row.name)}: its distillation term is {100 * share:.0f} % of the "
-                f"loss at the end of training, yet its gain over scratch is "
+                f"loss at the end of training, yet its gain over {over} is "
                 f"{fmt_pm(gain.mean, gain.std, 3, True)} dB ({why})."
             )
     return out
+
+
+def reference_at_budget(rep: Report, row: Row) -> str | None:
+    """The reference row (scratch) at ``row``'s budget: the main reference where the schedules
+    agree, else a row of the reference's method at ``row``'s schedule and its own weight
+    (e.g. "Scratch, B/2" for a B/2 row); None where the protocol has none, so that no row is
+    set against a reference trained for longer or shorter."""
+    main = rep.p.row(rep.ref)
+    if row.schedule == main.schedule:
+        return main.name
+    for other in rep.p.rows:
+        same = other.method == main.method and other.schedule == row.schedule
+        if same and other.weight is None and not other.skip:
+            return other.name
+    return None
 
 
 #: A distillation term below this share of the loss (or of the gradient) is "small".
