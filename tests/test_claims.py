@@ -552,8 +552,9 @@ def test_a_term_small_in_the_loss_is_judged_by_its_gradient_share(
 
 def test_a_row_at_another_budget_is_set_against_scratch_at_its_budget(tmp_path: Path) -> None:
     """A lambda-curve row at B/2 whose contrast is most of its loss is not set against scratch
-    trained for B (that would charge it the missing half of the schedule): the reading compares
-    it with the scratch row at B/2, and says nothing where the protocol has none."""
+    trained for B (that would charge it the missing half of the schedule): the reading and the
+    Table 13 analogue compare it with the scratch row at B/2, and say nothing where the
+    protocol has none."""
     import json
 
     half = {"method": "fcd", "name": "fcd-l100", "seeds": [0, 1], "weight": 100, "schedule": 0.5}
@@ -580,9 +581,14 @@ def test_a_row_at_another_budget_is_set_against_scratch_at_its_budget(tmp_path: 
             doc["config"]["loss"]["contrast"] = {"weight": 100 / 255}
             doc["final_terms"] = {"l1_gt": 0.1, "contrast": 0.9}
             run.write_text(json.dumps(doc))
-        observations = _report(path).split("Observations (also generated")[1]
+        text = _report(path)
+        table13 = text.split("## Student vs teacher")[1].split("\n## ")[0]
+        cell = next(x for x in table13.splitlines() if x.startswith("| FCD, lambda")).split("|")[-2]
+        observations = text.split("Observations (also generated")[1]
         line = next((x for x in observations.splitlines() if x.startswith("- FCD, lambda")), None)
         if expected:
             assert line is not None and expected in line and "+0.025" in line, line
+            assert "+0.03 ± 0.11 (n=2) vs Student (scratch), B/2" in cell, cell  # Table 13
         else:
             assert line is None, line  # scratch at B is not the reference of a B/2 row
+            assert cell.strip() == "", cell

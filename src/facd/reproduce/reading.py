@@ -11,7 +11,7 @@ from collections.abc import Callable
 from facd.reproduce.claims import CONDITIONS_NOT_MET, ClaimResult, student_arch
 from facd.reproduce.mdcells import ci_cell, md, seeds_text, sets_mean, zero_words
 from facd.reproduce.paper import arch_name
-from facd.reproduce.protocol import Row, run_id
+from facd.reproduce.protocol import run_id
 from facd.reproduce.reportdoc import Report
 from facd.reproduce.reportspec import PLACEHOLDER
 from facd.reproduce.runstats import distill_share, gradient_distill_share, weighted_terms
@@ -237,7 +237,7 @@ def observations(rep: Report) -> list[str]:
         doc = runs[min(runs)]
         extra = [k for k in weighted_terms(doc) if k not in pixel_terms()]
         share = distill_share(doc)
-        ref = reference_at_budget(rep, row)
+        ref = rep.ref_at_budget(row)
         gain = d(row.name, ref) if ref is not None else None
         if not extra or share is None:
             continue
@@ -252,21 +252,6 @@ def observations(rep: Report) -> list[str]:
                 f"{fmt_pm(gain.mean, gain.std, 3, True)} dB ({why})."
             )
     return out
-
-
-def reference_at_budget(rep: Report, row: Row) -> str | None:
-    """The reference row (scratch) at ``row``'s budget: the main reference where the schedules
-    agree, else a row of the reference's method at ``row``'s schedule and its own weight
-    (e.g. "Scratch, B/2" for a B/2 row); None where the protocol has none, so that no row is
-    set against a reference trained for longer or shorter."""
-    main = rep.p.row(rep.ref)
-    if row.schedule == main.schedule:
-        return main.name
-    for other in rep.p.rows:
-        same = other.method == main.method and other.schedule == row.schedule
-        if same and other.weight is None and not other.skip:
-            return other.name
-    return None
 
 
 #: A distillation term below this share of the loss (or of the gradient) is "small".

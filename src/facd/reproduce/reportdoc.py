@@ -9,8 +9,13 @@ order.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from facd.reproduce.claims import ClaimJudge
 from facd.reproduce.results import Results
+
+if TYPE_CHECKING:
+    from facd.reproduce.protocol import Row
 
 
 class Report:
@@ -35,6 +40,20 @@ class Report:
     def ref(self) -> str:
         """The row the main table's differences are taken against."""
         return self.p.reference
+
+    def ref_at_budget(self, row: Row) -> str | None:
+        """The reference row at ``row``'s budget: :attr:`ref` where the schedules agree, else
+        a row of the reference's method at ``row``'s schedule and its own weight (e.g.
+        "Scratch, B/2" for a B/2 row); None where the protocol has none, so that no row is set
+        against a reference trained for longer or shorter."""
+        main = self.p.row(self.ref)
+        if row.schedule == main.schedule:
+            return main.name
+        for other in self.p.rows:
+            same = other.method == main.method and other.schedule == row.schedule
+            if same and other.weight is None and not other.skip:
+                return other.name
+        return None
 
     def included(self) -> list[tuple[str, Report]]:
         """The protocols this report includes (``report.include``), each as a Report of its
