@@ -148,6 +148,14 @@ def test_curve_differences_pair_seeds_at_common_iterations(tmp_path: Path) -> No
     assert curve_differences(res, "ts") == []  # a reference without results
 
 
+def test_curve_differences_leave_out_rows_at_another_budget(tmp_path: Path) -> None:
+    """A row trained for half the schedule has its lr milestones at other iterations, so its
+    curve is not set against the reference's at the same iteration."""
+    res = _results(tmp_path)
+    res.proto.row("facd").schedule = 0.5
+    assert curve_differences(res, "scratch") == []
+
+
 def _gid(ax, gid: str) -> list:
     """The lines of ``ax`` drawn with ``gid``."""
     return [line for line in ax.get_lines() if line.get_gid() == gid]

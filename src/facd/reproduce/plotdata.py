@@ -126,14 +126,16 @@ def _curve(doc: dict) -> dict[float, float]:
 
 def curve_differences(res: Results, reference: str) -> list[CurveBand]:
     """One band per row (other than ``reference``, in protocol order) whose curves share an
-    iteration with the reference's curve of the same seed; the others are left out."""
+    iteration with the reference's curve of the same seed; the others are left out, and so
+    are rows trained for another fraction of the schedule (a B/2 row's lr falls at other
+    iterations: its curves are in the budget and lambda figures)."""
     ref_row = next((r for r in res.proto.rows if r.name == reference), None)
     if ref_row is None:
         return []
     ref = {seed: _curve(doc) for seed, doc in res.row_runs(ref_row).items()}
     out = []
     for row in res.proto.rows:
-        if row.name == reference or row.skip:
+        if row.name == reference or row.skip or row.schedule != ref_row.schedule:
             continue
         per_it: dict[float, list[float]] = {}
         seeds = set()
