@@ -8,6 +8,8 @@ from pathlib import Path
 
 import yaml
 
+from facd.reproduce.protocol import load_protocol
+
 from .helpers import write_student_runs
 from .test_claims import ALPHA0_HOLDS, CLAIMS, PSNR, _protocol_with, _report
 
@@ -115,3 +117,10 @@ def test_no_pilot_no_section_and_an_including_report_shows_it_one_level_down(
     assert "\n### Pilot: the learning rate and the budget B\n" in part
     assert "\n#### Learning rate (6 iterations)\n" in part
     assert "\n#### Budget B against the study's teacher\n" in part
+
+    # the study's lambda figure, as its own report drew it, linked from the including report
+    figures = Path(load_protocol(path).figures_dir)
+    figures.mkdir(parents=True, exist_ok=True)
+    (figures / "lambda.png").write_bytes(b"png")
+    part = _report(main).split(f"## From the `{path}` protocol")[1]
+    assert "\n### The lambda and budget curves\n" in part and "lambda.png)" in part

@@ -112,10 +112,12 @@ def write_report(
 def included_tables(rep: Report, report_path: Path) -> None:
     """For each protocol the report includes, from that protocol's own results, headings one
     level down, with a link to its own report: its main table (and its verdicts), its claims
-    table, its Table 13 analogue, its regime table, its pilot and its weight sweeps. A protocol
+    table, its Table 13 analogue, its regime table, its pilot, its weight sweeps and its lambda
+    and budget figures (as drawn by its own report). A protocol
     without results says "not run yet" in its heading's line and shows nothing more; a partial
     one says so."""
     from facd.reproduce.figures import relative_link
+    from facd.reproduce.studyfigures import study_figure_lines
 
     for path, sub in rep.included():
         other = sub.p
@@ -137,4 +139,9 @@ def included_tables(rep: Report, report_path: Path) -> None:
         regime_table(sub)
         pilot_tables(sub)
         sweep_tables(sub)
+        curves = study_figure_lines(
+            sub.r, Path(other.figures_dir), report_path, other.budget, draw=False
+        )
+        if curves:
+            sub.add("## The lambda and budget curves", "", *curves)
         rep.add(*[("#" + line) if line.startswith("#") else line for line in sub.lines])
