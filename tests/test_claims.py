@@ -562,7 +562,10 @@ def test_a_row_at_another_budget_is_set_against_scratch_at_its_budget(tmp_path: 
     scratch_half = {"method": "scratch", "name": "scratch-b2", "seeds": [0, 1], "schedule": 0.5}
     scratch_half["label"] = "Student (scratch), B/2"
     for rows, expected in (
-        ([*ROWS, scratch_half, half], "gain over Student (scratch), B/2 is"),
+        (
+            [*ROWS, scratch_half, half],
+            "gain over scratch at its budget (Student (scratch), B/2) is",
+        ),
         ([*ROWS, half], None),
     ):
         name = "with" if expected else "without"

@@ -119,8 +119,10 @@ def interrupt(work: Path, run: Path, rng: random.Random, sig: int) -> Training:
     """Resume the run, let it pass a random iteration past its next save, send ``sig``."""
     metrics = run / "metrics.jsonl"
     old_inode = metrics.stat().st_ino if metrics.exists() else None
-    # logging iteration s+4 happens after state s+3 is saved: every round makes progress
-    target = newest_iteration(run) + rng.randint(4, 6)
+    # logging iteration s+4 happens after state s+3 is saved: every round makes progress. The
+    # target stays 3 iterations short of the end (about 0.1 s of training, more than the wait
+    # below), so that the signal never finds the run finished and its process gone.
+    target = min(newest_iteration(run) + rng.randint(4, 6), ITERATIONS - 3)
     proc = start(work, run.name, "--resume")
     deadline = time.monotonic() + 180
     while logged_iteration(metrics, old_inode) < target:

@@ -245,10 +245,10 @@ def observations(rep: Report) -> list[str]:
             out.append(_small_term(rep, row.name, run_id(row.name, min(runs)), abs(share)))
         elif share > 0.3 and gain is not None and gain.vs_zero() in ("includes 0", ONE_SEED):
             why = "one seed: no verdict" if gain.n < 2 else "its 95 % interval includes 0"
-            over = "scratch" if ref == rep.ref else rep.label(str(ref))
+            budget = "" if ref == rep.ref else f" at its budget ({rep.label(str(ref))})"
             out.append(
                 f"- {rep.label(row.name)}: its distillation term is {100 * share:.0f} % of the "
-                f"loss at the end of training, yet its gain over {over} is "
+                f"loss at the end of training, yet its gain over scratch{budget} is "
                 f"{fmt_pm(gain.mean, gain.std, 3, True)} dB ({why})."
             )
     return out
