@@ -82,7 +82,7 @@ class JobRunner:
         resolved = load_config(None, [], base=cfg).to_dict()
         total = resolved["train"]["iterations"]
         saved = read_yaml(run_dir / "config.yaml")
-        if self.is_finished(cfg, run_dir):
+        if _finished(run_dir, resolved, saved):
             return False
         changed = unresumable_differences(saved, resolved) if saved is not None else []
         if changed:
@@ -101,9 +101,7 @@ class JobRunner:
         from facd.train.config import load_config
 
         resolved = load_config(None, [], base=cfg).to_dict()
-        saved = read_yaml(run_dir / "config.yaml")
-        total = resolved["train"]["iterations"]
-        return finished_iteration(run_dir) == total and not config_differences(saved, resolved)
+        return _finished(run_dir, resolved, read_yaml(run_dir / "config.yaml"))
 
     def set_aside(self, run_dir: Path, why: str) -> None:
         """A run folder whose run cannot be resumed with today's config (the protocol, a
@@ -150,6 +148,13 @@ class JobRunner:
         }
         self.run_job(f"split-{name}", job)
         return json.loads(out.read_text())
+
+
+def _finished(run_dir: Path, resolved: dict, saved: dict | None) -> bool:
+    """Whether ``run_dir`` (its config ``saved``) holds the run of the resolved config
+    ``resolved`` trained to its last iteration."""
+    total = resolved["train"]["iterations"]
+    return finished_iteration(run_dir) == total and not config_differences(saved, resolved)
 
 
 def _die_with_parent() -> Callable[[], None] | None:

@@ -612,6 +612,12 @@ class Protocol:
 
     # ------------------------------------------------------------------ derived
 
+    def possible_twins(self, row: Row, seed: int) -> list[Row]:
+        """The rows declared before ``row`` whose run at ``seed`` may be ``row``'s very run
+        (:meth:`Row.may_share_runs`; the fingerprints decide)."""
+        earlier = self.rows[: self.rows.index(row)]
+        return [o for o in earlier if not o.skip and seed in o.seeds and o.may_share_runs(row)]
+
     def row(self, name: str) -> Row:
         for r in self.rows:
             if r.name == name:

@@ -100,9 +100,7 @@ class RunConfigs:
         ``row``'s (equal fingerprints), or None. A curve's point can coincide with a row at a
         swept weight, e.g. FACD at lambda 0.4 and B/2 with FACD at B/2 where the sweep chose
         0.4: the two share one training. Rows whose sweep has not chosen yet are passed over."""
-        earlier = self.p.rows[: self.p.rows.index(row)]
-        candidates = [o for o in earlier if not o.skip and seed in o.seeds]
-        candidates = [o for o in candidates if o.may_share_runs(row)]
+        candidates = self.p.possible_twins(row, seed)
         if not candidates:
             return None
         mine = self.row_fingerprint(row, seed)

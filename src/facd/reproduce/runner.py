@@ -177,13 +177,10 @@ class Reproduction:
 
     def twin_deps(self, row: Row, seed: int, runs: list[tuple[Row, int]]) -> list[str]:
         """The selected runs declared before ``row`` at ``seed`` that may be its very run
-        (:meth:`Row.may_share_runs`): it waits for them, so that it can share their training."""
-        earlier = self.p.rows[: self.p.rows.index(row)]
-        return [
-            f"train:{o.run_id(seed)}"
-            for o in earlier
-            if (o, seed) in runs and o.may_share_runs(row)
-        ]
+        (:meth:`Protocol.possible_twins`): it waits for them, so that it can share their
+        training."""
+        twins = self.p.possible_twins(row, seed)
+        return [f"train:{o.run_id(seed)}" for o in twins if (o, seed) in runs]
 
     def build_tasks(self) -> list[Task]:
         train, evals = self.trainings, self.evaluations

@@ -279,9 +279,8 @@ def teacher_table(rep: Report) -> None:
             cells.append(fmt_pm(st[0], st[1]) if st else "–")
         ref = rep.ref_at_budget(r)  # a B/2 row against scratch at B/2, not at B
         d = None if ref in (None, r.name) else rep.r.diff(r.name, ref, None, "teacher_psnr")
-        dcell = f"{diff_cell(d)}: {verdict_short(d)}" if d else ""
-        if d and ref != rep.ref:
-            dcell = f"{diff_cell(d)} vs {md(rep.label(str(ref)))}: {verdict_short(d)}"
+        vs = f" vs {md(rep.label(str(ref)))}" if ref != rep.ref else ""
+        dcell = f"{diff_cell(d)}{vs}: {verdict_short(d)}" if d else ""
         seeds = len(rep.r.row_runs(r))
         rep.add(f"| {rep.label(r.name)} | {seeds} | " + " | ".join(cells) + f" | {dcell} |")
     rep.add("")
